@@ -1,0 +1,23 @@
+//! javm-engine: the JAM PVM execution engine (PVMSPEC-1).
+//!
+//! Layers, bottom up: [`isa`] (the instruction table), [`blob`] (program blobs), [`decode`]
+//! (skip and operands), [`program`] (blocks, jump targets, gas costs), [`memory`], [`gas`],
+//! [`semantics`] (instruction value semantics), and the backends behind [`backend::Backend`]:
+//! [`interp::Interpreter`].
+
+pub mod backend;
+pub mod blob;
+pub mod decode;
+pub mod gas;
+pub mod interp;
+pub mod isa;
+pub mod memory;
+pub mod program;
+pub mod semantics;
+
+pub use backend::{Backend, Exit, NUM_REGS};
+pub use blob::{Blob, BlobError};
+pub use gas::GasModel;
+pub use interp::Interpreter;
+pub use isa::{Format, Op, Profile};
+pub use program::{Config, Program};

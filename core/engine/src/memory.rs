@@ -1,0 +1,356 @@
+//! Guest memory (PVMSPEC-1 §7): a 32-bit address space of 4 KiB pages, each inaccessible,
+//! read-only or read-write, with the fault rules of the spec.
+
+use std::fmt;
+
+pub const PAGE_SIZE: u32 = 4096;
+pub const PAGE_SHIFT: u32 = 12;
+/// Failing accesses whose first bad byte is below this address panic instead of faulting.
+pub const LOW_MEMORY_LIMIT: u32 = 1 << 16;
+const PAGE_COUNT: usize = 1 << 20;
+const WRITABLE: u32 = 1 << 31;
+
+/// Why a guest access failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// The first bad byte is below 64 KiB.
+    Panic,
+    /// Page fault at this page-aligned address.
+    PageFault(u32),
+}
+
+/// Why a host (harness or kernel) memory operation failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MemoryError {
+    /// The range runs past 2^32.
+    OutOfRange { address: u64, length: u64 },
+    /// A byte of the range is not mapped.
+    Unmapped { address: u32 },
+    /// A byte of the range is not writable (guest-permission writes only).
+    ReadOnly { address: u32 },
+}
+
+impl fmt::Display for MemoryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MemoryError::OutOfRange { address, length } => {
+                write!(f, "range {address:#x}+{length:#x} runs past the 32-bit address space")
+            }
+            MemoryError::Unmapped { address } => write!(f, "address {address:#x} is not mapped"),
+            MemoryError::ReadOnly { address } => write!(f, "address {address:#x} is read-only"),
+        }
+    }
+}
+
+impl std::error::Error for MemoryError {}
+
+/// Page access mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    Write,
+}
+
+/// Checks a host range and returns `(start, end)` as u64.
+pub fn host_range(address: u32, length: u64) -> Result<(u64, u64), MemoryError> {
+    let end = address as u64 + length;
+    if end > 1 << 32 {
+        return Err(MemoryError::OutOfRange { address: address as u64, length });
+    }
+    Ok((address as u64, end))
+}
+
+/// A sparse paged memory. Pages are allocated on first mapping and kept for reuse after
+/// [`PageMemory::reset`], so one instance can run many programs cheaply.
+pub struct PageMemory {
+    /// Per page: 0 when unmapped, else `(slot + 1) | WRITABLE?`.
+    table: Vec<u32>,
+    slots: Vec<Box<[u8; PAGE_SIZE as usize]>>,
+    /// Mapped page numbers, in the order they were first mapped.
+    mapped: Vec<u32>,
+}
+
+impl Default for PageMemory {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for PageMemory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PageMemory").field("mapped_pages", &self.mapped.len()).finish()
+    }
+}
+
+impl PageMemory {
+    pub fn new() -> Self {
+        PageMemory { table: vec![0; PAGE_COUNT], slots: Vec::new(), mapped: Vec::new() }
+    }
+
+    /// Unmaps everything, keeping allocated pages for reuse.
+    pub fn reset(&mut self) {
+        for &page in &self.mapped {
+            self.table[page as usize] = 0;
+        }
+        self.mapped.clear();
+    }
+
+    /// Maps the pages covering `[address, address + length)` with the given permission and
+    /// zeroes them. Already-mapped pages get the new permission and are zeroed too.
+    pub fn map(&mut self, address: u32, length: u64, writable: bool) -> Result<(), MemoryError> {
+        let (start, end) = host_range(address, length)?;
+        if length == 0 {
+            return Ok(());
+        }
+        let first = (start >> PAGE_SHIFT) as u32;
+        let last = ((end - 1) >> PAGE_SHIFT) as u32;
+        for page in first..=last {
+            let entry = self.table[page as usize];
+            let slot = if entry == 0 {
+                let slot = self.mapped.len();
+                if slot == self.slots.len() {
+                    self.slots.push(Box::new([0; PAGE_SIZE as usize]));
+                } else {
+                    self.slots[slot].fill(0);
+                }
+                self.mapped.push(page);
+                slot as u32
+            } else {
+                let slot = (entry & !WRITABLE) - 1;
+                self.slots[slot as usize].fill(0);
+                slot
+            };
+            self.table[page as usize] = (slot + 1) | if writable { WRITABLE } else { 0 };
+        }
+        Ok(())
+    }
+
+    /// Whether the page holding `address` is mapped, and writable.
+    #[inline]
+    pub fn page_access(&self, address: u32) -> Option<bool> {
+        let entry = self.table[(address >> PAGE_SHIFT) as usize];
+        (entry != 0).then_some(entry & WRITABLE != 0)
+    }
+
+    #[inline]
+    fn allows(&self, address: u32, access: Access) -> bool {
+        let entry = self.table[(address >> PAGE_SHIFT) as usize];
+        match access {
+            Access::Read => entry != 0,
+            Access::Write => entry & WRITABLE != 0,
+        }
+    }
+
+    /// Checks a guest access of `len` bytes at `address` (wrapping past 2^32) and returns the
+    /// fault the spec prescribes for the first byte lacking permission.
+    #[inline]
+    pub fn check(&self, address: u32, len: u32, access: Access) -> Result<(), Fault> {
+        if self.allows(address, access) {
+            let last = address.wrapping_add(len - 1);
+            if last >> PAGE_SHIFT == address >> PAGE_SHIFT || self.allows(last, access) {
+                return Ok(());
+            }
+            // The second page is the first bad one: the first bad byte is its first byte.
+            return Err(fault_at(last & !(PAGE_SIZE - 1)));
+        }
+        Err(fault_at(address))
+    }
+
+    #[inline]
+    fn slot(&self, address: u32) -> &[u8; PAGE_SIZE as usize] {
+        let entry = self.table[(address >> PAGE_SHIFT) as usize];
+        &self.slots[((entry & !WRITABLE) - 1) as usize]
+    }
+
+    #[inline]
+    fn slot_mut(&mut self, address: u32) -> &mut [u8; PAGE_SIZE as usize] {
+        let entry = self.table[(address >> PAGE_SHIFT) as usize];
+        &mut self.slots[((entry & !WRITABLE) - 1) as usize]
+    }
+
+    /// Guest load of `N` bytes (little-endian value assembled by the caller).
+    #[inline]
+    pub fn load<const N: usize>(&self, address: u32) -> Result<[u8; N], Fault> {
+        self.check(address, N as u32, Access::Read)?;
+        let offset = (address & (PAGE_SIZE - 1)) as usize;
+        let mut out = [0u8; N];
+        if offset + N <= PAGE_SIZE as usize {
+            out.copy_from_slice(&self.slot(address)[offset..offset + N]);
+        } else {
+            for (i, byte) in out.iter_mut().enumerate() {
+                let a = address.wrapping_add(i as u32);
+                *byte = self.slot(a)[(a & (PAGE_SIZE - 1)) as usize];
+            }
+        }
+        Ok(out)
+    }
+
+    /// Guest store: checked as a whole before any byte is written.
+    #[inline]
+    pub fn store<const N: usize>(&mut self, address: u32, bytes: [u8; N]) -> Result<(), Fault> {
+        self.check(address, N as u32, Access::Write)?;
+        let offset = (address & (PAGE_SIZE - 1)) as usize;
+        if offset + N <= PAGE_SIZE as usize {
+            self.slot_mut(address)[offset..offset + N].copy_from_slice(&bytes);
+        } else {
+            for (i, byte) in bytes.iter().enumerate() {
+                let a = address.wrapping_add(i as u32);
+                self.slot_mut(a)[(a & (PAGE_SIZE - 1)) as usize] = *byte;
+            }
+        }
+        Ok(())
+    }
+
+    fn check_host(&self, address: u32, length: u64, access: Access) -> Result<(), MemoryError> {
+        let (start, end) = host_range(address, length)?;
+        let mut page_start = start & !(PAGE_SIZE as u64 - 1);
+        while page_start < end {
+            let a = page_start.max(start) as u32;
+            if !self.allows(a, Access::Read) {
+                return Err(MemoryError::Unmapped { address: a });
+            }
+            if access == Access::Write && !self.allows(a, Access::Write) {
+                return Err(MemoryError::ReadOnly { address: a });
+            }
+            page_start += PAGE_SIZE as u64;
+        }
+        Ok(())
+    }
+
+    /// Host write that ignores write protection (the harness may write read-only pages).
+    /// All-or-nothing: fails without writing if any byte is unmapped.
+    pub fn write_bypass(&mut self, address: u32, bytes: &[u8]) -> Result<(), MemoryError> {
+        self.check_host(address, bytes.len() as u64, Access::Read)?;
+        self.copy_in(address, bytes);
+        Ok(())
+    }
+
+    /// Host write that respects guest permissions (the kernel's view). All-or-nothing.
+    pub fn write(&mut self, address: u32, bytes: &[u8]) -> Result<(), MemoryError> {
+        self.check_host(address, bytes.len() as u64, Access::Write)?;
+        self.copy_in(address, bytes);
+        Ok(())
+    }
+
+    fn copy_in(&mut self, address: u32, bytes: &[u8]) {
+        let mut done = 0usize;
+        while done < bytes.len() {
+            let a = address + done as u32;
+            let offset = (a & (PAGE_SIZE - 1)) as usize;
+            let n = (PAGE_SIZE as usize - offset).min(bytes.len() - done);
+            self.slot_mut(a)[offset..offset + n].copy_from_slice(&bytes[done..done + n]);
+            done += n;
+        }
+    }
+
+    /// Host read; fails without allocating if any byte is unmapped.
+    pub fn read(&self, address: u32, length: u64) -> Result<Vec<u8>, MemoryError> {
+        self.check_host(address, length, Access::Read)?;
+        let mut out = Vec::with_capacity(length as usize);
+        let mut a = address as u64;
+        let end = address as u64 + length;
+        while a < end {
+            let offset = (a & (PAGE_SIZE as u64 - 1)) as usize;
+            let n = ((PAGE_SIZE as usize - offset) as u64).min(end - a) as usize;
+            out.extend_from_slice(&self.slot(a as u32)[offset..offset + n]);
+            a += n as u64;
+        }
+        Ok(out)
+    }
+
+    /// Every mapped page as `(address, writable, contents)`, in address order.
+    pub fn pages(&self) -> Vec<(u32, bool, &[u8; PAGE_SIZE as usize])> {
+        let mut pages: Vec<u32> = self.mapped.clone();
+        pages.sort_unstable();
+        pages
+            .into_iter()
+            .map(|page| {
+                let address = page << PAGE_SHIFT;
+                (address, self.table[page as usize] & WRITABLE != 0, self.slot(address))
+            })
+            .collect()
+    }
+}
+
+/// The fault for a failing access whose first bad byte is `address`.
+#[inline]
+pub fn fault_at(address: u32) -> Fault {
+    if address < LOW_MEMORY_LIMIT {
+        Fault::Panic
+    } else {
+        Fault::PageFault(address & !(PAGE_SIZE - 1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unmapped_low_memory_panics_and_high_memory_faults() {
+        let m = PageMemory::new();
+        assert_eq!(m.load::<1>(0), Err(Fault::Panic));
+        assert_eq!(m.load::<1>(0xFFFF), Err(Fault::Panic));
+        assert_eq!(m.load::<1>(0x10000), Err(Fault::PageFault(0x10000)));
+        assert_eq!(m.load::<4>(0x21001), Err(Fault::PageFault(0x21000)));
+    }
+
+    #[test]
+    fn straddling_store_faults_on_the_second_page_and_writes_nothing() {
+        let mut m = PageMemory::new();
+        m.map(0x20000, 4096, true).unwrap();
+        assert_eq!(m.store(0x20FF9, [0xAA; 8]), Err(Fault::PageFault(0x21000)));
+        assert!(m.read(0x20FF8, 16).is_err());
+        assert_eq!(m.read(0x20FF8, 8).unwrap(), vec![0; 8]);
+    }
+
+    #[test]
+    fn read_only_pages_refuse_stores_but_allow_loads() {
+        let mut m = PageMemory::new();
+        m.map(0x30000, 4096, false).unwrap();
+        m.write_bypass(0x30000, &[7]).unwrap();
+        assert_eq!(m.load::<1>(0x30000), Ok([7]));
+        assert_eq!(m.store(0x30000, [1]), Err(Fault::PageFault(0x30000)));
+        assert_eq!(m.write(0x30000, &[1]), Err(MemoryError::ReadOnly { address: 0x30000 }));
+        assert_eq!(m.load::<1>(0x30000), Ok([7]));
+    }
+
+    #[test]
+    fn accesses_wrap_around_the_address_space() {
+        let mut m = PageMemory::new();
+        m.map(0xFFFF_F000, 4096, true).unwrap();
+        // The first bad byte is 2^32 ≡ 0: below 64 KiB, so a panic.
+        assert_eq!(m.store(0xFFFF_FFFF, [1; 8]), Err(Fault::Panic));
+        m.map(0, 4096, true).unwrap();
+        assert_eq!(m.store(0xFFFF_FFFF, [1, 2, 3, 4, 5, 6, 7, 8]), Ok(()));
+        assert_eq!(m.load::<8>(0xFFFF_FFFF), Ok([1, 2, 3, 4, 5, 6, 7, 8]));
+        assert_eq!(m.read(0, 2).unwrap(), vec![2, 3]);
+        // Without the top page: the first bad byte is 0xFFFFFFFF.
+        let m = PageMemory::new();
+        assert_eq!(m.load::<8>(0xFFFF_FFFF), Err(Fault::PageFault(0xFFFF_F000)));
+    }
+
+    #[test]
+    fn host_accesses_never_wrap_and_check_before_allocating() {
+        let m = PageMemory::new();
+        assert!(matches!(m.read(0xFFFF_FFFF, 2), Err(MemoryError::OutOfRange { .. })));
+        assert!(matches!(m.read(0x10000, 0xF000_0000), Err(MemoryError::Unmapped { .. })));
+        assert_eq!(m.read(0x10000, 0), Ok(vec![]));
+    }
+
+    #[test]
+    fn remapping_zeroes_and_reset_unmaps() {
+        let mut m = PageMemory::new();
+        m.map(0x20000, 8192, true).unwrap();
+        m.store(0x20010, [5]).unwrap();
+        m.map(0x20000, 1, false).unwrap();
+        assert_eq!(m.load::<1>(0x20010), Ok([0]));
+        assert_eq!(m.page_access(0x20000), Some(false));
+        assert_eq!(m.page_access(0x21000), Some(true));
+        m.reset();
+        assert_eq!(m.page_access(0x20000), None);
+        m.map(0x50000, 4096, true).unwrap();
+        assert_eq!(m.load::<8>(0x50000), Ok([0; 8]));
+        assert_eq!(m.pages().len(), 1);
+    }
+}

@@ -1,0 +1,292 @@
+//! A program prepared for execution: decoded instructions, basic blocks, valid jump targets
+//! (ϖ), the resolved jump table and per-block gas costs. Both backends run from this.
+
+use crate::blob::{Blob, BlobError};
+use crate::decode::{Code, Decoded};
+use crate::gas::GasModel;
+use crate::isa::{Op, Profile};
+
+/// Marks "no instruction" in index fields.
+pub const NONE: u32 = u32::MAX;
+
+/// An instruction prepared for execution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Inst {
+    /// The instruction (`Trap` for anything that decodes as a trap).
+    pub op: Op,
+    pub ra: u8,
+    pub rb: u8,
+    pub rd: u8,
+    /// Ends a basic block in the active profile (after it, the next block is charged).
+    pub terminator: bool,
+    /// This instruction's pc.
+    pub pc: u32,
+    /// `pc + 1 + skip`.
+    pub next_pc: u32,
+    /// Index of the instruction at `next_pc`.
+    pub next: u32,
+    /// Static jump target pc (formats with an offset).
+    pub target_pc: u32,
+    /// Index of the static target when it is a valid jump target (`NONE` otherwise). Under
+    /// the strict branch rule a conditional branch whose fall-through is invalid also has
+    /// `NONE` here, so it always panics.
+    pub target: u32,
+    pub x: u64,
+    pub y: u64,
+    /// Gas charged when a block is entered at this instruction.
+    pub cost: u64,
+    /// Whether this pc is a valid jump target (in ϖ).
+    pub jump_target: bool,
+}
+
+/// Options that shape how a blob is prepared.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    pub profile: Profile,
+    pub gas: GasModel,
+}
+
+impl Config {
+    pub fn new(profile: Profile, gas: GasModel) -> Self {
+        Config { profile, gas }
+    }
+}
+
+/// A decoded, resolved program.
+#[derive(Debug)]
+pub struct Program {
+    pub blob: Blob,
+    pub config: Config,
+    /// Instructions in pc order: every instruction start plus a `Trap` at every fall-through
+    /// pc that is not an instruction start (inside a long gap, or the end of code).
+    pub insts: Vec<Inst>,
+    /// `pc → index` for pcs `0..=code.len()`; `NONE` where no instruction is recorded.
+    index: Vec<u32>,
+    /// Jump-table entries resolved to instruction indices (`NONE` when not a valid target).
+    jump_targets: Vec<u32>,
+    /// Resolution of every entry when the table is stored with entry size 0 (all zeros).
+    zero_entry_target: u32,
+    /// Gas charged for a start at a pc without an instruction (a trap there).
+    stray_cost_unit: u64,
+}
+
+impl Program {
+    /// Parses and prepares a blob.
+    pub fn from_bytes(bytes: &[u8], config: Config) -> Result<Program, BlobError> {
+        Ok(Program::new(Blob::parse(bytes)?, config))
+    }
+
+    /// Prepares a parsed blob. Never fails: anything undecodable is a trap.
+    pub fn new(blob: Blob, config: Config) -> Program {
+        let profile = config.profile;
+        let n = blob.code.len();
+        let code = Code::new(&blob.code, &blob.starts);
+
+        // Decode every instruction start; note the pcs that follow terminators.
+        let mut decoded: Vec<(u32, Decoded)> = Vec::new();
+        let mut after_terminator = vec![false; n + 1];
+        let mut fall_pcs = Vec::new();
+        for pc in (0..n).filter(|&i| blob.starts[i]) {
+            let d = code.decode(pc as u32, profile);
+            let raw_op = profile.op(blob.code[pc]);
+            let next = d.next_pc(pc as u32);
+            if raw_op.is_some_and(|op| profile.is_terminator(op)) {
+                after_terminator[next as usize] = true;
+            }
+            if !code.is_start(next as usize) || next as usize == n {
+                fall_pcs.push(next);
+            }
+            decoded.push((pc as u32, d));
+        }
+        // Trap entries at fall-through pcs that are not instruction starts.
+        let trap = |pc: u32| Decoded {
+            op: Op::Trap,
+            defined: false,
+            ra: 0,
+            rb: 0,
+            rd: 0,
+            x: 0,
+            y: 0,
+            target: 0,
+            skip: code.skip(pc as usize),
+        };
+        fall_pcs.sort_unstable();
+        fall_pcs.dedup();
+        decoded.extend(fall_pcs.into_iter().map(|pc| (pc, trap(pc))));
+        decoded.sort_unstable_by_key(|e| e.0);
+
+        let mut index = vec![NONE; n + 1];
+        for (i, (pc, _)) in decoded.iter().enumerate() {
+            index[*pc as usize] = i as u32;
+        }
+        let is_valid_target = |pc: u32| {
+            let p = pc as usize;
+            p < n && code.defined_op(p, profile).is_some() && (p == 0 || after_terminator[p])
+        };
+        let resolve = |pc: u32| if is_valid_target(pc) { index[pc as usize] } else { NONE };
+
+        let strict = profile.strict_branch_targets();
+        let mut insts: Vec<Inst> = decoded
+            .iter()
+            .map(|&(pc, d)| {
+                let next_pc = d.next_pc(pc);
+                let next = index.get(next_pc as usize).copied().unwrap_or(NONE);
+                let mut target = if d.op.format().has_offset() { resolve(d.target) } else { NONE };
+                if strict && d.op.is_conditional_branch() && !is_valid_target(next_pc) {
+                    target = NONE;
+                }
+                Inst {
+                    op: d.op,
+                    ra: d.ra,
+                    rb: d.rb,
+                    rd: d.rd,
+                    terminator: d.op == Op::Trap || profile.is_terminator(d.op),
+                    pc,
+                    next_pc,
+                    next,
+                    target_pc: d.target,
+                    target,
+                    x: d.x,
+                    y: d.y,
+                    cost: 0,
+                    jump_target: is_valid_target(pc),
+                }
+            })
+            .collect();
+
+        // Gas charged on block entry at each instruction.
+        match &config.gas {
+            GasModel::BlockUnit => {
+                for i in (0..insts.len()).rev() {
+                    let inst = insts[i];
+                    insts[i].cost = if inst.terminator || inst.next == NONE {
+                        1
+                    } else {
+                        1 + insts[inst.next as usize].cost
+                    };
+                }
+            }
+            GasModel::BlockTable(table) => {
+                for inst in &mut insts {
+                    inst.cost = GasModel::table_cost(table, inst.pc);
+                }
+            }
+            GasModel::Instruction => {
+                for inst in &mut insts {
+                    inst.cost = 1;
+                }
+            }
+        }
+
+        let jump_targets = blob.jump_table.iter().map(|&t| resolve(t)).collect();
+        let zero_entry_target = resolve(0);
+        Program { blob, config, insts, index, jump_targets, zero_entry_target, stray_cost_unit: 1 }
+    }
+
+    pub fn profile(&self) -> Profile {
+        self.config.profile
+    }
+
+    pub fn code_len(&self) -> u32 {
+        self.blob.code.len() as u32
+    }
+
+    /// Index of the instruction recorded at `pc`, if any.
+    #[inline]
+    pub fn index_of(&self, pc: u32) -> Option<u32> {
+        self.index.get(pc as usize).copied().filter(|&i| i != NONE)
+    }
+
+    /// Whether `pc` is a valid jump target (in ϖ).
+    pub fn is_jump_target(&self, pc: u32) -> bool {
+        self.index_of(pc).is_some_and(|i| self.insts[i as usize].jump_target)
+    }
+
+    /// Resolves a dynamic jump to address `a` (already reduced mod 2^32) (PVMSPEC-1 §6).
+    #[inline]
+    pub fn dynamic_target(&self, a: u32) -> DynamicJump {
+        if a == HALT_ADDRESS {
+            return DynamicJump::Halt;
+        }
+        if a == 0 || a % 2 == 1 || (a / 2) as u64 > self.blob.jump_table_len as u64 {
+            return DynamicJump::Invalid;
+        }
+        let entry = (a / 2 - 1) as usize;
+        let target = if self.blob.entry_size == 0 { self.zero_entry_target } else { self.jump_targets[entry] };
+        if target == NONE {
+            DynamicJump::Invalid
+        } else {
+            DynamicJump::To(target)
+        }
+    }
+
+    /// Gas charged when execution starts at a pc with no instruction (a trap there).
+    pub fn stray_cost(&self, pc: u32) -> u64 {
+        match &self.config.gas {
+            GasModel::BlockTable(table) => GasModel::table_cost(table, pc),
+            _ => self.stray_cost_unit,
+        }
+    }
+}
+
+/// The dynamic-jump address that halts the machine.
+pub const HALT_ADDRESS: u32 = 0xFFFF_0000;
+
+/// Where a dynamic jump goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DynamicJump {
+    Halt,
+    Invalid,
+    /// Index of the target instruction.
+    To(u32),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn program(code: &[u8], starts: &[usize], table: Vec<u32>, profile: Profile) -> Program {
+        let starts = (0..code.len()).map(|i| starts.contains(&i)).collect();
+        Program::new(Blob::new(table, code.to_vec(), starts), Config::new(profile, GasModel::BlockUnit))
+    }
+
+    #[test]
+    fn worked_example_blocks_and_targets() {
+        // load_imm r7,2; add_imm_64 r7,r7,-100; jump_ind r7,100; trap; load_imm_64 r8,..
+        let code = [0x33, 0x07, 0x02, 0x95, 0x77, 0x9c, 0x32, 0x07, 0x64, 0x00, 0x14, 0x08, 0xef, 0xbe, 0xad, 0xde, 0, 0, 0, 0];
+        let p = program(&code, &[0, 3, 6, 9, 10], vec![10], Profile::A);
+        assert!(p.is_jump_target(0));
+        assert!(!p.is_jump_target(3)); // follows load_imm
+        assert!(p.is_jump_target(9)); // follows jump_ind
+        assert!(p.is_jump_target(10)); // follows trap
+        assert!(!p.is_jump_target(20)); // end of code
+        assert_eq!(p.dynamic_target(2), DynamicJump::To(p.index_of(10).unwrap()));
+        assert_eq!(p.dynamic_target(4), DynamicJump::Invalid);
+        assert_eq!(p.dynamic_target(3), DynamicJump::Invalid);
+        assert_eq!(p.dynamic_target(0), DynamicJump::Invalid);
+        assert_eq!(p.dynamic_target(HALT_ADDRESS), DynamicJump::Halt);
+        // The implicit trap at the end of code is recorded.
+        let end = p.index_of(20).unwrap();
+        assert_eq!(p.insts[end as usize].op, Op::Trap);
+        // Block costs: the first block has 3 instructions, the one at 10 has 2 (with the
+        // implicit trap).
+        assert_eq!(p.insts[0].cost, 3);
+        assert_eq!(p.insts[p.index_of(10).unwrap() as usize].cost, 2);
+        // Every resolved static target agrees with is_jump_target.
+        for inst in &p.insts {
+            if inst.target != NONE {
+                assert!(p.is_jump_target(inst.target_pc));
+            }
+        }
+    }
+
+    #[test]
+    fn strict_rule_rejects_branches_without_a_valid_fall_through() {
+        // branch_eq_imm r0, 0, -> 0 as the last instruction: the fall-through is the end.
+        let code = [81, 0x00, 0x00];
+        let a = program(&code, &[0], vec![], Profile::A);
+        let b = program(&code, &[0], vec![], Profile::B);
+        assert_eq!(a.insts[0].target, 0);
+        assert_eq!(b.insts[0].target, NONE);
+    }
+}
