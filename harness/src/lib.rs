@@ -1,1 +1,9 @@
-//! Harness library.
+//! javm-harness: runs PVM programs from test vectors (and, later, generators) through the
+//! engine's backends and reports every difference from the expected results and between
+//! backends.
+
+pub mod backends;
+pub mod run;
+pub mod state;
+pub mod vectors;
+pub mod commands;

@@ -1,1 +1,66 @@
-fn main() {}
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use javm_engine::Profile;
+use javm_harness::backends::selection;
+use javm_harness::commands::vectors::{self, VectorsArgs, EXIT_UNUSABLE};
+use javm_harness::run::{GasChoice, RunOptions};
+
+/// Differential conformance harness for javm's PVM: runs programs through the interpreter
+/// and the JIT and checks them against test vectors and against each other.
+///
+/// Exit codes: 0 everything passed, 1 a check failed, 2 the input or the command line could
+/// not be used.
+#[derive(Parser)]
+#[command(name = "javm-harness", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run test vectors (w3f v0.4 and PolkaVM spectool formats, detected per file).
+    ///
+    /// Compares status, pc, all registers, gas, memory, page-fault address and host-call id,
+    /// prints each failing case with every differing field, and ends with one line
+    /// `N passed, M failed`.
+    Vectors {
+        /// Vector files or folders (searched recursively for *.json). Default: $JAVM_VECTORS,
+        /// else ../shared/vectors.
+        paths: Vec<PathBuf>,
+        /// Backend(s) to run: interp, jit, or both (both are also compared with each other).
+        #[arg(long, default_value = "interp", value_parser = ["interp", "jit", "both"])]
+        backend: String,
+        /// Opcode profile: auto picks A for w3f v0.4 files and B for spectool files.
+        #[arg(long, default_value = "auto", value_parser = ["auto", "a", "b", "j"])]
+        profile: String,
+        /// Gas model: auto uses the file's block-gas-costs table when it has one, else unit
+        /// cost per basic block (v0.4); block-unit, block-table or instruction (GP text) force one.
+        #[arg(long = "gas-model", default_value = "auto",
+              value_parser = ["auto", "block-unit", "block-table", "instruction"])]
+        gas_model: String,
+        /// Write per-case results as JSON to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Vectors { paths, backend, profile, gas_model, json } => {
+            let Some(backends) = selection(&backend) else {
+                eprintln!("error: unknown backend {backend}");
+                return ExitCode::from(EXIT_UNUSABLE as u8);
+            };
+            let options = RunOptions {
+                profile: if profile == "auto" { None } else { Profile::parse(&profile) },
+                gas: GasChoice::parse(&gas_model).unwrap_or_default(),
+            };
+            vectors::run(VectorsArgs { paths, backends, options, json })
+        }
+    };
+    ExitCode::from(code as u8)
+}

@@ -1,0 +1,37 @@
+//! Choosing and creating execution backends by name.
+
+use javm_engine::{Backend, Interpreter};
+
+/// One backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackendKind {
+    Interp,
+    Jit,
+}
+
+impl BackendKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Interp => "interp",
+            BackendKind::Jit => "jit",
+        }
+    }
+
+    /// Creates a fresh instance, or says why this build cannot.
+    pub fn create(self) -> Result<Box<dyn Backend + Send>, String> {
+        match self {
+            BackendKind::Interp => Ok(Box::new(Interpreter::new())),
+            BackendKind::Jit => Err("the jit backend is not available in this build (only `interp` is)".into()),
+        }
+    }
+}
+
+/// The backends a `--backend` value selects.
+pub fn selection(name: &str) -> Option<Vec<BackendKind>> {
+    Some(match name {
+        "interp" => vec![BackendKind::Interp],
+        "jit" => vec![BackendKind::Jit],
+        "both" => vec![BackendKind::Interp, BackendKind::Jit],
+        _ => return None,
+    })
+}

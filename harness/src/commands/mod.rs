@@ -1,0 +1,3 @@
+//! The CLI's subcommands.
+
+pub mod vectors;

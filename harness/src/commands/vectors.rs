@@ -1,0 +1,141 @@
+//! `javm-harness vectors`: conformance run over vector files.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
+
+use crate::backends::BackendKind;
+use crate::run::{run_case, Outcome, RunOptions};
+use crate::vectors::{collect_files, default_vector_dir, load_case, Case};
+
+/// Exit code: everything passed.
+pub const EXIT_OK: i32 = 0;
+/// Exit code: at least one case failed.
+pub const EXIT_FAILED: i32 = 1;
+/// Exit code: the input could not be used.
+pub const EXIT_UNUSABLE: i32 = 2;
+
+pub struct VectorsArgs {
+    pub paths: Vec<PathBuf>,
+    pub backends: Vec<BackendKind>,
+    pub options: RunOptions,
+    pub json: Option<PathBuf>,
+}
+
+/// Runs the command and returns the process exit code.
+pub fn run(args: VectorsArgs) -> i32 {
+    for kind in &args.backends {
+        if let Err(e) = kind.create() {
+            eprintln!("error: {e}");
+            return EXIT_UNUSABLE;
+        }
+    }
+    let paths = if args.paths.is_empty() {
+        match default_vector_dir() {
+            Ok(dir) => {
+                eprintln!("using vectors from {}", dir.display());
+                vec![dir]
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return EXIT_UNUSABLE;
+            }
+        }
+    } else {
+        args.paths.clone()
+    };
+
+    let mut files = Vec::new();
+    for path in &paths {
+        match collect_files(path) {
+            Ok(f) => files.extend(f),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return EXIT_UNUSABLE;
+            }
+        }
+    }
+    let loaded: Vec<_> = files.par_iter().map(|f| load_case(f)).collect();
+    let mut cases: Vec<Case> = Vec::with_capacity(loaded.len());
+    let mut bad = 0;
+    for result in loaded {
+        match result {
+            Ok(c) => cases.push(c),
+            Err(e) => {
+                eprintln!("error: {e}");
+                bad += 1;
+            }
+        }
+    }
+    if bad > 0 {
+        eprintln!("{bad} file(s) could not be used as test vectors; nothing was run");
+        return EXIT_UNUSABLE;
+    }
+
+    let names: Vec<&str> = args.backends.iter().map(|k| k.name()).collect();
+    let terminal = std::io::stderr().is_terminal();
+    let bar = if terminal {
+        let bar = ProgressBar::new(cases.len() as u64);
+        bar.set_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} cases {msg} [{elapsed_precise}]")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar
+    } else {
+        eprintln!("running {} case(s) on {}", cases.len(), names.join(" + "));
+        ProgressBar::hidden()
+    };
+    let started = Instant::now();
+    let kinds = args.backends.clone();
+    let outcomes: Vec<Outcome> = cases
+        .par_iter()
+        .map_init(
+            || kinds.iter().map(|k| k.create().expect("checked above")).collect::<Vec<_>>(),
+            |backends, case| {
+                let mut refs: Vec<&mut dyn javm_engine::Backend> =
+                    backends.iter_mut().map(|b| &mut **b as &mut dyn javm_engine::Backend).collect();
+                let outcome = run_case(case, &args.options, &mut refs);
+                bar.inc(1);
+                outcome
+            },
+        )
+        .collect();
+    bar.finish_and_clear();
+    let elapsed = started.elapsed();
+
+    let mut stdout = std::io::stdout().lock();
+    let failed = outcomes.iter().filter(|o| !o.passed).count();
+    for o in outcomes.iter().filter(|o| !o.passed) {
+        let _ = writeln!(stdout, "FAIL {} ({}) [profile {}, gas {}]", o.name, o.file, o.profile, o.gas_model);
+        for f in &o.failures {
+            let _ = writeln!(stdout, "  step {} {}: {}", f.step, f.backend, f.difference);
+        }
+    }
+    if let Some(path) = &args.json {
+        let report = serde_json::json!({
+            "backends": names,
+            "passed": outcomes.len() - failed,
+            "failed": failed,
+            "seconds": elapsed.as_secs_f64(),
+            "cases": outcomes,
+        });
+        let written = serde_json::to_string_pretty(&report)
+            .map_err(|e| e.to_string())
+            .and_then(|text| std::fs::write(path, text).map_err(|e| e.to_string()));
+        if let Err(e) = written {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            return EXIT_UNUSABLE;
+        }
+        eprintln!("wrote per-case results to {}", path.display());
+    }
+    eprintln!("{} case(s) on {} in {:.2}s", outcomes.len(), names.join(" + "), elapsed.as_secs_f64());
+    let _ = writeln!(stdout, "{} passed, {} failed", outcomes.len() - failed, failed);
+    if failed > 0 {
+        EXIT_FAILED
+    } else {
+        EXIT_OK
+    }
+}

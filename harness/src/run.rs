@@ -1,0 +1,184 @@
+//! Running a vector [`Case`] on one backend or on several in lockstep.
+
+use std::sync::Arc;
+
+use javm_engine::{Backend, BlobError, Config, Exit, GasModel, Profile, Program};
+
+use crate::state::{check_expect, compare_snapshots, Difference, Snapshot};
+use crate::vectors::{Case, Step};
+
+/// Which gas model to run with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum GasChoice {
+    /// The case's cost table when it has one, else unit cost per block.
+    #[default]
+    Auto,
+    BlockUnit,
+    BlockTable,
+    Instruction,
+}
+
+impl GasChoice {
+    pub fn parse(s: &str) -> Option<GasChoice> {
+        Some(match s {
+            "auto" => GasChoice::Auto,
+            "block-unit" => GasChoice::BlockUnit,
+            "block-table" => GasChoice::BlockTable,
+            "instruction" => GasChoice::Instruction,
+            _ => return None,
+        })
+    }
+}
+
+/// Per-run choices; `None` profile means "auto" (by format).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RunOptions {
+    pub profile: Option<Profile>,
+    pub gas: GasChoice,
+}
+
+/// The configuration a case runs with under the given options.
+pub fn case_config(case: &Case, options: &RunOptions) -> Result<Config, String> {
+    let profile = options.profile.unwrap_or(case.format.default_profile());
+    let gas = match options.gas {
+        GasChoice::Auto => case.default_gas_model(),
+        GasChoice::BlockUnit => GasModel::BlockUnit,
+        GasChoice::Instruction => GasModel::Instruction,
+        GasChoice::BlockTable => match &case.block_costs {
+            Some(costs) => GasModel::table(costs.iter().copied()),
+            None => return Err("gas model block-table needs a `block-gas-costs` table and this file has none".into()),
+        },
+    };
+    Ok(Config::new(profile, gas))
+}
+
+/// A failed check: which backend, at which step.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Failure {
+    /// Backend name, or `a vs b` for a disagreement between two backends.
+    pub backend: String,
+    pub step: usize,
+    #[serde(flatten)]
+    pub difference: Difference,
+}
+
+/// The result of one case.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Outcome {
+    pub name: String,
+    pub file: String,
+    pub format: &'static str,
+    pub profile: String,
+    pub gas_model: String,
+    pub passed: bool,
+    /// The exit of every run step (of the first backend).
+    pub exits: Vec<String>,
+    pub failures: Vec<Failure>,
+}
+
+/// Prepares the case's program once; a blob that does not decode runs as an immediate panic.
+pub fn prepare(case: &Case, config: Config) -> Result<Arc<Program>, BlobError> {
+    Program::from_bytes(&case.program, config).map(Arc::new)
+}
+
+/// Runs a case on every given backend in lockstep. Each backend is checked against the
+/// case's assertions; with more than one backend, their full states are also compared with
+/// the first one's after every run.
+pub fn run_case(case: &Case, options: &RunOptions, backends: &mut [&mut dyn Backend]) -> Outcome {
+    let mut outcome = Outcome {
+        name: case.name.clone(),
+        file: case.path.display().to_string(),
+        format: case.format.name(),
+        profile: String::new(),
+        gas_model: String::new(),
+        passed: false,
+        exits: Vec::new(),
+        failures: Vec::new(),
+    };
+    let config = match case_config(case, options) {
+        Ok(c) => c,
+        Err(message) => {
+            outcome.failures.push(Failure {
+                backend: "setup".into(),
+                step: 0,
+                difference: Difference { field: "config".into(), expected: message, got: String::new() },
+            });
+            return outcome;
+        }
+    };
+    outcome.profile = config.profile.to_string();
+    outcome.gas_model = config.gas.to_string();
+    let program = prepare(case, config);
+    for b in backends.iter_mut() {
+        match &program {
+            Ok(p) => b.load(p.clone()),
+            Err(_) => b.load_invalid(),
+        }
+        b.set_pc(case.initial_pc);
+        b.set_gas(case.initial_gas);
+    }
+    let mut last: Vec<Option<Snapshot>> = vec![None; backends.len()];
+    let setup_failure = |backend: &str, step: usize, field: &str, message: String| Failure {
+        backend: backend.to_string(),
+        step,
+        difference: Difference { field: field.into(), expected: "success".into(), got: message },
+    };
+    for (i, step) in case.steps.iter().enumerate() {
+        match step {
+            Step::Map(r) => {
+                for b in backends.iter_mut() {
+                    if let Err(e) = b.map(r.address, r.length as u64, r.is_writable) {
+                        outcome.failures.push(setup_failure(b.name(), i, "map", e.to_string()));
+                    }
+                }
+            }
+            Step::Write(c) => {
+                for b in backends.iter_mut() {
+                    if let Err(e) = b.write_memory(c.address, &c.contents) {
+                        outcome.failures.push(setup_failure(b.name(), i, "write", e.to_string()));
+                    }
+                }
+            }
+            Step::SetReg { reg, value } => {
+                for b in backends.iter_mut() {
+                    b.set_reg(*reg, *value);
+                }
+            }
+            Step::Run => {
+                for (k, b) in backends.iter_mut().enumerate() {
+                    let exit: Exit = b.run();
+                    last[k] = Some(Snapshot::take(&**b, exit));
+                }
+                if let Some(Some(first)) = last.first() {
+                    outcome.exits.push(first.exit.to_string());
+                    for k in 1..backends.len() {
+                        let other = last[k].as_ref().expect("every backend ran");
+                        let pair = format!("{} vs {}", backends[0].name(), backends[k].name());
+                        for d in compare_snapshots(first, other) {
+                            outcome.failures.push(Failure { backend: pair.clone(), step: i, difference: d });
+                        }
+                    }
+                }
+            }
+            Step::Assert(expect) => {
+                for (k, b) in backends.iter().enumerate() {
+                    match &last[k] {
+                        Some(s) => {
+                            for d in check_expect(expect, s) {
+                                outcome.failures.push(Failure { backend: b.name().into(), step: i, difference: d });
+                            }
+                        }
+                        None => outcome.failures.push(setup_failure(
+                            b.name(),
+                            i,
+                            "assert",
+                            "assert before any run".into(),
+                        )),
+                    }
+                }
+            }
+        }
+    }
+    outcome.passed = outcome.failures.is_empty();
+    outcome
+}
