@@ -7,3 +7,4 @@ pub mod run;
 pub mod state;
 pub mod vectors;
 pub mod commands;
+pub mod bench_programs;

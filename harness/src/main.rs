@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use javm_engine::Profile;
 use javm_harness::backends::selection;
+use javm_harness::commands::bench::{self, BenchArgs};
 use javm_harness::commands::vectors::{self, VectorsArgs, EXIT_UNUSABLE};
 use javm_harness::run::{GasChoice, RunOptions};
 
@@ -45,6 +46,24 @@ enum Command {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// Measure backend speed on the real compiled programs of ../shared/bench.
+    ///
+    /// Each program runs to its halt; the checksum, instruction count and host calls are
+    /// verified (exit code 1 on a wrong result) and the median time is reported with the
+    /// instructions per second it means.
+    Bench {
+        /// Program names (sieve, blake2b, sort, intmix, memops, hostcall). Default: all.
+        programs: Vec<String>,
+        /// Folder with the programs. Default: $JAVM_BENCH, else ../shared/bench.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Backend(s) to time: interp, jit, or both.
+        #[arg(long, default_value = "interp", value_parser = ["interp", "jit", "both"])]
+        backend: String,
+        /// Timed runs per program and backend (the median is reported).
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
 }
 
 fn main() -> ExitCode {
@@ -60,6 +79,10 @@ fn main() -> ExitCode {
                 gas: GasChoice::parse(&gas_model).unwrap_or_default(),
             };
             vectors::run(VectorsArgs { paths, backends, options, json })
+        }
+        Command::Bench { programs, dir, backend, runs } => {
+            let backends = selection(&backend).unwrap_or_default();
+            bench::run(BenchArgs { dir, programs, backends, runs })
         }
     };
     ExitCode::from(code as u8)

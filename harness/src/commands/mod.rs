@@ -1,3 +1,4 @@
 //! The CLI's subcommands.
 
+pub mod bench;
 pub mod vectors;

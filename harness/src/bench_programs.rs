@@ -1,0 +1,158 @@
+//! The real compiled programs of `../shared/bench` (sieve, blake2b, sort, intmix, memops,
+//! hostcall): loading them from their sidecars and running them to completion on a backend.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use javm_engine::{Backend, Config, Exit, GasModel, Profile, Program, NUM_REGS};
+use serde::Deserialize;
+
+/// The `host_mix` multiplier of the `hostcall` program's `ecalli 100`.
+const HOST_MIX_MULTIPLIER: u64 = 6364136223846793005;
+/// Host call id served by [`run_to_halt`].
+pub const HOST_MIX: u32 = 100;
+
+#[derive(Deserialize)]
+struct Sidecar {
+    name: String,
+    files: Files,
+    entry_pc: u32,
+    initial_regs: [u64; NUM_REGS],
+    memory: Vec<MemoryRegion>,
+    expected: Expected,
+}
+
+#[derive(Deserialize)]
+struct Files {
+    code: String,
+}
+
+#[derive(Deserialize)]
+struct MemoryRegion {
+    address: u32,
+    length: u64,
+    writable: bool,
+    contents: String,
+}
+
+#[derive(Deserialize)]
+struct Expected {
+    checksum_register: usize,
+    checksum: u64,
+    instructions_executed: u64,
+    host_calls: u64,
+}
+
+/// A benchmark program ready to run.
+pub struct BenchProgram {
+    pub name: String,
+    pub code: Vec<u8>,
+    pub entry_pc: u32,
+    pub initial_regs: [u64; NUM_REGS],
+    /// `(address, length, writable, initial bytes)`.
+    pub memory: Vec<(u32, u64, bool, Vec<u8>)>,
+    pub checksum_register: usize,
+    pub checksum: u64,
+    pub instructions: u64,
+    pub host_calls: u64,
+}
+
+/// What a run to completion produced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BenchRun {
+    pub exit: Exit,
+    pub checksum: u64,
+    /// Gas used under the unit block model: the number of instructions executed.
+    pub gas_used: u64,
+    pub host_calls: u64,
+}
+
+fn unhex(s: &str) -> Result<Vec<u8>, String> {
+    if s.len() % 2 != 0 {
+        return Err("odd-length hex string".into());
+    }
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).map_err(|e| e.to_string())).collect()
+}
+
+impl BenchProgram {
+    /// Loads `NAME.json` and its code blob from `dir`.
+    pub fn load(dir: &Path, name: &str) -> Result<BenchProgram, String> {
+        let sidecar_path = dir.join(format!("{name}.json"));
+        let text = std::fs::read_to_string(&sidecar_path).map_err(|e| format!("{}: {e}", sidecar_path.display()))?;
+        let s: Sidecar = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", sidecar_path.display()))?;
+        let code_path = dir.join(&s.files.code);
+        let code = std::fs::read(&code_path).map_err(|e| format!("{}: {e}", code_path.display()))?;
+        let mut memory = Vec::new();
+        for m in s.memory {
+            let bytes = unhex(&m.contents).map_err(|e| format!("{}: memory contents: {e}", sidecar_path.display()))?;
+            memory.push((m.address, m.length, m.writable, bytes));
+        }
+        Ok(BenchProgram {
+            name: s.name,
+            code,
+            entry_pc: s.entry_pc,
+            initial_regs: s.initial_regs,
+            memory,
+            checksum_register: s.expected.checksum_register,
+            checksum: s.expected.checksum,
+            instructions: s.expected.instructions_executed,
+            host_calls: s.expected.host_calls,
+        })
+    }
+
+    /// Prepares the code (profile B, unit cost per block, so gas used counts instructions).
+    pub fn prepare(&self) -> Result<Arc<Program>, String> {
+        Program::from_bytes(&self.code, Config::new(Profile::B, GasModel::BlockUnit))
+            .map(Arc::new)
+            .map_err(|e| format!("{}: {e}", self.name))
+    }
+
+    /// Loads the program into a backend with its memory and registers, ready to run.
+    pub fn install(&self, backend: &mut dyn Backend, program: Arc<Program>, gas: i64) -> Result<(), String> {
+        backend.load(program);
+        for (address, length, writable, bytes) in &self.memory {
+            backend.map(*address, *length, *writable).map_err(|e| e.to_string())?;
+            backend.write_memory(*address, bytes).map_err(|e| e.to_string())?;
+        }
+        backend.set_regs(self.initial_regs);
+        backend.set_pc(self.entry_pc);
+        backend.set_gas(gas);
+        Ok(())
+    }
+
+    /// Runs an installed program until it stops for a reason other than its host call.
+    pub fn run_to_halt(&self, backend: &mut dyn Backend, initial_gas: i64) -> BenchRun {
+        let mut host_calls = 0;
+        loop {
+            let exit = backend.run();
+            if exit == Exit::HostCall(HOST_MIX) {
+                let regs = backend.regs();
+                backend.set_reg(7, regs[7].wrapping_mul(HOST_MIX_MULTIPLIER).wrapping_add(regs[8]));
+                host_calls += 1;
+                continue;
+            }
+            return BenchRun {
+                exit,
+                checksum: backend.regs()[self.checksum_register],
+                gas_used: (initial_gas - backend.gas()) as u64,
+                host_calls,
+            };
+        }
+    }
+}
+
+/// The six programs, in the order of the corpus README.
+pub const NAMES: [&str; 6] = ["sieve", "blake2b", "sort", "intmix", "memops", "hostcall"];
+
+/// `$JAVM_BENCH`, else `../shared/bench` (from the working directory, then the workspace).
+pub fn default_bench_dir() -> Result<PathBuf, String> {
+    if let Some(dir) = std::env::var_os("JAVM_BENCH") {
+        return Ok(PathBuf::from(dir));
+    }
+    for c in [PathBuf::from("../shared/bench"), Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/bench")] {
+        if c.is_dir() {
+            return Ok(c.canonicalize().unwrap_or(c));
+        }
+    }
+    Err("no benchmark folder found: pass --dir or set JAVM_BENCH".into())
+}
