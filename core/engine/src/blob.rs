@@ -146,7 +146,7 @@ impl Blob {
         if code.is_empty() {
             return Err(BlobError::EmptyCode);
         }
-        if code_len % 8 != 0 {
+        if !code_len.is_multiple_of(8) {
             let last = mask[mask.len() - 1];
             if last >> (code_len % 8) != 0 {
                 return Err(BlobError::BitmaskPadding { byte: last });

@@ -28,13 +28,16 @@ impl GasModel {
     }
 
     /// The cost charged when a block is entered at `pc` under the table model: the entry
-    /// with the largest pc not above `pc`, or 0 when there is none.
+    /// with the largest pc not above `pc`. A block costs at least 1 (also when the table has
+    /// no entry for it): no cost model produces free blocks, and a positive cost guarantees
+    /// that every run ends, whatever table a vector supplies.
     pub fn table_cost(table: &[(u32, u64)], pc: u32) -> u64 {
-        match table.binary_search_by_key(&pc, |e| e.0) {
+        let cost = match table.binary_search_by_key(&pc, |e| e.0) {
             Ok(i) => table[i].1,
             Err(0) => 0,
             Err(i) => table[i - 1].1,
-        }
+        };
+        cost.max(1)
     }
 
     /// Name used on the command line.
@@ -64,7 +67,8 @@ mod tests {
         assert_eq!(GasModel::table_cost(&t, 5), 10);
         assert_eq!(GasModel::table_cost(&t, 6), 3);
         assert_eq!(GasModel::table_cost(&t, 100), 3);
-        let GasModel::BlockTable(t) = GasModel::table([(4, 7)]) else { unreachable!() };
-        assert_eq!(GasModel::table_cost(&t, 2), 0);
+        let GasModel::BlockTable(t) = GasModel::table([(4, 7), (8, 0)]) else { unreachable!() };
+        assert_eq!(GasModel::table_cost(&t, 2), 1);
+        assert_eq!(GasModel::table_cost(&t, 9), 1);
     }
 }

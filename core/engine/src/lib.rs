@@ -3,11 +3,13 @@
 //! Layers, bottom up: [`isa`] (the instruction table), [`blob`] (program blobs), [`decode`]
 //! (skip and operands), [`program`] (blocks, jump targets, gas costs), [`memory`], [`gas`],
 //! [`semantics`] (instruction value semantics), and the backends behind [`backend::Backend`]:
-//! [`interp::Interpreter`].
+//! [`interp::Interpreter`]. [`asm`] and [`disasm`] read and write the instruction text form.
 
+pub mod asm;
 pub mod backend;
 pub mod blob;
 pub mod decode;
+pub mod disasm;
 pub mod gas;
 pub mod interp;
 pub mod isa;
