@@ -3,8 +3,8 @@
 //! backends.
 
 pub mod backends;
+pub mod bench_programs;
+pub mod commands;
 pub mod run;
 pub mod state;
 pub mod vectors;
-pub mod commands;
-pub mod bench_programs;

@@ -168,12 +168,9 @@ pub fn run_case(case: &Case, options: &RunOptions, backends: &mut [&mut dyn Back
                                 outcome.failures.push(Failure { backend: b.name().into(), step: i, difference: d });
                             }
                         }
-                        None => outcome.failures.push(setup_failure(
-                            b.name(),
-                            i,
-                            "assert",
-                            "assert before any run".into(),
-                        )),
+                        None => {
+                            outcome.failures.push(setup_failure(b.name(), i, "assert", "assert before any run".into()))
+                        }
                     }
                 }
             }

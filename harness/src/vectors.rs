@@ -316,11 +316,7 @@ pub fn collect_files(path: &Path) -> Result<Vec<PathBuf>, VectorError> {
 pub fn default_vector_dir() -> Result<PathBuf, String> {
     if let Some(dir) = std::env::var_os("JAVM_VECTORS") {
         let dir = PathBuf::from(dir);
-        return if dir.is_dir() {
-            Ok(dir)
-        } else {
-            Err(format!("JAVM_VECTORS={} is not a folder", dir.display()))
-        };
+        return if dir.is_dir() { Ok(dir) } else { Err(format!("JAVM_VECTORS={} is not a folder", dir.display())) };
     }
     let candidates = [
         PathBuf::from("../shared/vectors"),

@@ -89,11 +89,7 @@ pub fn read_varint(bytes: &[u8], pos: &mut usize, what: &'static str) -> Result<
     let mut low = [0u8; 8];
     low[..l].copy_from_slice(tail);
     let low = u64::from_le_bytes(low);
-    let value = if l == 8 {
-        low
-    } else {
-        (((first & (0x7F >> l)) as u64) << (8 * l)) | low
-    };
+    let value = if l == 8 { low } else { (((first & (0x7F >> l)) as u64) << (8 * l)) | low };
     *pos = start + 1 + l;
     Ok(value)
 }
@@ -288,10 +284,7 @@ mod tests {
         let full = [0x01, 0x02, 0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01];
         assert!(Blob::parse(&full).is_ok());
         for len in 0..full.len() {
-            assert!(
-                matches!(Blob::parse(&full[..len]), Err(BlobError::Truncated { .. })),
-                "prefix of {len} bytes"
-            );
+            assert!(matches!(Blob::parse(&full[..len]), Err(BlobError::Truncated { .. })), "prefix of {len} bytes");
         }
     }
 
@@ -308,10 +301,7 @@ mod tests {
     #[test]
     fn rejects_huge_lengths_without_allocating() {
         // Code length 2^32 + 1 and a jump table of 2^32 - 1 entries of 4 bytes.
-        assert!(matches!(
-            Blob::parse(&[0, 0, 0xF1, 1, 0, 0, 0]),
-            Err(BlobError::LengthTooLarge { .. })
-        ));
+        assert!(matches!(Blob::parse(&[0, 0, 0xF1, 1, 0, 0, 0]), Err(BlobError::LengthTooLarge { .. })));
         assert!(matches!(
             Blob::parse(&[0xF0, 0xFF, 0xFF, 0xFF, 0xFF, 4, 1, 0, 1]),
             Err(BlobError::Truncated { what: "jump table", .. })

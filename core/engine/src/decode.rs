@@ -242,9 +242,7 @@ mod tests {
             f(&d);
         };
         check(&[0xbe, 0x87, 0x09], Op::Add32, &|d| assert_eq!((d.ra, d.rb, d.rd), (7, 8, 9)));
-        check(&[0x79, 0x78, 0x01, 0x10], Op::StoreIndU16, &|d| {
-            assert_eq!((d.ra, d.rb, d.x), (8, 7, 0x1001))
-        });
+        check(&[0x79, 0x78, 0x01, 0x10], Op::StoreIndU16, &|d| assert_eq!((d.ra, d.rb, d.x), (8, 7, 0x1001)));
         check(&[0x95, 0x77, 0x9c], Op::AddImm64, &|d| assert_eq!((d.ra, d.rb, d.x as i64), (7, 7, -100)));
         check(&[0x49, 0x17, 0x01, 0xaa, 0x99, 0x88, 0x77], Op::StoreImmIndU64, &|d| {
             assert_eq!((d.ra, d.x, d.y), (7, 1, 0x778899aa))
@@ -256,9 +254,7 @@ mod tests {
         check(&[0x28, 0xce], Op::Jump, &|d| assert_eq!(d.target, (-50i32) as u32));
         check(&[0x0a, 0xff], Op::Ecalli, &|d| assert_eq!(d.x, u64::MAX));
         check(&[0x0a, 0xff, 0x00], Op::Ecalli, &|d| assert_eq!(d.x, 255));
-        check(&[0x14, 0x08, 0xef, 0xbe, 0xad, 0xde], Op::LoadImm64, &|d| {
-            assert_eq!((d.ra, d.x), (8, 0xdeadbeef))
-        });
+        check(&[0x14, 0x08, 0xef, 0xbe, 0xad, 0xde], Op::LoadImm64, &|d| assert_eq!((d.ra, d.x), (8, 0xdeadbeef)));
     }
 
     #[test]

@@ -136,19 +136,16 @@ impl Interpreter {
                         Err(f) => Self::fault(f),
                     }
                 }
-                op @ (Op::LoadU8
-                | Op::LoadI8
-                | Op::LoadU16
-                | Op::LoadI16
-                | Op::LoadU32
-                | Op::LoadI32
-                | Op::LoadU64) => match load(memory, op, inst.x as u32) {
-                    Ok(v) => {
-                        regs[ra] = v;
-                        Flow::Next
+                op
+                @ (Op::LoadU8 | Op::LoadI8 | Op::LoadU16 | Op::LoadI16 | Op::LoadU32 | Op::LoadI32 | Op::LoadU64) => {
+                    match load(memory, op, inst.x as u32) {
+                        Ok(v) => {
+                            regs[ra] = v;
+                            Flow::Next
+                        }
+                        Err(f) => Self::fault(f),
                     }
-                    Err(f) => Self::fault(f),
-                },
+                }
                 op @ (Op::LoadIndU8
                 | Op::LoadIndI8
                 | Op::LoadIndU16
@@ -177,12 +174,9 @@ impl Interpreter {
                 | Op::BranchLeSImm
                 | Op::BranchGeSImm
                 | Op::BranchGtSImm) => branch(inst, branch_taken(op, regs[ra], inst.x), strict),
-                op @ (Op::BranchEq
-                | Op::BranchNe
-                | Op::BranchLtU
-                | Op::BranchLtS
-                | Op::BranchGeU
-                | Op::BranchGeS) => branch(inst, branch_taken(op, regs[ra], regs[rb]), strict),
+                op @ (Op::BranchEq | Op::BranchNe | Op::BranchLtU | Op::BranchLtS | Op::BranchGeU | Op::BranchGeS) => {
+                    branch(inst, branch_taken(op, regs[ra], regs[rb]), strict)
+                }
                 Op::JumpInd => dynamic_jump(&program, regs[ra].wrapping_add(inst.x) as u32),
                 Op::LoadImmJumpInd => {
                     let address = regs[rb].wrapping_add(inst.y) as u32;

@@ -328,8 +328,7 @@ const fn build_opcode_table(column: usize) -> [Option<Op>; 256] {
     table
 }
 
-static OPCODE_TABLES: [[Option<Op>; 256]; 3] =
-    [build_opcode_table(0), build_opcode_table(1), build_opcode_table(2)];
+static OPCODE_TABLES: [[Option<Op>; 256]; 3] = [build_opcode_table(0), build_opcode_table(1), build_opcode_table(2)];
 
 impl Op {
     /// The table row of this instruction.
@@ -370,8 +369,7 @@ impl Op {
 
     /// Whether this is a conditional static branch (`branch_*` / `branch_*_imm`).
     pub fn is_conditional_branch(self) -> bool {
-        self.format() == Format::TwoRegOffset
-            || (self.format() == Format::RegImmOffset && self != Op::LoadImmJump)
+        self.format() == Format::TwoRegOffset || (self.format() == Format::RegImmOffset && self != Op::LoadImmJump)
     }
 }
 

@@ -159,11 +159,8 @@ impl Program {
             GasModel::BlockUnit => {
                 for i in (0..insts.len()).rev() {
                     let inst = insts[i];
-                    insts[i].cost = if inst.terminator || inst.next == NONE {
-                        1
-                    } else {
-                        1 + insts[inst.next as usize].cost
-                    };
+                    insts[i].cost =
+                        if inst.terminator || inst.next == NONE { 1 } else { 1 + insts[inst.next as usize].cost };
                 }
             }
             GasModel::BlockTable(table) => {
@@ -253,7 +250,9 @@ mod tests {
     #[test]
     fn worked_example_blocks_and_targets() {
         // load_imm r7,2; add_imm_64 r7,r7,-100; jump_ind r7,100; trap; load_imm_64 r8,..
-        let code = [0x33, 0x07, 0x02, 0x95, 0x77, 0x9c, 0x32, 0x07, 0x64, 0x00, 0x14, 0x08, 0xef, 0xbe, 0xad, 0xde, 0, 0, 0, 0];
+        let code = [
+            0x33, 0x07, 0x02, 0x95, 0x77, 0x9c, 0x32, 0x07, 0x64, 0x00, 0x14, 0x08, 0xef, 0xbe, 0xad, 0xde, 0, 0, 0, 0,
+        ];
         let p = program(&code, &[0, 3, 6, 9, 10], vec![10], Profile::A);
         assert!(p.is_jump_target(0));
         assert!(!p.is_jump_target(3)); // follows load_imm

@@ -28,7 +28,10 @@ pub fn run(args: BenchArgs) -> i32 {
     let names: Vec<String> =
         if args.programs.is_empty() { NAMES.iter().map(|s| s.to_string()).collect() } else { args.programs.clone() };
     let mut wrong = 0;
-    println!("{:<10} {:<7} {:>12} {:>12} {:>14} {:>10}", "program", "backend", "instructions", "median ms", "M instr/s", "prepare ms");
+    println!(
+        "{:<10} {:<7} {:>12} {:>12} {:>14} {:>10}",
+        "program", "backend", "instructions", "median ms", "M instr/s", "prepare ms"
+    );
     for name in &names {
         let bench = match BenchProgram::load(&dir, name) {
             Ok(b) => b,

@@ -70,6 +70,12 @@ pub fn run(args: VectorsArgs) -> i32 {
             }
         }
     }
+    for case in &cases {
+        if let Err(e) = crate::run::case_config(case, &args.options) {
+            eprintln!("error: {}: {e}", case.path.display());
+            bad += 1;
+        }
+    }
     if bad > 0 {
         eprintln!("{bad} file(s) could not be used as test vectors; nothing was run");
         return EXIT_UNUSABLE;

@@ -1,0 +1,112 @@
+//! The `javm-harness` command line: output, exit codes and error messages.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn harness(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_javm-harness")).args(args).output().expect("binary runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A fresh scratch folder for one test.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("javm-harness-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A w3f v0.4 vector: `load_imm r7, 5` then the implicit trap at pc 3.
+fn w3f_vector(expected_r7: u64) -> String {
+    format!(
+        r#"{{"name": "tiny", "initial-regs": [0,0,0,0,0,0,0,0,0,0,0,0,0], "initial-pc": 0,
+            "initial-page-map": [], "initial-memory": [], "initial-gas": 100,
+            "program": [0, 0, 3, 51, 7, 5, 1], "expected-status": "panic",
+            "expected-regs": [0,0,0,0,0,0,0,{expected_r7},0,0,0,0,0], "expected-pc": 3,
+            "expected-memory": [], "expected-gas": 98}}"#
+    )
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn a_passing_vector_exits_0_with_the_summary_line() {
+    let dir = scratch("pass");
+    let file = write(&dir, "tiny.json", &w3f_vector(5));
+    let (code, stdout, _) = harness(&["vectors", &file]);
+    assert_eq!(code, 0, "{stdout}");
+    assert_eq!(stdout.lines().last(), Some("1 passed, 0 failed"));
+}
+
+#[test]
+fn a_failing_vector_exits_1_and_names_every_differing_field() {
+    let dir = scratch("fail");
+    let file = write(&dir, "tiny.json", &w3f_vector(6));
+    let (code, stdout, _) = harness(&["vectors", &file]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stdout.contains("FAIL tiny"), "{stdout}");
+    assert!(stdout.contains("r7: expected 0x6, got 0x5"), "{stdout}");
+    assert_eq!(stdout.lines().last(), Some("0 passed, 1 failed"));
+}
+
+#[test]
+fn malformed_json_exits_2_naming_the_file_and_the_problem() {
+    let dir = scratch("malformed");
+    let file = write(&dir, "broken.json", "{\"name\": ");
+    let (code, _, stderr) = harness(&["vectors", &file]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("broken.json") && stderr.contains("malformed JSON"), "{stderr}");
+    let file = write(&dir, "short.json", r#"{"expected-status": "halt", "name": "x"}"#);
+    let (code, _, stderr) = harness(&["vectors", &file]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("short.json") && stderr.contains("missing field"), "{stderr}");
+}
+
+#[test]
+fn a_missing_path_exits_2() {
+    let (code, _, stderr) = harness(&["vectors", "/nonexistent/vectors"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("/nonexistent/vectors"), "{stderr}");
+}
+
+#[test]
+fn a_bad_option_exits_2() {
+    let (code, _, _) = harness(&["vectors", "--profile", "q"]);
+    assert_eq!(code, 2);
+}
+
+#[test]
+fn json_report_lists_every_case() {
+    let dir = scratch("json");
+    write(&dir, "a.json", &w3f_vector(5));
+    write(&dir, "b.json", &w3f_vector(7));
+    let report = dir.join("report.json");
+    let (code, _, _) = harness(&["vectors", dir.to_str().unwrap(), "--json", report.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(json["passed"], 1);
+    assert_eq!(json["failed"], 1);
+    let cases = json["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 2);
+    assert_eq!(cases[1]["failures"][0]["field"], "r7");
+}
+
+#[test]
+fn the_gas_model_can_be_forced() {
+    let dir = scratch("gas");
+    let file = write(&dir, "tiny.json", &w3f_vector(5));
+    // Per-instruction charging gives the same 98 here; a table needs a table.
+    let (code, _, _) = harness(&["vectors", "--gas-model", "instruction", &file]);
+    assert_eq!(code, 0);
+    let (code, _, stderr) = harness(&["vectors", "--gas-model", "block-table", &file]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("tiny.json") && stderr.contains("block-gas-costs"), "{stderr}");
+}
