@@ -1,10 +1,12 @@
-//! javm-harness: runs PVM programs from test vectors (and, later, generators) through the
+//! javm-harness: runs PVM programs from test vectors and from the generator through the
 //! engine's backends and reports every difference from the expected results and between
 //! backends.
 
 pub mod backends;
 pub mod bench_programs;
 pub mod commands;
+pub mod diff;
+pub mod gen;
 pub mod run;
 pub mod state;
 pub mod vectors;

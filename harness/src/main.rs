@@ -4,8 +4,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use javm_engine::Profile;
 use javm_harness::backends::selection;
+use javm_harness::backends::BackendKind;
 use javm_harness::commands::bench::{self, BenchArgs};
+use javm_harness::commands::diff::{self, DiffArgs};
 use javm_harness::commands::vectors::{self, VectorsArgs, EXIT_UNUSABLE};
+use javm_harness::gen::GenConfig;
 use javm_harness::run::{GasChoice, RunOptions};
 
 /// Differential conformance harness for javm's PVM: runs programs through the interpreter
@@ -46,6 +49,39 @@ enum Command {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// Run generated programs through two backends and report every divergence.
+    ///
+    /// Each divergence is minimised, localised by single-stepping both backends to the first
+    /// instruction after which their states differ, shown with its disassembly, and written
+    /// as a replayable vector under --reports. Ends with one line
+    /// `N programs, D divergences, X programs/s`; exit code 1 when D > 0.
+    Diff {
+        /// Seed of the run (program i of seed S is always the same program).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Number of programs.
+        #[arg(long, default_value_t = 10_000)]
+        count: u64,
+        /// Opcode profile of the generated programs.
+        #[arg(long, default_value = "a", value_parser = ["a", "b", "j"])]
+        profile: String,
+        /// Gas model: block-unit (auto), block-table (random per-block costs) or instruction.
+        #[arg(long = "gas-model", default_value = "auto",
+              value_parser = ["auto", "block-unit", "block-table", "instruction"])]
+        gas_model: String,
+        /// Raw-bytes mode: arbitrary code and bitmask, including invalid encodings.
+        #[arg(long)]
+        raw: bool,
+        /// The two backends to compare, as A:B.
+        #[arg(long, default_value = "interp:jit", value_parser = ["interp:jit", "jit:interp", "interp:interp", "jit:jit"])]
+        pair: String,
+        /// How many divergences to minimise, explain and write as vectors.
+        #[arg(long, default_value_t = 3)]
+        explain: usize,
+        /// Folder for divergence vectors.
+        #[arg(long, default_value = "reports")]
+        reports: PathBuf,
+    },
     /// Measure backend speed on the real compiled programs of ../shared/bench.
     ///
     /// Each program runs to its halt; the checksum, instruction count and host calls are
@@ -79,6 +115,16 @@ fn main() -> ExitCode {
                 gas: GasChoice::parse(&gas_model).unwrap_or_default(),
             };
             vectors::run(VectorsArgs { paths, backends, options, json })
+        }
+        Command::Diff { seed, count, profile, gas_model, raw, pair, explain, reports } => {
+            let kind = |name: &str| if name == "jit" { BackendKind::Jit } else { BackendKind::Interp };
+            let (a, b) = pair.split_once(':').unwrap_or(("interp", "jit"));
+            let config = GenConfig {
+                profile: Profile::parse(&profile).unwrap_or(Profile::A),
+                gas: GasChoice::parse(&gas_model).unwrap_or_default(),
+                raw,
+            };
+            diff::run(DiffArgs { seed, count, config, pair: (kind(a), kind(b)), explain, reports })
         }
         Command::Bench { programs, dir, backend, runs } => {
             let backends = selection(&backend).unwrap_or_default();

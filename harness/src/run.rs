@@ -39,8 +39,12 @@ pub struct RunOptions {
 
 /// The configuration a case runs with under the given options.
 pub fn case_config(case: &Case, options: &RunOptions) -> Result<Config, String> {
-    let profile = options.profile.unwrap_or(case.format.default_profile());
-    let gas = match options.gas {
+    let profile = options.profile.or(case.profile_hint).unwrap_or(case.format.default_profile());
+    let choice = match (options.gas, case.gas_hint) {
+        (GasChoice::Auto, Some(hint)) => hint,
+        (choice, _) => choice,
+    };
+    let gas = match choice {
         GasChoice::Auto => case.default_gas_model(),
         GasChoice::BlockUnit => GasModel::BlockUnit,
         GasChoice::Instruction => GasModel::Instruction,

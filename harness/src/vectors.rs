@@ -8,6 +8,8 @@ use javm_engine::{GasModel, Profile, NUM_REGS};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::run::GasChoice;
+
 /// Which file format a case came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum VectorFormat {
@@ -25,7 +27,7 @@ impl VectorFormat {
         }
     }
 
-    /// The profile `--profile auto` picks for this format.
+    /// The profile `--profile auto` picks for this format when the file names none.
     pub fn default_profile(self) -> Profile {
         match self {
             VectorFormat::W3f => Profile::A,
@@ -84,6 +86,10 @@ pub struct Case {
     /// `block-gas-costs` of spectool files.
     pub block_costs: Option<Vec<(u32, u64)>>,
     pub steps: Vec<Step>,
+    /// Profile named by the file (`javm-profile`), used by `--profile auto`.
+    pub profile_hint: Option<Profile>,
+    /// Gas model named by the file (`javm-gas-model`), used by `--gas-model auto`.
+    pub gas_hint: Option<GasChoice>,
 }
 
 impl Case {
@@ -129,6 +135,10 @@ struct W3fFile {
     expected_gas: i64,
     #[serde(default)]
     expected_page_fault_address: Option<u32>,
+    #[serde(default)]
+    javm_profile: Option<String>,
+    #[serde(default)]
+    javm_gas_model: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -140,6 +150,10 @@ struct SpectoolFile {
     program: Vec<u8>,
     block_gas_costs: Vec<BlockCost>,
     steps: Vec<SpectoolStep>,
+    #[serde(default)]
+    javm_profile: Option<String>,
+    #[serde(default)]
+    javm_gas_model: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -211,8 +225,25 @@ fn parse_case(value: Value, path: &Path) -> Result<Case, String> {
     }
 }
 
+/// Reads the optional `javm-profile` / `javm-gas-model` fields our own vectors carry.
+fn hints(profile: Option<String>, gas: Option<String>) -> Result<(Option<Profile>, Option<GasChoice>), String> {
+    let profile = match profile {
+        None => None,
+        Some(p) => Some(Profile::parse(&p).ok_or_else(|| format!("javm-profile {p:?} is not a, b or j"))?),
+    };
+    let gas = match gas {
+        None => None,
+        Some(g) => Some(
+            GasChoice::parse(&g)
+                .ok_or_else(|| format!("javm-gas-model {g:?} is not auto, block-unit, block-table or instruction"))?,
+        ),
+    };
+    Ok((profile, gas))
+}
+
 fn from_w3f(f: W3fFile, path: &Path) -> Result<Case, String> {
     check_status(&f.expected_status)?;
+    let (profile_hint, gas_hint) = hints(f.javm_profile, f.javm_gas_model)?;
     let mut steps: Vec<Step> = f.initial_page_map.into_iter().map(Step::Map).collect();
     steps.extend(f.initial_memory.into_iter().map(Step::Write));
     steps.extend(f.initial_regs.iter().enumerate().map(|(reg, &value)| Step::SetReg { reg, value }));
@@ -238,10 +269,13 @@ fn from_w3f(f: W3fFile, path: &Path) -> Result<Case, String> {
         initial_gas: f.initial_gas,
         block_costs: None,
         steps,
+        profile_hint,
+        gas_hint,
     })
 }
 
 fn from_spectool(f: SpectoolFile, path: &Path) -> Result<Case, String> {
+    let (profile_hint, gas_hint) = hints(f.javm_profile, f.javm_gas_model)?;
     let mut steps = Vec::with_capacity(f.steps.len());
     for (i, step) in f.steps.into_iter().enumerate() {
         steps.push(match step {
@@ -279,6 +313,8 @@ fn from_spectool(f: SpectoolFile, path: &Path) -> Result<Case, String> {
         initial_gas: f.initial_gas,
         block_costs: Some(f.block_gas_costs.into_iter().map(|c| (c.pc, c.cost)).collect()),
         steps,
+        profile_hint,
+        gas_hint,
     })
 }
 

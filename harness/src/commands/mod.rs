@@ -1,4 +1,5 @@
 //! The CLI's subcommands.
 
 pub mod bench;
+pub mod diff;
 pub mod vectors;

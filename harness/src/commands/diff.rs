@@ -1,0 +1,109 @@
+//! `javm-harness diff`: generated programs through two backends, divergences explained.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
+
+use crate::backends::BackendKind;
+use crate::commands::vectors::{EXIT_FAILED, EXIT_OK, EXIT_UNUSABLE};
+use crate::diff::{diverges, explain, generate, repro_path, write_vector};
+use crate::gen::GenConfig;
+
+pub struct DiffArgs {
+    pub seed: u64,
+    pub count: u64,
+    pub config: GenConfig,
+    pub pair: (BackendKind, BackendKind),
+    /// How many divergences to minimise and explain.
+    pub explain: usize,
+    pub reports: PathBuf,
+}
+
+/// Runs the command and returns the exit code: 1 when any program diverged.
+pub fn run(args: DiffArgs) -> i32 {
+    let (ka, kb) = args.pair;
+    for k in [ka, kb] {
+        if let Err(e) = k.create() {
+            eprintln!("error: {e}");
+            return EXIT_UNUSABLE;
+        }
+    }
+    let mode = if args.config.raw { "raw bytes" } else { "structured" };
+    eprintln!(
+        "seed {}: {} {mode} programs, profile {}, gas {:?}, {} vs {}",
+        args.seed,
+        args.count,
+        args.config.profile,
+        args.config.gas,
+        ka.name(),
+        kb.name()
+    );
+    let bar = if std::io::stderr().is_terminal() {
+        let bar = ProgressBar::new(args.count);
+        bar.set_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} programs {per_sec} [{elapsed_precise}<{eta_precise}]")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let started = Instant::now();
+    let config = args.config;
+    let seed = args.seed;
+    let mut divergent: Vec<u64> = (0..args.count)
+        .into_par_iter()
+        .map_init(
+            || (ka.create().expect("checked above"), kb.create().expect("checked above")),
+            |(a, b), index| {
+                let program = generate(seed, index, config);
+                let bad = diverges(&program, &mut **a, &mut **b);
+                bar.inc(1);
+                bad.then_some(index)
+            },
+        )
+        .flatten()
+        .collect();
+    bar.finish_and_clear();
+    let elapsed = started.elapsed().as_secs_f64();
+    divergent.sort_unstable();
+
+    let mut stdout = std::io::stdout().lock();
+    if !divergent.is_empty() {
+        let (mut a, mut b) = (ka.create().expect("checked"), kb.create().expect("checked"));
+        for &index in divergent.iter().take(args.explain) {
+            let program = generate(seed, index, config);
+            let explanation = explain(&program, &mut *a, &mut *b);
+            let _ = writeln!(stdout, "DIVERGENCE seed {seed} program {index}");
+            let _ = write!(stdout, "{}", explanation.render(ka.name(), kb.name()));
+            let path = repro_path(&args.reports, seed, index, config);
+            let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let mut reference = ka.create().expect("checked");
+            match write_vector(&explanation.minimised, &name, &mut *reference, &path) {
+                Ok(()) => {
+                    let _ = writeln!(
+                        stdout,
+                        "repro: {} (replay: javm-harness vectors --backend both {})\n",
+                        path.display(),
+                        path.display()
+                    );
+                }
+                Err(e) => eprintln!("error: cannot write {}: {e}", path.display()),
+            }
+        }
+        if divergent.len() > args.explain {
+            let rest: Vec<String> = divergent.iter().skip(args.explain).take(20).map(|i| i.to_string()).collect();
+            let _ = writeln!(stdout, "further divergent programs (not explained): {}", rest.join(", "));
+        }
+    }
+    let rate = args.count as f64 / elapsed.max(1e-9);
+    let _ = writeln!(stdout, "{} programs, {} divergences, {:.0} programs/s", args.count, divergent.len(), rate);
+    if divergent.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_FAILED
+    }
+}

@@ -1,0 +1,425 @@
+//! Differential execution of generated programs, and the explanation of a divergence: the
+//! first instruction at which two backends' states differ (found by single-stepping both in
+//! lockstep), the differing fields, the disassembly around it, and a minimised program that
+//! still diverges, written as a replayable vector.
+
+use std::path::{Path, PathBuf};
+
+use arbitrary::Unstructured;
+use javm_engine::disasm::disassemble_around;
+use javm_engine::{Backend, Exit};
+use serde_json::{json, Value};
+
+use crate::gen::{GenCode, GenConfig, GenProgram, TableEntry};
+use crate::run::{case_config, prepare, run_case, GasChoice, Outcome};
+use crate::state::{chunks, compare_snapshots, Difference, Snapshot};
+use crate::vectors::{Case, Step};
+
+/// Bytes of generator input per program.
+const INPUT_BYTES: usize = 2048;
+
+/// The generator input of program `index` of a seeded run (splitmix64 over `(seed, index)`).
+pub fn seed_bytes(seed: u64, index: u64) -> Vec<u8> {
+    let mut state = seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17) ^ 0xD1B5_4A32_D192_ED03;
+    let mut out = Vec::with_capacity(INPUT_BYTES);
+    while out.len() < INPUT_BYTES {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        out.extend_from_slice(&(z ^ (z >> 31)).to_le_bytes());
+    }
+    out
+}
+
+/// Program `index` of a seeded run.
+pub fn generate(seed: u64, index: u64, config: GenConfig) -> GenProgram {
+    let bytes = seed_bytes(seed, index);
+    GenProgram::generate(&mut Unstructured::new(&bytes), config)
+        .expect("the generator only fails on exhausted input, and it never needs this much")
+}
+
+/// Runs a program on two backends in lockstep; the outcome lists every difference between
+/// them (the generated case has no assertions of its own).
+pub fn run_pair(program: &GenProgram, a: &mut dyn Backend, b: &mut dyn Backend) -> Outcome {
+    let case = program.case("generated");
+    run_case(&case, &program.options(), &mut [a, b])
+}
+
+/// Whether two backends disagree on a program.
+pub fn diverges(program: &GenProgram, a: &mut dyn Backend, b: &mut dyn Backend) -> bool {
+    !run_pair(program, a, b).passed
+}
+
+/// Where two backends first disagree when single-stepped.
+#[derive(Clone, Debug)]
+pub struct FirstDifference {
+    /// Which run of the case (0 = first; later ones follow host-call resumptions).
+    pub run: usize,
+    /// Instructions executed in that run before the differing one.
+    pub steps: u64,
+    /// pc of the instruction after which the states differ.
+    pub pc: u32,
+    pub differences: Vec<Difference>,
+}
+
+/// A divergence, explained.
+#[derive(Clone, Debug)]
+pub struct Explanation {
+    pub first: Option<FirstDifference>,
+    /// Differences at the end of the first run that disagrees (full runs).
+    pub at_exit: Vec<Difference>,
+    pub disassembly: String,
+    pub minimised: GenProgram,
+    pub original_instructions: usize,
+    pub minimised_instructions: usize,
+}
+
+fn setup(
+    case: &Case,
+    backend: &mut dyn Backend,
+    program: &Result<std::sync::Arc<javm_engine::Program>, javm_engine::BlobError>,
+) {
+    match program {
+        Ok(p) => backend.load(p.clone()),
+        Err(_) => backend.load_invalid(),
+    }
+    backend.set_pc(case.initial_pc);
+    backend.set_gas(case.initial_gas);
+}
+
+/// Single-steps both backends through a program's case and reports the first step after
+/// which their whole states differ.
+pub fn first_difference(program: &GenProgram, a: &mut dyn Backend, b: &mut dyn Backend) -> Option<FirstDifference> {
+    let case = program.case("generated");
+    let config = case_config(&case, &program.options()).ok()?;
+    let prepared = prepare(&case, config);
+    setup(&case, a, &prepared);
+    setup(&case, b, &prepared);
+    let mut run = 0;
+    for step in &case.steps {
+        match step {
+            Step::Map(r) => {
+                let _ = a.map(r.address, r.length as u64, r.is_writable);
+                let _ = b.map(r.address, r.length as u64, r.is_writable);
+            }
+            Step::Write(c) => {
+                let _ = a.write_memory(c.address, &c.contents);
+                let _ = b.write_memory(c.address, &c.contents);
+            }
+            Step::SetReg { reg, value } => {
+                a.set_reg(*reg, *value);
+                b.set_reg(*reg, *value);
+            }
+            Step::Assert(_) => {}
+            Step::Run => {
+                let mut steps = 0u64;
+                loop {
+                    let pc = a.resume_pc();
+                    let ea = a.step();
+                    let eb = b.step();
+                    let sa = Snapshot::take(a, ea.unwrap_or(Exit::Halt));
+                    let sb = Snapshot::take(b, eb.unwrap_or(Exit::Halt));
+                    let mut differences = compare_snapshots(&sa, &sb);
+                    if ea.is_some() != eb.is_some() {
+                        differences.retain(|d| d.field != "exit");
+                        let show = |e: Option<Exit>| e.map_or("running".to_string(), |e| e.to_string());
+                        differences.insert(0, Difference { field: "exit".into(), expected: show(ea), got: show(eb) });
+                    }
+                    if !differences.is_empty() {
+                        return Some(FirstDifference { run, steps, pc, differences });
+                    }
+                    if ea.is_some() || steps > 10_000_000 {
+                        break;
+                    }
+                    steps += 1;
+                }
+                run += 1;
+            }
+        }
+    }
+    None
+}
+
+fn instruction_count(p: &GenProgram) -> usize {
+    match &p.code {
+        GenCode::Blocks { blocks, .. } => blocks.iter().map(|b| b.len()).sum(),
+        GenCode::Raw { code, .. } => code.len(),
+    }
+}
+
+/// Smaller variants of a program, most promising first.
+fn shrink_candidates(p: &GenProgram) -> Vec<GenProgram> {
+    let mut out = Vec::new();
+    if !p.responses.is_empty() {
+        let mut c = p.clone();
+        c.responses.pop();
+        out.push(c);
+    }
+    match &p.code {
+        GenCode::Blocks { blocks, jump_table } => {
+            for i in (0..blocks.len()).rev() {
+                if blocks.len() > 1 {
+                    let mut blocks = blocks.clone();
+                    blocks.remove(i);
+                    let fix = |t: usize| {
+                        if t > i {
+                            t - 1
+                        } else if t == i {
+                            0
+                        } else {
+                            t
+                        }
+                    };
+                    for inst in blocks.iter_mut().flatten() {
+                        inst.target = inst.target.map(fix);
+                    }
+                    let table = jump_table
+                        .iter()
+                        .map(|e| match e {
+                            TableEntry::Block(b) => TableEntry::Block(fix(*b)),
+                            raw => raw.clone(),
+                        })
+                        .collect();
+                    let mut c = p.clone();
+                    c.code = GenCode::Blocks { blocks, jump_table: table };
+                    out.push(c);
+                }
+            }
+            for (bi, block) in blocks.iter().enumerate() {
+                for ii in (0..block.len()).rev() {
+                    let mut blocks = blocks.clone();
+                    blocks[bi].remove(ii);
+                    let mut c = p.clone();
+                    c.code = GenCode::Blocks { blocks, jump_table: jump_table.clone() };
+                    out.push(c);
+                }
+            }
+            if !jump_table.is_empty() {
+                let mut c = p.clone();
+                let mut t = jump_table.clone();
+                t.pop();
+                c.code = GenCode::Blocks { blocks: blocks.clone(), jump_table: t };
+                out.push(c);
+            }
+        }
+        GenCode::Raw { code, starts, jump_table } => {
+            for cut in [code.len() / 2, code.len().saturating_sub(1)] {
+                if cut > 0 && cut < code.len() {
+                    let mut c = p.clone();
+                    c.code = GenCode::Raw {
+                        code: code[..cut].to_vec(),
+                        starts: starts[..cut].to_vec(),
+                        jump_table: jump_table.clone(),
+                    };
+                    out.push(c);
+                }
+            }
+            for i in 1..code.len() {
+                let mut code = code.clone();
+                let mut starts = starts.clone();
+                code.remove(i);
+                starts.remove(i);
+                let mut c = p.clone();
+                c.code = GenCode::Raw { code, starts, jump_table: jump_table.clone() };
+                out.push(c);
+            }
+        }
+    }
+    for i in (0..p.regions.len()).rev() {
+        let mut c = p.clone();
+        c.regions.remove(i);
+        out.push(c);
+        if !p.regions[i].contents.is_empty() {
+            let mut c = p.clone();
+            c.regions[i].contents.clear();
+            out.push(c);
+        }
+    }
+    for r in 0..p.regs.len() {
+        if p.regs[r] != 0 {
+            let mut c = p.clone();
+            c.regs[r] = 0;
+            out.push(c);
+        }
+    }
+    if p.initial_pc != 0 {
+        let mut c = p.clone();
+        c.initial_pc = 0;
+        out.push(c);
+    }
+    out
+}
+
+/// Greedily shrinks a diverging program while it still diverges (bounded number of tries).
+pub fn minimise(program: &GenProgram, a: &mut dyn Backend, b: &mut dyn Backend) -> GenProgram {
+    let mut best = program.clone();
+    let mut tries = 0;
+    'outer: loop {
+        for candidate in shrink_candidates(&best) {
+            tries += 1;
+            if tries > 5000 {
+                break 'outer;
+            }
+            if diverges(&candidate, a, b) {
+                best = candidate;
+                continue 'outer;
+            }
+        }
+        break;
+    }
+    best
+}
+
+/// Explains a divergence: minimise first, then localise on the minimised program.
+pub fn explain(program: &GenProgram, a: &mut dyn Backend, b: &mut dyn Backend) -> Explanation {
+    let minimised = minimise(program, a, b);
+    let outcome = run_pair(&minimised, a, b);
+    let first_run_step = outcome.failures.first().map(|f| f.step);
+    let at_exit =
+        outcome.failures.iter().filter(|f| Some(f.step) == first_run_step).map(|f| f.difference.clone()).collect();
+    let first = first_difference(&minimised, a, b);
+    let pc = first.as_ref().map_or(minimised.initial_pc, |f| f.pc);
+    let disassembly = disassemble_around(&minimised.blob(), minimised.profile, pc, 6, 4);
+    Explanation {
+        first,
+        at_exit,
+        disassembly,
+        original_instructions: instruction_count(program),
+        minimised_instructions: instruction_count(&minimised),
+        minimised,
+    }
+}
+
+impl Explanation {
+    /// Human-readable report.
+    pub fn render(&self, a: &str, b: &str) -> String {
+        let mut out = String::new();
+        match &self.first {
+            Some(f) => {
+                out += &format!(
+                    "first difference after the instruction at pc {} (run {}, step {}), {a} vs {b}:\n",
+                    f.pc, f.run, f.steps
+                );
+                for d in &f.differences {
+                    out += &format!("  {d}\n");
+                }
+            }
+            None => out += "single-stepping shows no difference; the full runs differ at exit:\n",
+        }
+        if self.first.is_none() {
+            for d in &self.at_exit {
+                out += &format!("  {d}\n");
+            }
+        }
+        out += &format!(
+            "minimised from {} to {} instructions; disassembly ({}):\n{}\n",
+            self.original_instructions, self.minimised_instructions, self.minimised.profile, self.disassembly
+        );
+        out
+    }
+}
+
+fn regs_json(regs: &[u64]) -> Value {
+    Value::Array(regs.iter().map(|&r| json!(r)).collect())
+}
+
+/// Writes a program as a vector with the expected values `reference` produces: the w3f v0.4
+/// format when it is a single run under a unit gas model, else the spectool multi-step
+/// format. Both carry `javm-profile` / `javm-gas-model` so they replay as generated.
+pub fn write_vector(program: &GenProgram, name: &str, reference: &mut dyn Backend, path: &Path) -> std::io::Result<()> {
+    let case = program.case(name);
+    let config = case_config(&case, &program.options()).map_err(std::io::Error::other)?;
+    let prepared = prepare(&case, config);
+    setup(&case, reference, &prepared);
+    let gas_name = match program.gas_model {
+        GasChoice::Auto => "block-unit",
+        GasChoice::BlockUnit => "block-unit",
+        GasChoice::BlockTable => "block-table",
+        GasChoice::Instruction => "instruction",
+    };
+    let mut steps = Vec::new();
+    let mut snapshots = Vec::new();
+    for step in &case.steps {
+        match step {
+            Step::Map(r) => {
+                let _ = reference.map(r.address, r.length as u64, r.is_writable);
+                steps.push(json!({"map": {"address": r.address, "length": r.length, "is-writable": r.is_writable}}));
+            }
+            Step::Write(c) => {
+                let _ = reference.write_memory(c.address, &c.contents);
+                steps.push(json!({"write": {"address": c.address, "contents": c.contents}}));
+            }
+            Step::SetReg { reg, value } => {
+                reference.set_reg(*reg, *value);
+                steps.push(json!({"set-reg": {"reg": reg, "value": value}}));
+            }
+            Step::Run => {
+                let exit = reference.run();
+                let s = Snapshot::take(reference, exit);
+                let mut assert = json!({
+                    "status": exit.status(),
+                    "gas": s.gas,
+                    "pc": s.pc,
+                    "regs": regs_json(&s.regs),
+                    "memory": chunks(&s.nonzero_bytes()),
+                });
+                if let Exit::PageFault(a) = exit {
+                    assert["page-fault-address"] = json!(a);
+                }
+                if let Exit::HostCall(id) = exit {
+                    assert["hostcall"] = json!(id);
+                }
+                steps.push(json!({"run": {}}));
+                steps.push(json!({"assert": assert}));
+                snapshots.push(s);
+            }
+            Step::Assert(_) => {}
+        }
+    }
+    let single_run = snapshots.len() == 1 && program.block_costs.is_none();
+    let doc = if single_run {
+        let s = &snapshots[0];
+        let mut doc = json!({
+            "name": name,
+            "initial-regs": regs_json(&program.regs),
+            "initial-pc": program.initial_pc,
+            "initial-page-map": program.regions.iter().map(|r| json!({"address": r.address, "length": r.length, "is-writable": r.writable})).collect::<Vec<_>>(),
+            "initial-memory": program.regions.iter().filter(|r| !r.contents.is_empty()).map(|r| json!({"address": r.address, "contents": r.contents})).collect::<Vec<_>>(),
+            "initial-gas": program.gas,
+            "program": program.blob().encode(),
+            "expected-status": s.exit.status(),
+            "expected-regs": regs_json(&s.regs),
+            "expected-pc": s.pc,
+            "expected-memory": chunks(&s.nonzero_bytes()),
+            "expected-gas": s.gas,
+            "javm-profile": program.profile.name(),
+            "javm-gas-model": gas_name,
+        });
+        if let Exit::PageFault(a) = s.exit {
+            doc["expected-page-fault-address"] = json!(a);
+        }
+        doc
+    } else {
+        json!({
+            "name": name,
+            "initial-pc": program.initial_pc,
+            "initial-gas": program.gas,
+            "program": program.blob().encode(),
+            "block-gas-costs": program.block_costs.clone().unwrap_or_default().iter().map(|(pc, cost)| json!({"pc": pc, "cost": cost})).collect::<Vec<_>>(),
+            "steps": steps,
+            "javm-profile": program.profile.name(),
+            "javm-gas-model": gas_name,
+        })
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, serde_json::to_string_pretty(&doc).map_err(std::io::Error::other)? + "\n")
+}
+
+/// Where the repro of a divergence goes.
+pub fn repro_path(dir: &Path, seed: u64, index: u64, config: GenConfig) -> PathBuf {
+    let mode = if config.raw { "raw" } else { "gen" };
+    dir.join(format!("divergence-{}-{mode}-{seed}-{index}.json", config.profile.name()))
+}

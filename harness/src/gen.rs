@@ -1,0 +1,589 @@
+//! The program generator. It draws everything from an [`arbitrary::Unstructured`], so the same
+//! generator serves cargo-fuzz (fuzz input bytes) and seeded command-line runs (bytes from a
+//! seeded PRNG).
+//!
+//! Two modes:
+//! - **structured**: programs valid by construction, built as basic blocks of instructions
+//!   drawn from the instruction table, ending in terminators that branch between blocks, a
+//!   jump table, loads and stores aimed at mapped, read-only, unmapped and low memory, host
+//!   calls, dynamic jumps (valid, invalid, halt) and loops that run until out of gas. The
+//!   program stays structured ([`GenProgram`]) so a divergence can be minimised block by
+//!   block and instruction by instruction;
+//! - **raw**: arbitrary code bytes, bitmask and jump table, which also yields invalid
+//!   encodings (register nibbles 13–15, odd skips, undefined opcodes, truncated code).
+
+use arbitrary::{Result, Unstructured};
+use javm_engine::{Blob, Format, GasModel, Op, Profile, NUM_REGS};
+
+use crate::run::{GasChoice, RunOptions};
+use crate::vectors::{Case, Chunk, Region, Step, VectorFormat};
+
+/// Read-write region every structured program gets (two pages).
+pub const RW_BASE: u32 = 0x2_0000;
+/// Read-only region every structured program gets (one page, random contents).
+pub const RO_BASE: u32 = 0x3_0000;
+/// A region that is never mapped (page faults).
+pub const UNMAPPED: u32 = 0x4_0000;
+/// The halt address of dynamic jumps.
+pub const HALT: u64 = 0xFFFF_0000;
+
+/// What to generate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GenConfig {
+    pub profile: Profile,
+    pub gas: GasChoice,
+    pub raw: bool,
+}
+
+/// One generated instruction: the opcode and its operand bytes. For formats with an offset
+/// the last 4 operand bytes are the offset, patched at layout time to reach `target`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GenInst {
+    pub op: Op,
+    pub operands: Vec<u8>,
+    /// Block index a static offset points at.
+    pub target: Option<usize>,
+}
+
+/// A jump-table entry: a block start, or any code offset (usually invalid).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TableEntry {
+    Block(usize),
+    Raw(u32),
+}
+
+/// A memory region: address, length, writable, initial bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GenRegion {
+    pub address: u32,
+    pub length: u32,
+    pub writable: bool,
+    pub contents: Vec<u8>,
+}
+
+/// The code of a generated program.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GenCode {
+    /// Basic blocks; each block's last instruction is normally a terminator.
+    Blocks { blocks: Vec<Vec<GenInst>>, jump_table: Vec<TableEntry> },
+    /// Arbitrary bytes with an arbitrary bitmask.
+    Raw { code: Vec<u8>, starts: Vec<bool>, jump_table: Vec<u32> },
+}
+
+/// A generated program with its initial state and host behaviour.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GenProgram {
+    pub profile: Profile,
+    pub code: GenCode,
+    pub regions: Vec<GenRegion>,
+    pub regs: [u64; NUM_REGS],
+    pub initial_pc: u32,
+    pub gas: i64,
+    /// Per-block costs (table gas model), by block index / pc.
+    pub block_costs: Option<Vec<(u32, u64)>>,
+    /// Force this gas model (unit-per-block when `None` and no table).
+    pub gas_model: GasChoice,
+    /// Register writes the host makes before each resumption (one entry per extra run).
+    pub responses: Vec<Vec<(usize, u64)>>,
+}
+
+const INTERESTING: [u64; 24] = [
+    0,
+    1,
+    2,
+    7,
+    0x7F,
+    0x80,
+    0xFF,
+    0x100,
+    0x7FFF,
+    0x8000,
+    0xFFFF,
+    0x7FFF_FFFF,
+    0x8000_0000,
+    0xFFFF_FFFF,
+    0x1_0000_0000,
+    0x7FFF_FFFF_FFFF_FFFF,
+    0x8000_0000_0000_0000,
+    u64::MAX,
+    u64::MAX - 1,
+    0xFFFF_FFFF_8000_0000,
+    31,
+    32,
+    63,
+    64,
+];
+
+fn value(u: &mut Unstructured) -> Result<u64> {
+    Ok(match u.int_in_range(0..=9u8)? {
+        0..=4 => INTERESTING[u.choose_index(INTERESTING.len())?],
+        5 => u.int_in_range(0..=64u64)?,
+        6 => (u.int_in_range(0..=64u64)?).wrapping_neg(),
+        7 => address(u)? as u64,
+        _ => u.arbitrary()?,
+    })
+}
+
+/// An address aimed at an interesting place.
+fn address(u: &mut Unstructured) -> Result<u32> {
+    let off = |u: &mut Unstructured, max: u32| u.int_in_range(0..=max);
+    Ok(match u.int_in_range(0..=11u8)? {
+        0..=3 => RW_BASE + off(u, 0x2000 - 1)?,
+        4 => RW_BASE + 0x2000 - off(u, 8)?,  // straddles the end of the RW region
+        5 => RO_BASE + off(u, 0x1000 - 1)?,  // read-only
+        6 => RO_BASE - off(u, 8)?,           // straddles into the RO region
+        7 => UNMAPPED + off(u, 0x1000 - 1)?, // unmapped
+        8 => off(u, 0xFFFF)?,                // below 64 KiB
+        9 => 0xFFFF_FFFF - off(u, 8)?,       // wraps around
+        10 => 0x1_0000 - off(u, 8)?,         // straddles the 64 KiB line
+        _ => u.arbitrary()?,
+    })
+}
+
+fn reg(u: &mut Unstructured) -> Result<u8> {
+    // Nibbles 13..=15 are valid encodings of r12.
+    Ok(if u.ratio(1, 32)? { u.int_in_range(13..=15)? } else { u.int_in_range(0..=12)? })
+}
+
+/// The little-endian bytes of `v` in `len` bytes.
+fn le(v: u64, len: usize) -> Vec<u8> {
+    v.to_le_bytes()[..len].to_vec()
+}
+
+/// Encoded length for an immediate: usually the shortest that represents it, sometimes
+/// longer (same value), sometimes shorter (truncated value).
+fn imm_len(u: &mut Unstructured, v: u64) -> Result<usize> {
+    let shortest = javm_engine::asm::imm_len(v).unwrap_or(4) as usize;
+    Ok(match u.int_in_range(0..=7u8)? {
+        0 => u.int_in_range(0..=4)?,
+        1 => (shortest + 1).min(4),
+        _ => shortest,
+    })
+}
+
+fn imm(u: &mut Unstructured, v: u64) -> Result<(usize, Vec<u8>)> {
+    let len = imm_len(u, v)?;
+    Ok((len, le(v, len)))
+}
+
+/// The value of a memory operand: an interesting address (absolute forms).
+fn addr_imm(u: &mut Unstructured) -> Result<u64> {
+    let a = address(u)?;
+    Ok(a as i32 as i64 as u64)
+}
+
+fn is_memory(op: Op) -> bool {
+    use Op::*;
+    matches!(
+        op,
+        StoreImmU8
+            | StoreImmU16
+            | StoreImmU32
+            | StoreImmU64
+            | LoadU8
+            | LoadI8
+            | LoadU16
+            | LoadI16
+            | LoadU32
+            | LoadI32
+            | LoadU64
+            | StoreU8
+            | StoreU16
+            | StoreU32
+            | StoreU64
+            | StoreImmIndU8
+            | StoreImmIndU16
+            | StoreImmIndU32
+            | StoreImmIndU64
+            | StoreIndU8
+            | StoreIndU16
+            | StoreIndU32
+            | StoreIndU64
+            | LoadIndU8
+            | LoadIndI8
+            | LoadIndU16
+            | LoadIndI16
+            | LoadIndU32
+            | LoadIndI32
+            | LoadIndU64
+    )
+}
+
+/// Operand bytes for `op`; offsets are 4 zero bytes to patch.
+fn operands(u: &mut Unstructured, op: Op, blocks: usize) -> Result<(Vec<u8>, Option<usize>)> {
+    let mut out = Vec::new();
+    let mut target = None;
+    let memory = is_memory(op);
+    let x_value = |u: &mut Unstructured| if memory { addr_imm(u) } else { value(u) };
+    match op.format() {
+        Format::NoArgs => {}
+        Format::OneImm => {
+            let v = if u.ratio(1, 2)? { u.int_in_range(0..=300u64)? } else { value(u)? };
+            out.extend(imm(u, v)?.1);
+        }
+        Format::RegExtImm => {
+            out.push(reg(u)?);
+            out.extend(le(value(u)?, 8));
+        }
+        Format::TwoImm => {
+            let v = addr_imm(u)?;
+            let (lx, x) = imm(u, v)?;
+            out.push(lx as u8);
+            out.extend(x);
+            let v = value(u)?;
+            out.extend(imm(u, v)?.1);
+        }
+        Format::OneOffset => {
+            out.extend([0; 4]);
+            target = Some(u.choose_index(blocks)?);
+        }
+        Format::RegImm => {
+            out.push(reg(u)?);
+            let v = if op == Op::JumpInd { u.int_in_range(0..=8u64)? } else { x_value(u)? };
+            out.extend(imm(u, v)?.1);
+        }
+        Format::RegTwoImm => {
+            let r = reg(u)?;
+            let x = if u.ratio(1, 2)? { u.int_in_range(0..=16u64)? } else { value(u)? };
+            let (lx, xb) = imm(u, x)?;
+            out.push(r | (lx as u8) << 4);
+            out.extend(xb);
+            let v = value(u)?;
+            out.extend(imm(u, v)?.1);
+        }
+        Format::RegImmOffset => {
+            let r = reg(u)?;
+            let v = value(u)?;
+            let (lx, xb) = imm(u, v)?;
+            out.push(r | (lx as u8) << 4);
+            out.extend(xb);
+            out.extend([0; 4]);
+            target = Some(u.choose_index(blocks)?);
+        }
+        Format::TwoReg => out.push(reg(u)? | reg(u)? << 4),
+        Format::TwoRegImm => {
+            out.push(reg(u)? | reg(u)? << 4);
+            let v = if memory { u.int_in_range(0..=16u64)?.wrapping_sub(8) } else { value(u)? };
+            out.extend(imm(u, v)?.1);
+        }
+        Format::TwoRegOffset => {
+            out.push(reg(u)? | reg(u)? << 4);
+            out.extend([0; 4]);
+            target = Some(u.choose_index(blocks)?);
+        }
+        Format::TwoRegTwoImm => {
+            out.push(reg(u)? | reg(u)? << 4);
+            let v = value(u)?;
+            let (lx, xb) = imm(u, v)?;
+            out.push(lx as u8);
+            out.extend(xb);
+            let v = u.int_in_range(0..=8u64)?;
+            out.extend(imm(u, v)?.1);
+        }
+        Format::ThreeReg => {
+            out.push(reg(u)? | reg(u)? << 4);
+            out.push(if u.ratio(1, 64)? { u.int_in_range(13..=255)? } else { reg(u)? });
+        }
+    }
+    Ok((out, target))
+}
+
+/// `load_imm rX, v` aimed at a memory region, to give indirect accesses a base.
+fn base_setup(u: &mut Unstructured) -> Result<GenInst> {
+    let r = u.int_in_range(0..=12u8)?;
+    let v = address(u)? as i32 as i64 as u64;
+    let (_, bytes) = imm(u, v)?;
+    let mut operands = vec![r];
+    operands.extend(bytes);
+    Ok(GenInst { op: Op::LoadImm, operands, target: None })
+}
+
+/// `load_imm rX, a` where `a` is a dynamic-jump address: valid table entries, halt, or junk.
+fn jump_setup(u: &mut Unstructured, reg: u8, table_len: usize) -> Result<GenInst> {
+    let v: u64 = match u.int_in_range(0..=5u8)? {
+        0..=2 if table_len > 0 => 2 * (1 + u.choose_index(table_len)? as u64),
+        3 => HALT,
+        4 => u.int_in_range(0..=2 * table_len as u64 + 3)?,
+        _ => value(u)?,
+    };
+    let len = javm_engine::asm::imm_len(v).unwrap_or(4) as usize;
+    let mut operands = vec![reg];
+    operands.extend(le(v, len));
+    Ok(GenInst { op: Op::LoadImm, operands, target: None })
+}
+
+fn pick_op(u: &mut Unstructured, profile: Profile, terminator: bool) -> Result<Op> {
+    let ops: Vec<Op> =
+        Op::all().filter(|&op| op.number(profile).is_some() && profile.is_terminator(op) == terminator).collect();
+    Ok(ops[u.choose_index(ops.len())?])
+}
+
+impl GenProgram {
+    /// Draws a program.
+    pub fn generate(u: &mut Unstructured, config: GenConfig) -> Result<GenProgram> {
+        let profile = config.profile;
+        let code = if config.raw { raw_code(u)? } else { block_code(u, profile)? };
+        let mut regions = vec![
+            GenRegion { address: RW_BASE, length: 0x2000, writable: true, contents: Vec::new() },
+            GenRegion { address: RO_BASE, length: 0x1000, writable: false, contents: Vec::new() },
+        ];
+        for r in &mut regions {
+            let n = u.int_in_range(0..=16usize)?;
+            r.contents = (0..n).map(|_| u.arbitrary()).collect::<Result<_>>()?;
+        }
+        if u.ratio(1, 8)? {
+            regions.push(GenRegion { address: 0xFFFF_F000, length: 0x1000, writable: true, contents: vec![] });
+        }
+        if u.ratio(1, 16)? {
+            regions.push(GenRegion { address: 0, length: 0x1000, writable: u.arbitrary()?, contents: vec![] });
+        }
+        let mut regs = [0u64; NUM_REGS];
+        for r in regs.iter_mut() {
+            *r = value(u)?;
+        }
+        if u.ratio(3, 4)? {
+            regs[0] = HALT;
+        }
+        let initial_pc = match u.int_in_range(0..=15u8)? {
+            0 => u.int_in_range(0..=64u32)?,
+            _ => 0,
+        };
+        let gas = match u.int_in_range(0..=7u8)? {
+            0 => u.int_in_range(0..=20i64)?,
+            _ => u.int_in_range(0..=2000i64)?,
+        };
+        let gas_model = config.gas;
+        let block_costs = if gas_model == GasChoice::BlockTable {
+            let mut table = Vec::new();
+            for pc in GenProgram::block_starts_of(&code, profile) {
+                if u.ratio(7, 8)? {
+                    table.push((pc, u.int_in_range(1..=30u64)?));
+                }
+            }
+            Some(table)
+        } else {
+            None
+        };
+        let runs = u.int_in_range(0..=3usize)?;
+        let mut responses = Vec::with_capacity(runs);
+        for _ in 0..runs {
+            let n = u.int_in_range(0..=2usize)?;
+            let mut writes = Vec::with_capacity(n);
+            for _ in 0..n {
+                writes.push((u.int_in_range(0..=12usize)?, value(u)?));
+            }
+            responses.push(writes);
+        }
+        Ok(GenProgram { profile, code, regions, regs, initial_pc, gas, block_costs, gas_model, responses })
+    }
+
+    fn block_starts_of(code: &GenCode, profile: Profile) -> Vec<u32> {
+        match code {
+            GenCode::Blocks { .. } => {
+                let (_, starts) = layout(code, profile);
+                starts
+            }
+            GenCode::Raw { code, .. } => (0..code.len() as u32).step_by(3).collect(),
+        }
+    }
+
+    /// The blob this program encodes to.
+    pub fn blob(&self) -> Blob {
+        match &self.code {
+            GenCode::Raw { code, starts, jump_table } => Blob::new(jump_table.clone(), code.clone(), starts.clone()),
+            GenCode::Blocks { .. } => layout(&self.code, self.profile).0,
+        }
+    }
+
+    /// The run options this program needs.
+    pub fn options(&self) -> RunOptions {
+        RunOptions { profile: Some(self.profile), gas: self.gas_model }
+    }
+
+    /// The program as a harness case (steps without assertions).
+    pub fn case(&self, name: &str) -> Case {
+        let mut steps = Vec::new();
+        for r in &self.regions {
+            steps.push(Step::Map(Region { address: r.address, length: r.length, is_writable: r.writable }));
+            if !r.contents.is_empty() {
+                steps.push(Step::Write(Chunk { address: r.address, contents: r.contents.clone() }));
+            }
+        }
+        for (reg, &value) in self.regs.iter().enumerate() {
+            steps.push(Step::SetReg { reg, value });
+        }
+        steps.push(Step::Run);
+        for writes in &self.responses {
+            for &(reg, value) in writes {
+                steps.push(Step::SetReg { reg, value });
+            }
+            steps.push(Step::Run);
+        }
+        Case {
+            name: name.to_string(),
+            path: name.into(),
+            format: VectorFormat::Spectool,
+            program: self.blob().encode(),
+            initial_pc: self.initial_pc,
+            initial_gas: self.gas,
+            block_costs: self.block_costs.clone(),
+            steps,
+            profile_hint: Some(self.profile),
+            gas_hint: Some(self.gas_model),
+        }
+    }
+
+    /// The gas model this program runs under.
+    pub fn gas_model(&self) -> GasModel {
+        match (&self.block_costs, self.gas_model) {
+            (Some(t), _) => GasModel::table(t.iter().copied()),
+            (None, GasChoice::Instruction) => GasModel::Instruction,
+            _ => GasModel::BlockUnit,
+        }
+    }
+}
+
+fn block_code(u: &mut Unstructured, profile: Profile) -> Result<GenCode> {
+    let nblocks = u.int_in_range(1..=8usize)?;
+    let table_len = u.int_in_range(0..=4usize)?;
+    let mut blocks = Vec::with_capacity(nblocks);
+    for _ in 0..nblocks {
+        let mut block = Vec::new();
+        let len = u.int_in_range(0..=10usize)?;
+        for _ in 0..len {
+            if u.ratio(1, 6)? {
+                block.push(base_setup(u)?);
+                continue;
+            }
+            let op = pick_op(u, profile, false)?;
+            let (operands, target) = operands(u, op, nblocks)?;
+            block.push(GenInst { op, operands, target });
+        }
+        let term = pick_op(u, profile, true)?;
+        if matches!(term, Op::JumpInd | Op::LoadImmJumpInd) && u.ratio(3, 4)? {
+            // Aim the dynamic jump: set its base register and use offset 0.
+            let r = u.int_in_range(0..=12u8)?;
+            block.push(jump_setup(u, r, table_len)?);
+            let operands = if term == Op::JumpInd { vec![r] } else { vec![r << 4 | u.int_in_range(0..=12u8)?, 0] };
+            block.push(GenInst { op: term, operands, target: None });
+        } else {
+            let (operands, target) = operands(u, term, nblocks)?;
+            block.push(GenInst { op: term, operands, target });
+        }
+        blocks.push(block);
+    }
+    let mut jump_table = Vec::with_capacity(table_len);
+    for _ in 0..table_len {
+        jump_table.push(if u.ratio(7, 8)? {
+            TableEntry::Block(u.choose_index(nblocks)?)
+        } else {
+            TableEntry::Raw(u.int_in_range(0..=200u32)?)
+        });
+    }
+    Ok(GenCode::Blocks { blocks, jump_table })
+}
+
+fn raw_code(u: &mut Unstructured) -> Result<GenCode> {
+    let len = u.int_in_range(1..=96usize)?;
+    let mut code = Vec::with_capacity(len);
+    let mut starts = Vec::with_capacity(len);
+    for i in 0..len {
+        code.push(u.arbitrary()?);
+        starts.push(i == 0 || u.ratio(1, 3)?);
+    }
+    let table_len = u.int_in_range(0..=4usize)?;
+    let jump_table = (0..table_len).map(|_| u.int_in_range(0..=len as u32 + 2)).collect::<Result<_>>()?;
+    Ok(GenCode::Raw { code, starts, jump_table })
+}
+
+/// Lays out structured code: the blob and every block's start pc.
+fn layout(code: &GenCode, profile: Profile) -> (Blob, Vec<u32>) {
+    let GenCode::Blocks { blocks, jump_table } = code else { unreachable!("layout of raw code") };
+    let mut starts_pc = Vec::with_capacity(blocks.len());
+    let mut pc = 0u32;
+    for block in blocks {
+        starts_pc.push(pc);
+        for inst in block {
+            pc += 1 + inst.operands.len() as u32;
+        }
+    }
+    let mut bytes = Vec::with_capacity(pc as usize);
+    let mut starts = Vec::with_capacity(pc as usize);
+    for block in blocks {
+        for inst in block {
+            let at = bytes.len() as u32;
+            bytes.push(inst.op.number(profile).unwrap_or(0));
+            starts.push(true);
+            let mut operands = inst.operands.clone();
+            if let Some(t) = inst.target {
+                let target = starts_pc.get(t).copied().unwrap_or(0);
+                let offset = target.wrapping_sub(at).to_le_bytes();
+                let n = operands.len();
+                if n >= 4 {
+                    operands[n - 4..].copy_from_slice(&offset);
+                }
+            }
+            starts.extend(std::iter::repeat_n(false, operands.len()));
+            bytes.extend(operands);
+        }
+    }
+    if bytes.is_empty() {
+        bytes.push(0);
+        starts.push(true);
+    }
+    let table = jump_table
+        .iter()
+        .map(|e| match e {
+            TableEntry::Block(b) => starts_pc.get(*b).copied().unwrap_or(0),
+            TableEntry::Raw(pc) => *pc,
+        })
+        .collect();
+    (Blob::new(table, bytes, starts), starts_pc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use javm_engine::{Config, Program};
+
+    fn programs(config: GenConfig, n: u64) -> Vec<GenProgram> {
+        (0..n)
+            .map(|seed| {
+                let bytes = crate::diff::seed_bytes(seed, 0);
+                GenProgram::generate(&mut Unstructured::new(&bytes), config).unwrap()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn structured_programs_reach_every_opcode_and_format() {
+        for profile in Profile::ALL {
+            let config = GenConfig { profile, gas: GasChoice::Auto, raw: false };
+            let mut seen = std::collections::HashSet::new();
+            for p in programs(config, 3000) {
+                let blob = p.blob();
+                let program = Program::new(blob, Config::new(profile, GasModel::BlockUnit));
+                for inst in &program.insts {
+                    seen.insert(inst.op);
+                }
+            }
+            for op in Op::all().filter(|op| op.number(profile).is_some()) {
+                assert!(seen.contains(&op), "profile {profile}: {op} never generated");
+            }
+        }
+    }
+
+    #[test]
+    fn structured_programs_decode_as_generated() {
+        let config = GenConfig { profile: Profile::A, gas: GasChoice::Auto, raw: false };
+        for p in programs(config, 500) {
+            let GenCode::Blocks { blocks, .. } = &p.code else { unreachable!() };
+            let count: usize = blocks.iter().map(|b| b.len()).sum();
+            let blob = p.blob();
+            let parsed = Blob::parse(&blob.encode()).unwrap();
+            assert_eq!(parsed, blob);
+            let starts = blob.starts.iter().filter(|&&s| s).count();
+            assert_eq!(starts, count.max(1));
+        }
+    }
+}
