@@ -7,6 +7,7 @@ use javm_harness::backends::selection;
 use javm_harness::backends::BackendKind;
 use javm_harness::commands::bench::{self, BenchArgs};
 use javm_harness::commands::diff::{self, DiffArgs};
+use javm_harness::commands::text;
 use javm_harness::commands::vectors::{self, VectorsArgs, EXIT_UNUSABLE};
 use javm_harness::gen::GenConfig;
 use javm_harness::run::{GasChoice, RunOptions};
@@ -82,6 +83,22 @@ enum Command {
         #[arg(long, default_value = "reports")]
         reports: PathBuf,
     },
+    /// Print the disassembly of a program: a vector file (.json) or a raw blob file.
+    Disasm {
+        file: PathBuf,
+        /// Opcode profile (default: the vector's, else a).
+        #[arg(long, value_parser = ["a", "b", "j"])]
+        profile: Option<String>,
+    },
+    /// Assemble a text-form program into a blob (written to --output, else printed as a JSON
+    /// byte array ready for a vector's `program` field).
+    Asm {
+        file: PathBuf,
+        #[arg(long, default_value = "a", value_parser = ["a", "b", "j"])]
+        profile: String,
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
     /// Measure backend speed on the real compiled programs of ../shared/bench.
     ///
     /// Each program runs to its halt; the checksum, instruction count and host calls are
@@ -125,6 +142,10 @@ fn main() -> ExitCode {
                 raw,
             };
             diff::run(DiffArgs { seed, count, config, pair: (kind(a), kind(b)), explain, reports })
+        }
+        Command::Disasm { file, profile } => text::disasm(&file, profile.as_deref().and_then(Profile::parse)),
+        Command::Asm { file, profile, output } => {
+            text::asm(&file, Profile::parse(&profile).unwrap_or(Profile::A), output)
         }
         Command::Bench { programs, dir, backend, runs } => {
             let backends = selection(&backend).unwrap_or_default();

@@ -2,4 +2,5 @@
 
 pub mod bench;
 pub mod diff;
+pub mod text;
 pub mod vectors;
