@@ -321,8 +321,13 @@ fn pick_op(u: &mut Unstructured, profile: Profile, terminator: bool) -> Result<O
 impl GenProgram {
     /// Draws a program.
     pub fn generate(u: &mut Unstructured, config: GenConfig) -> Result<GenProgram> {
+        let code = if config.raw { raw_code(u)? } else { block_code(u, config.profile)? };
+        GenProgram::with_code(u, config, code)
+    }
+
+    /// Draws the initial state, memory and host behaviour around given code.
+    pub fn with_code(u: &mut Unstructured, config: GenConfig, code: GenCode) -> Result<GenProgram> {
         let profile = config.profile;
-        let code = if config.raw { raw_code(u)? } else { block_code(u, profile)? };
         let mut regions = vec![
             GenRegion { address: RW_BASE, length: 0x2000, writable: true, contents: Vec::new() },
             GenRegion { address: RO_BASE, length: 0x1000, writable: false, contents: Vec::new() },

@@ -6,6 +6,7 @@ pub mod backends;
 pub mod bench_programs;
 pub mod commands;
 pub mod diff;
+pub mod fuzzing;
 pub mod gen;
 pub mod run;
 pub mod state;

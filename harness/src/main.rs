@@ -7,8 +7,8 @@ use javm_harness::backends::selection;
 use javm_harness::backends::BackendKind;
 use javm_harness::commands::bench::{self, BenchArgs};
 use javm_harness::commands::diff::{self, DiffArgs};
-use javm_harness::commands::text;
 use javm_harness::commands::vectors::{self, VectorsArgs, EXIT_UNUSABLE};
+use javm_harness::commands::{corpus, text};
 use javm_harness::gen::GenConfig;
 use javm_harness::run::{GasChoice, RunOptions};
 
@@ -99,6 +99,12 @@ enum Command {
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
+    /// Write the fuzz targets' seed corpora (from the public vectors and fixed generator seeds)
+    /// and the opcode dictionary, under DIR (default: fuzz/).
+    FuzzCorpus {
+        #[arg(long, default_value = "fuzz")]
+        dir: PathBuf,
+    },
     /// Measure backend speed on the real compiled programs of ../shared/bench.
     ///
     /// Each program runs to its halt; the checksum, instruction count and host calls are
@@ -147,6 +153,7 @@ fn main() -> ExitCode {
         Command::Asm { file, profile, output } => {
             text::asm(&file, Profile::parse(&profile).unwrap_or(Profile::A), output)
         }
+        Command::FuzzCorpus { dir } => corpus::run(&dir),
         Command::Bench { programs, dir, backend, runs } => {
             let backends = selection(&backend).unwrap_or_default();
             bench::run(BenchArgs { dir, programs, backends, runs })

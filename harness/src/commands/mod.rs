@@ -1,6 +1,7 @@
 //! The CLI's subcommands.
 
 pub mod bench;
+pub mod corpus;
 pub mod diff;
 pub mod text;
 pub mod vectors;

@@ -1,0 +1,135 @@
+//! The bodies of the cargo-fuzz targets. The `fuzz/` binaries call these, and the replay
+//! test feeds every kept input to them, so what CI runs on each commit is exactly what the
+//! fuzzer runs.
+
+use std::cell::RefCell;
+
+use arbitrary::Unstructured;
+use javm_engine::{Backend, Blob, Profile};
+
+use crate::backends::BackendKind;
+use crate::diff::{diverges, explain};
+use crate::gen::{GenCode, GenConfig, GenProgram};
+use crate::run::GasChoice;
+
+type Pair = (Box<dyn Backend + Send>, Box<dyn Backend + Send>);
+
+thread_local! {
+    static PAIR: RefCell<Option<Pair>> = const { RefCell::new(None) };
+}
+
+/// The backends a differential target compares: the interpreter and the JIT (the
+/// interpreter twice where this build has no JIT).
+pub fn pair_kinds() -> (BackendKind, BackendKind) {
+    let second = if BackendKind::Jit.create().is_ok() { BackendKind::Jit } else { BackendKind::Interp };
+    (BackendKind::Interp, second)
+}
+
+fn with_pair<R>(f: impl FnOnce(&mut dyn Backend, &mut dyn Backend) -> R) -> R {
+    PAIR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let (a, b) = slot.get_or_insert_with(|| {
+            let (ka, kb) = pair_kinds();
+            (ka.create().expect("interpreter"), kb.create().expect("checked by pair_kinds"))
+        });
+        f(&mut **a, &mut **b)
+    })
+}
+
+/// Profile and gas model from one selector byte.
+fn config_of(selector: u8, raw: bool) -> GenConfig {
+    let profile = Profile::ALL[(selector % 3) as usize];
+    let gas = [GasChoice::Auto, GasChoice::BlockTable, GasChoice::Instruction][(selector / 3 % 3) as usize];
+    GenConfig { profile, gas, raw }
+}
+
+fn check(program: &GenProgram) {
+    with_pair(|a, b| {
+        if diverges(program, a, b) {
+            let (na, nb) = (a.name(), b.name());
+            let explanation = explain(program, a, b);
+            panic!("backends diverge:\n{}", explanation.render(na, nb));
+        }
+    })
+}
+
+/// `differential`: a structured generated program on both backends.
+pub fn differential(data: &[u8]) {
+    let mut u = Unstructured::new(data);
+    let Ok(selector) = u.arbitrary::<u8>() else { return };
+    if let Ok(program) = GenProgram::generate(&mut u, config_of(selector, false)) {
+        check(&program);
+    }
+}
+
+/// Bytes of a `differential_raw` input that seed the initial state; the rest is the blob.
+pub const RAW_STATE_BYTES: usize = 64;
+
+/// `differential_raw`: input = one selector byte, [`RAW_STATE_BYTES`] of state, then a blob
+/// (so the vectors' programs make natural seeds). Blobs that do not parse are skipped: both
+/// backends would only report the same immediate panic.
+pub fn differential_raw(data: &[u8]) {
+    let Some((&selector, rest)) = data.split_first() else { return };
+    let (state, blob) = rest.split_at(rest.len().min(RAW_STATE_BYTES));
+    let Ok(blob) = Blob::parse(blob) else { return };
+    let code = GenCode::Raw { code: blob.code, starts: blob.starts, jump_table: blob.jump_table };
+    if let Ok(program) = GenProgram::with_code(&mut Unstructured::new(state), config_of(selector, true), code) {
+        check(&program);
+    }
+}
+
+/// `blob_decode`: parsing, preparing and briefly running arbitrary bytes never panics, and a
+/// parsed blob re-encodes to one that parses the same.
+pub fn blob_decode(data: &[u8]) {
+    use javm_engine::{Config, GasModel, Program};
+    use std::sync::Arc;
+    let Ok(blob) = Blob::parse(data) else { return };
+    assert_eq!(Blob::parse(&blob.encode()).as_ref(), Ok(&blob), "re-encoding changed the blob");
+    with_pair(|a, _| {
+        for profile in Profile::ALL {
+            let program = Arc::new(Program::new(blob.clone(), Config::new(profile, GasModel::BlockUnit)));
+            a.load(program);
+            a.set_gas(10_000);
+            let _ = a.run();
+        }
+    })
+}
+
+/// A fuzz target's body.
+pub type Target = fn(&[u8]);
+
+/// Every target by name, for the replay test and the corpus command.
+pub const TARGETS: [(&str, Target); 3] =
+    [("blob_decode", blob_decode), ("differential", differential), ("differential_raw", differential_raw)];
+
+/// Seed inputs for a target: the public vectors' programs (when the vector folder is found)
+/// and generator inputs from fixed seeds.
+pub fn seeds(target: &str) -> Vec<Vec<u8>> {
+    let mut programs: Vec<Vec<u8>> = Vec::new();
+    if let Ok(dir) = crate::vectors::default_vector_dir() {
+        if let Ok(files) = crate::vectors::collect_files(&dir) {
+            programs.extend(files.iter().filter_map(|f| crate::vectors::load_case(f).ok()).map(|c| c.program));
+        }
+    }
+    match target {
+        "blob_decode" => programs,
+        "differential_raw" => programs
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let mut input = vec![(i % 9) as u8];
+                input.extend_from_slice(&crate::diff::seed_bytes(i as u64, 0)[..RAW_STATE_BYTES]);
+                input.extend_from_slice(p);
+                input
+            })
+            .collect(),
+        "differential" => (0..256u64)
+            .map(|i| {
+                let mut input = vec![(i % 9) as u8];
+                input.extend_from_slice(&crate::diff::seed_bytes(0, i)[..1024]);
+                input
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
