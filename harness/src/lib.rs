@@ -8,6 +8,7 @@ pub mod commands;
 pub mod diff;
 pub mod fuzzing;
 pub mod gen;
+pub mod progress;
 pub mod run;
 pub mod state;
 pub mod vectors;

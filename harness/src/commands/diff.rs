@@ -1,10 +1,10 @@
 //! `javm-harness diff`: generated programs through two backends, divergences explained.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use indicatif::{ProgressBar, ProgressStyle};
+use crate::progress::Progress;
 use rayon::prelude::*;
 
 use crate::backends::BackendKind;
@@ -41,16 +41,7 @@ pub fn run(args: DiffArgs) -> i32 {
         ka.name(),
         kb.name()
     );
-    let bar = if std::io::stderr().is_terminal() {
-        let bar = ProgressBar::new(args.count);
-        bar.set_style(
-            ProgressStyle::with_template("{bar:40} {pos}/{len} programs {per_sec} [{elapsed_precise}<{eta_precise}]")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        bar
-    } else {
-        ProgressBar::hidden()
-    };
+    let bar = Progress::new(args.count, "programs");
     let started = Instant::now();
     let config = args.config;
     let seed = args.seed;
@@ -61,13 +52,13 @@ pub fn run(args: DiffArgs) -> i32 {
             |(a, b), index| {
                 let program = generate(seed, index, config);
                 let bad = diverges(&program, &mut **a, &mut **b);
-                bar.inc(1);
+                bar.inc();
                 bad.then_some(index)
             },
         )
         .flatten()
         .collect();
-    bar.finish_and_clear();
+    bar.finish();
     let elapsed = started.elapsed().as_secs_f64();
     divergent.sort_unstable();
 

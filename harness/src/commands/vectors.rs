@@ -4,7 +4,7 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::Instant;
 
-use indicatif::{ProgressBar, ProgressStyle};
+use crate::progress::Progress;
 use rayon::prelude::*;
 
 use crate::backends::BackendKind;
@@ -82,18 +82,10 @@ pub fn run(args: VectorsArgs) -> i32 {
     }
 
     let names: Vec<&str> = args.backends.iter().map(|k| k.name()).collect();
-    let terminal = std::io::stderr().is_terminal();
-    let bar = if terminal {
-        let bar = ProgressBar::new(cases.len() as u64);
-        bar.set_style(
-            ProgressStyle::with_template("{bar:40} {pos}/{len} cases {msg} [{elapsed_precise}]")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        bar
-    } else {
+    if !std::io::stderr().is_terminal() {
         eprintln!("running {} case(s) on {}", cases.len(), names.join(" + "));
-        ProgressBar::hidden()
-    };
+    }
+    let bar = Progress::new(cases.len() as u64, "cases");
     let started = Instant::now();
     let kinds = args.backends.clone();
     let outcomes: Vec<Outcome> = cases
@@ -104,12 +96,12 @@ pub fn run(args: VectorsArgs) -> i32 {
                 let mut refs: Vec<&mut dyn javm_engine::Backend> =
                     backends.iter_mut().map(|b| &mut **b as &mut dyn javm_engine::Backend).collect();
                 let outcome = run_case(case, &args.options, &mut refs);
-                bar.inc(1);
+                bar.inc();
                 outcome
             },
         )
         .collect();
-    bar.finish_and_clear();
+    bar.finish();
     let elapsed = started.elapsed();
 
     let mut stdout = std::io::stdout().lock();
