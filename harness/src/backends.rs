@@ -21,7 +21,7 @@ impl BackendKind {
     pub fn create(self) -> Result<Box<dyn Backend + Send>, String> {
         match self {
             BackendKind::Interp => Ok(Box::new(Interpreter::new())),
-            BackendKind::Jit => Err("the jit backend is not available in this build (only `interp` is)".into()),
+            BackendKind::Jit => create_jit(),
         }
     }
 }
@@ -34,4 +34,14 @@ pub fn selection(name: &str) -> Option<Vec<BackendKind>> {
         "both" => vec![BackendKind::Interp, BackendKind::Jit],
         _ => return None,
     })
+}
+
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+fn create_jit() -> Result<Box<dyn Backend + Send>, String> {
+    javm_engine::jit::Jit::new().map(|j| Box::new(j) as Box<dyn Backend + Send>).map_err(|e| e.to_string())
+}
+
+#[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
+fn create_jit() -> Result<Box<dyn Backend + Send>, String> {
+    Err("the jit backend needs x86-64 Linux; only `interp` is available here".into())
 }

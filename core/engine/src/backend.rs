@@ -103,6 +103,10 @@ pub trait Backend {
     /// Every mapped page as `(address, writable, contents)`, in address order.
     fn memory_pages(&self) -> Vec<(u32, bool, Vec<u8>)>;
 
+    /// Does any ahead-of-time work for the loaded program (the JIT compiles it), so that it
+    /// can be timed apart from execution. Running without it does the same work lazily.
+    fn precompile(&mut self) {}
+
     /// Runs until the next exit.
     fn run(&mut self) -> Exit;
     /// Runs one instruction; `None` when it finished without an exit.

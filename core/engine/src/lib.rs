@@ -13,6 +13,8 @@ pub mod disasm;
 pub mod gas;
 pub mod interp;
 pub mod isa;
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+pub mod jit;
 pub mod memory;
 pub mod program;
 pub mod semantics;

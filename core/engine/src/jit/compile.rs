@@ -1,0 +1,1511 @@
+//! Translation of a [`Program`] into x86-64 code.
+//!
+//! Register assignment: the 13 guest registers live in host registers ([`GUEST`]); `r15` holds
+//! the guest memory base (the context block sits at a fixed negative offset from it, see
+//! [`super::ctx`]); `rcx` is the only scratch register. Operations that need more (division,
+//! the upper-half multiplications, dynamic jumps) spill `rax`/`rdx` to the context block. The
+//! gas counter lives in the stack slot at `[rsp]` while compiled code runs (stack-relative
+//! read-modify-writes are cheap on current cores); the trampoline copies it in and out.
+//!
+//! Layout: every instruction gets a body label (entered without charging gas); instructions
+//! that can start a block (the successors of terminators, valid static and dynamic targets;
+//! every instruction in the per-instruction gas model) get a charging prologue in front of
+//! the body. Rust charges gas itself when it enters compiled code, so any instruction can be a
+//! resumption point. Cold paths (exits, out-of-gas) are emitted after all instructions.
+//!
+//! Guest memory accesses are a single host instruction: `gs:[reg32 + disp]` when GS holds the
+//! guest base ([`Features::fsgsbase`]), else `[r15 + rcx]` after computing the 32-bit address
+//! into `ecx`. Each access is registered with its code offset; when it faults, the signal
+//! handler redirects to the slow path, which redoes the access in Rust with the exact PVM
+//! rules.
+
+// dynasm's dynamic-register operands (`Rq(n)`) convert the register number with `.into()`.
+#![allow(clippy::useless_conversion)]
+
+use std::io;
+
+use dynasmrt::{dynasm, x64::X64Relocation, DynamicLabel, DynasmApi, DynasmLabelApi, VecAssembler};
+
+use crate::isa::{Format, Op};
+use crate::program::{DynamicJump, Inst, Program, HALT_ADDRESS, NONE};
+use crate::semantics::access_width;
+
+use super::code::{Code, CodeArena};
+use super::ctx::{self, kind};
+
+/// Host register numbers of guest registers φ0..φ12.
+pub(crate) const GUEST: [u8; 13] = [3, 5, 12, 13, 14, 6, 7, 8, 9, 10, 11, 0, 2];
+const RAX: u8 = 0;
+const RCX: u8 = 1;
+const RDX: u8 = 2;
+
+/// How compiled code addresses a guest access.
+#[derive(Clone, Copy)]
+enum Mem {
+    /// `[r15 + rcx]` with the 32-bit address in ecx.
+    Base,
+    /// `gs:[reg32 + disp]`: GS holds the guest base, 32-bit address arithmetic.
+    Gs8(u8, i8),
+    Gs32(u8, i32),
+}
+
+/// CPU features the code generator may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Features {
+    pub popcnt: bool,
+    pub lzcnt: bool,
+    /// `tzcnt`, `andn`.
+    pub bmi1: bool,
+    /// `shlx`/`shrx`/`sarx`, `rorx`.
+    pub bmi2: bool,
+    /// `rdgsbase`/`wrgsbase` usable in user mode: guest memory is addressed through the GS
+    /// segment base, one instruction per access.
+    pub fsgsbase: bool,
+}
+
+impl Features {
+    /// What this CPU offers.
+    pub fn detect() -> Features {
+        Features {
+            popcnt: std::arch::is_x86_feature_detected!("popcnt"),
+            lzcnt: std::arch::is_x86_feature_detected!("lzcnt"),
+            bmi1: std::arch::is_x86_feature_detected!("bmi1"),
+            bmi2: std::arch::is_x86_feature_detected!("bmi2"),
+            fsgsbase: fsgsbase_enabled(),
+        }
+    }
+
+    /// Plain x86-64: every optional instruction replaced by its fallback.
+    pub fn baseline() -> Features {
+        Features { popcnt: false, lzcnt: false, bmi1: false, bmi2: false, fsgsbase: false }
+    }
+}
+
+/// Whether the kernel lets user code use the FSGSBASE instructions (Linux 5.9+ on CPUs that
+/// have them).
+fn fsgsbase_enabled() -> bool {
+    const HWCAP2_FSGSBASE: libc::c_ulong = 1 << 1;
+    // SAFETY: getauxval only reads the auxiliary vector.
+    let hwcap2 = unsafe { libc::getauxval(libc::AT_HWCAP2) };
+    hwcap2 & HWCAP2_FSGSBASE != 0
+}
+
+/// Compiled code of one program.
+pub(crate) struct Module {
+    code: Code,
+    /// Offset of the entry trampoline: `extern "sysv64" fn(base: *mut u8, entry: usize)`.
+    pub enter: usize,
+    /// Per instruction: offset of its body (entered without charging gas).
+    pub body: Vec<u32>,
+    /// Offsets of the registered guest accesses, ascending.
+    pub fault_offsets: Vec<u32>,
+    /// Per registered access: (instruction index, continuation offset).
+    pub access_descs: Vec<(u32, u32)>,
+    pub slow_entry: usize,
+    pub exit_common: usize,
+    /// Code addresses of the dynamic-jump table entries (0: invalid). Read by compiled code.
+    _jump_table: Vec<usize>,
+}
+
+impl Module {
+    pub fn code_start(&self) -> usize {
+        self.code.start()
+    }
+
+    pub fn code_len(&self) -> usize {
+        self.code.len()
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Cond {
+    E,
+    Ne,
+    B,
+    Be,
+    Ae,
+    A,
+    L,
+    Le,
+    Ge,
+    G,
+}
+
+fn branch_cond(op: Op) -> Cond {
+    match op {
+        Op::BranchEq | Op::BranchEqImm => Cond::E,
+        Op::BranchNe | Op::BranchNeImm => Cond::Ne,
+        Op::BranchLtU | Op::BranchLtUImm => Cond::B,
+        Op::BranchLeUImm => Cond::Be,
+        Op::BranchGeU | Op::BranchGeUImm => Cond::Ae,
+        Op::BranchGtUImm => Cond::A,
+        Op::BranchLtS | Op::BranchLtSImm => Cond::L,
+        Op::BranchLeSImm => Cond::Le,
+        Op::BranchGeS | Op::BranchGeSImm => Cond::Ge,
+        Op::BranchGtSImm => Cond::G,
+        _ => unreachable!("{op} is not a conditional branch"),
+    }
+}
+
+macro_rules! asm {
+    ($ops:expr $(; $($t:tt)*)?) => {
+        dynasm!($ops ; .arch x64 $(; $($t)*)?)
+    };
+}
+
+/// Out-of-line code emitted after all instructions.
+enum Cold {
+    /// `mov ecx, inst; jmp exit`.
+    Exit { label: DynamicLabel, inst: u32, exit: DynamicLabel },
+    /// Out of gas at a block start: give the charge back (when made), then exit.
+    OutOfGas { label: DynamicLabel, inst: u32, refund: Option<u64> },
+    /// Single-step mode: the instruction `from` continues at `to`.
+    Step { label: DynamicLabel, from: u32, to: u32 },
+}
+
+struct Exits {
+    common: DynamicLabel,
+    with_inst: DynamicLabel,
+    trap: DynamicLabel,
+    panic: DynamicLabel,
+    halt: DynamicLabel,
+    out_of_gas: DynamicLabel,
+    host_call: DynamicLabel,
+    ecall: DynamicLabel,
+    step: DynamicLabel,
+    step_dynamic: DynamicLabel,
+    slow_mem: DynamicLabel,
+    helper: DynamicLabel,
+}
+
+struct Compiler<'p> {
+    program: &'p Program,
+    insts: &'p [Inst],
+    ops: VecAssembler<X64Relocation>,
+    features: Features,
+    step: bool,
+    per_instruction: bool,
+    strict: bool,
+    /// Charging entry per instruction, where one exists.
+    charged: Vec<Option<DynamicLabel>>,
+    body: Vec<DynamicLabel>,
+    cold: Vec<Cold>,
+    exits: Exits,
+    fault_offsets: Vec<u32>,
+    access_descs: Vec<(u32, u32)>,
+    /// Per jump-table entry: the target instruction (stored entries only).
+    jump_targets: Vec<Option<u32>>,
+    /// Address of the table of code addresses (stable: allocated before emission).
+    jump_table: Vec<usize>,
+}
+
+/// The generic helper: Rust executes instruction `ctx.helper_inst` (a register-only ALU op) on
+/// the saved registers.
+extern "sysv64" fn jit_helper(ctx: *mut ctx::Ctx) {
+    super::slow::helper(ctx)
+}
+
+extern "sysv64" fn jit_slow_mem(ctx: *mut ctx::Ctx) -> usize {
+    super::slow::memory(ctx)
+}
+
+/// Compiles `program`. With `step` set every instruction returns to Rust after it ran.
+pub(crate) fn compile(program: &Program, features: Features, step: bool, arena: &mut CodeArena) -> io::Result<Module> {
+    let insts = &program.insts[..];
+    let n = insts.len();
+    let ops = VecAssembler::new_with_capacity(0, n * 24 + 2048, 0, 0, n * 3 + 16, 0, n * 4);
+    let mut c = Compiler::new(program, ops, features, step);
+    c.emit_runtime();
+    c.emit_instructions();
+    c.emit_cold();
+    c.finish(arena)
+}
+
+fn r(reg: u8) -> u8 {
+    GUEST[reg as usize]
+}
+
+fn imm32(x: u64) -> Option<i32> {
+    let v = x as i64;
+    (v == v as i32 as i64).then_some(v as i32)
+}
+
+impl<'p> Compiler<'p> {
+    fn new(program: &'p Program, mut ops: VecAssembler<X64Relocation>, features: Features, step: bool) -> Self {
+        let insts = &program.insts[..];
+        let mut label = || ops.new_dynamic_label();
+        let exits = Exits {
+            common: label(),
+            with_inst: label(),
+            trap: label(),
+            panic: label(),
+            halt: label(),
+            out_of_gas: label(),
+            host_call: label(),
+            ecall: label(),
+            step: label(),
+            step_dynamic: label(),
+            slow_mem: label(),
+            helper: label(),
+        };
+        let body = (0..insts.len()).map(|_| ops.new_dynamic_label()).collect();
+        let per_instruction = program.config.gas == crate::gas::GasModel::Instruction;
+        let stored = if program.blob.entry_size == 0 { 0 } else { program.blob.jump_table.len() };
+        let jump_targets: Vec<Option<u32>> = (0..stored)
+            .map(|k| match program.dynamic_target(2 * (k as u32 + 1)) {
+                DynamicJump::To(t) => Some(t),
+                _ => None,
+            })
+            .collect();
+        let mut c = Compiler {
+            program,
+            insts,
+            ops,
+            features,
+            step,
+            per_instruction,
+            strict: program.profile().strict_branch_targets(),
+            charged: vec![None; insts.len()],
+            body,
+            cold: Vec::new(),
+            exits,
+            fault_offsets: Vec::new(),
+            access_descs: Vec::new(),
+            jump_table: vec![0; jump_targets.len()],
+            jump_targets,
+        };
+        if !step {
+            let mut marked = vec![per_instruction; insts.len()];
+            for inst in insts {
+                if inst.terminator && inst.next != NONE {
+                    marked[inst.next as usize] = true;
+                }
+                if inst.target != NONE {
+                    marked[inst.target as usize] = true;
+                }
+            }
+            for t in c.jump_targets.iter().flatten() {
+                marked[*t as usize] = true;
+            }
+            if let Some(t) = c.uniform_target() {
+                marked[t as usize] = true;
+            }
+            for (i, m) in marked.into_iter().enumerate() {
+                if m {
+                    c.charged[i] = Some(c.ops.new_dynamic_label());
+                }
+            }
+        }
+        c
+    }
+
+    /// With a 0-byte entry size every table entry is the same; its resolved target.
+    fn uniform_target(&self) -> Option<u32> {
+        if self.program.blob.entry_size != 0 || self.program.blob.jump_table_len == 0 {
+            return None;
+        }
+        match self.program.dynamic_target(2) {
+            DynamicJump::To(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    fn save_regs(&mut self) {
+        for (i, &h) in GUEST.iter().enumerate() {
+            asm!(self.ops ; mov QWORD [r15 + ctx::REGS + 8 * i as i32], Rq(h));
+        }
+    }
+
+    fn load_regs(&mut self) {
+        for (i, &h) in GUEST.iter().enumerate() {
+            asm!(self.ops ; mov Rq(h), QWORD [r15 + ctx::REGS + 8 * i as i32]);
+        }
+    }
+
+    /// Entry trampoline, exit routines and the slow-path thunks.
+    fn emit_runtime(&mut self) {
+        let e = &self.exits;
+        let (common, with_inst, slow_mem, helper) = (e.common, e.with_inst, e.slow_mem, e.helper);
+        // enter(base = rdi, entry = rsi): save callee-saved registers, keep rsp 16-byte aligned.
+        asm!(self.ops
+            ; push rbx
+            ; push rbp
+            ; push r12
+            ; push r13
+            ; push r14
+            ; push r15
+            ; sub rsp, 8
+            ; mov r15, rdi
+            ; mov QWORD [r15 + ctx::HOST_RSP], rsp
+            ; mov rcx, QWORD [r15 + ctx::GAS]
+            ; mov QWORD [rsp], rcx
+        );
+        if self.features.fsgsbase {
+            asm!(self.ops
+                ; rdgsbase rcx
+                ; mov QWORD [r15 + ctx::SAVED_GS], rcx
+                ; wrgsbase r15
+            );
+        }
+        asm!(self.ops ; mov rcx, rsi);
+        self.load_regs();
+        asm!(self.ops ; jmp rcx);
+
+        let kinds = [
+            (self.exits.trap, kind::TRAP),
+            (self.exits.panic, kind::PANIC),
+            (self.exits.halt, kind::HALT),
+            (self.exits.out_of_gas, kind::OUT_OF_GAS),
+            (self.exits.host_call, kind::HOST_CALL),
+            (self.exits.ecall, kind::ECALL),
+            (self.exits.step, kind::STEP),
+            (self.exits.step_dynamic, kind::STEP_DYNAMIC),
+        ];
+        for (label, k) in kinds {
+            asm!(self.ops
+                ; =>label
+                ; mov DWORD [r15 + ctx::EXIT_KIND], k as i32
+                ; jmp =>with_inst
+            );
+        }
+        asm!(self.ops
+            ; =>with_inst
+            ; mov DWORD [r15 + ctx::EXIT_INST], ecx
+            ; =>common
+        );
+        self.save_regs();
+        asm!(self.ops
+            ; mov rcx, QWORD [rsp]
+            ; mov QWORD [r15 + ctx::GAS], rcx
+        );
+        if self.features.fsgsbase {
+            asm!(self.ops
+                ; mov rcx, QWORD [r15 + ctx::SAVED_GS]
+                ; wrgsbase rcx
+            );
+        }
+        asm!(self.ops
+            ; mov rsp, QWORD [r15 + ctx::HOST_RSP]
+            ; add rsp, 8
+            ; pop r15
+            ; pop r14
+            ; pop r13
+            ; pop r12
+            ; pop rbp
+            ; pop rbx
+            ; ret
+        );
+
+        // Slow memory path, entered by a jump with rsp 16-byte aligned; continues at the
+        // address the Rust side returns.
+        asm!(self.ops ; =>slow_mem);
+        self.save_regs();
+        asm!(self.ops
+            ; lea rdi, [r15 + ctx::CTX]
+            ; mov rax, QWORD jit_slow_mem as *const () as i64
+            ; call rax
+            ; mov rcx, rax
+        );
+        self.load_regs();
+        asm!(self.ops ; jmp rcx);
+
+        // Generic helper, entered by a call.
+        asm!(self.ops ; =>helper);
+        self.save_regs();
+        asm!(self.ops
+            ; sub rsp, 8
+            ; lea rdi, [r15 + ctx::CTX]
+            ; mov rax, QWORD jit_helper as *const () as i64
+            ; call rax
+            ; add rsp, 8
+        );
+        self.load_regs();
+        asm!(self.ops ; ret);
+    }
+
+    fn emit_instructions(&mut self) {
+        for i in 0..self.insts.len() {
+            if let Some(label) = self.charged[i] {
+                asm!(self.ops ; =>label);
+                self.emit_charge(i as u32);
+            }
+            let body = self.body[i];
+            asm!(self.ops ; =>body);
+            self.emit_inst(i as u32);
+        }
+    }
+
+    fn emit_charge(&mut self, i: u32) {
+        let stub = self.ops.new_dynamic_label();
+        if self.per_instruction {
+            asm!(self.ops
+                ; sub QWORD [rsp], 1
+                ; js =>stub
+            );
+            self.cold.push(Cold::OutOfGas { label: stub, inst: i, refund: None });
+            return;
+        }
+        let cost = self.insts[i as usize].cost;
+        if let Ok(c) = i32::try_from(cost) {
+            asm!(self.ops
+                ; sub QWORD [rsp], c
+                ; jl =>stub
+            );
+            self.cold.push(Cold::OutOfGas { label: stub, inst: i, refund: Some(cost) });
+        } else if cost <= i64::MAX as u64 {
+            asm!(self.ops
+                ; mov rcx, QWORD cost as i64
+                ; sub QWORD [rsp], rcx
+                ; jl =>stub
+            );
+            self.cold.push(Cold::OutOfGas { label: stub, inst: i, refund: Some(cost) });
+        } else {
+            // No gas value reaches this cost.
+            asm!(self.ops ; jmp =>stub);
+            self.cold.push(Cold::OutOfGas { label: stub, inst: i, refund: None });
+        }
+    }
+
+    fn emit_cold(&mut self) {
+        for stub in std::mem::take(&mut self.cold) {
+            match stub {
+                Cold::Exit { label, inst, exit } => {
+                    asm!(self.ops
+                        ; =>label
+                        ; mov ecx, inst as i32
+                        ; jmp =>exit
+                    );
+                }
+                Cold::OutOfGas { label, inst, refund } => {
+                    asm!(self.ops ; =>label);
+                    match refund {
+                        Some(c) if i32::try_from(c).is_ok() => {
+                            asm!(self.ops ; add QWORD [rsp], c as i32);
+                        }
+                        Some(c) => {
+                            asm!(self.ops
+                                ; mov rcx, QWORD c as i64
+                                ; add QWORD [rsp], rcx
+                            );
+                        }
+                        None => {}
+                    }
+                    let exit = self.exits.out_of_gas;
+                    asm!(self.ops
+                        ; mov ecx, inst as i32
+                        ; jmp =>exit
+                    );
+                }
+                Cold::Step { label, from, to } => {
+                    asm!(self.ops ; =>label);
+                    self.emit_step_exit(from, to);
+                }
+            }
+        }
+    }
+
+    fn finish(mut self, arena: &mut CodeArena) -> io::Result<Module> {
+        let labels = self.ops.labels();
+        let offset = |l: DynamicLabel| labels.resolve_dynamic(l).map(|o| o.0).map_err(io::Error::other);
+        let body = self.body.iter().map(|&l| offset(l).map(|o| o as u32)).collect::<io::Result<Vec<u32>>>()?;
+        let charged = self.charged.iter().map(|l| l.map(offset).transpose()).collect::<io::Result<Vec<_>>>()?;
+        let slow_entry = offset(self.exits.slow_mem)?;
+        let exit_common = offset(self.exits.common)?;
+        let bytes = self.ops.finalize().map_err(io::Error::other)?;
+        let code = arena.place(&bytes)?;
+        let start = code.start();
+        for (slot, target) in self.jump_table.iter_mut().zip(&self.jump_targets) {
+            *slot = match target.and_then(|t| charged[t as usize]) {
+                Some(o) => start + o,
+                None => 0,
+            };
+        }
+        Ok(Module {
+            code,
+            enter: 0,
+            body,
+            fault_offsets: self.fault_offsets,
+            access_descs: self.access_descs,
+            slow_entry,
+            exit_common,
+            _jump_table: self.jump_table,
+        })
+    }
+
+    // ---- control flow -------------------------------------------------------------------
+
+    fn exit_label(&mut self, inst: u32, exit: DynamicLabel) -> DynamicLabel {
+        let label = self.ops.new_dynamic_label();
+        self.cold.push(Cold::Exit { label, inst, exit });
+        label
+    }
+
+    fn emit_exit(&mut self, inst: u32, exit: DynamicLabel) {
+        asm!(self.ops
+            ; mov ecx, inst as i32
+            ; jmp =>exit
+        );
+    }
+
+    fn emit_step_exit(&mut self, from: u32, to: u32) {
+        let exit = self.exits.step;
+        asm!(self.ops
+            ; mov QWORD [r15 + ctx::EXIT_ARG], to as i32
+            ; mov ecx, from as i32
+            ; jmp =>exit
+        );
+    }
+
+    /// The label control goes to when instruction `to` is entered from `from`; `charge` when
+    /// `from` is a terminator (a new block starts).
+    fn successor(&self, to: u32, charge: bool) -> DynamicLabel {
+        if charge || self.per_instruction {
+            self.charged[to as usize].expect("block entry without a charging prologue")
+        } else {
+            self.body[to as usize]
+        }
+    }
+
+    /// Continues at instruction `to` after `from` (unconditionally).
+    fn emit_goto(&mut self, from: u32, to: u32, charge: bool) {
+        if to == NONE {
+            let exit = self.exits.panic;
+            self.emit_exit(from, exit);
+            return;
+        }
+        if self.step {
+            self.emit_step_exit(from, to);
+            return;
+        }
+        // Falls through when the successor's code comes next.
+        if to == from + 1 {
+            let has_prologue = self.charged[to as usize].is_some();
+            if (charge || self.per_instruction) == has_prologue {
+                return;
+            }
+        }
+        let label = self.successor(to, charge);
+        asm!(self.ops ; jmp =>label);
+    }
+
+    /// A label to jump to (conditionally) to continue at `to` after `from`.
+    fn goto_label(&mut self, from: u32, to: u32, charge: bool) -> DynamicLabel {
+        if self.step {
+            let label = self.ops.new_dynamic_label();
+            self.cold.push(Cold::Step { label, from, to });
+            label
+        } else {
+            self.successor(to, charge)
+        }
+    }
+
+    fn emit_jcc(&mut self, cond: Cond, label: DynamicLabel) {
+        match cond {
+            Cond::E => asm!(self.ops ; je =>label),
+            Cond::Ne => asm!(self.ops ; jne =>label),
+            Cond::B => asm!(self.ops ; jb =>label),
+            Cond::Be => asm!(self.ops ; jbe =>label),
+            Cond::Ae => asm!(self.ops ; jae =>label),
+            Cond::A => asm!(self.ops ; ja =>label),
+            Cond::L => asm!(self.ops ; jl =>label),
+            Cond::Le => asm!(self.ops ; jle =>label),
+            Cond::Ge => asm!(self.ops ; jge =>label),
+            Cond::G => asm!(self.ops ; jg =>label),
+        }
+    }
+
+    /// Flow after an instruction that does not transfer control itself.
+    fn emit_next(&mut self, i: u32) {
+        let inst = self.insts[i as usize];
+        self.emit_goto(i, inst.next, inst.terminator);
+    }
+
+    fn emit_branch(&mut self, i: u32, inst: &Inst) {
+        let a = r(inst.ra);
+        let cond = branch_cond(inst.op);
+        if inst.target == NONE && self.strict {
+            let exit = self.exits.panic;
+            self.emit_exit(i, exit);
+            return;
+        }
+        if inst.op.format() == Format::RegImmOffset {
+            match imm32(inst.x) {
+                Some(0) => asm!(self.ops ; test Rq(a), Rq(a)),
+                Some(x) => self.emit_cmp_imm(a, x),
+                None => asm!(self.ops
+                    ; mov rcx, QWORD inst.x as i64
+                    ; cmp Rq(a), rcx
+                ),
+            }
+        } else {
+            let b = r(inst.rb);
+            asm!(self.ops ; cmp Rq(a), Rq(b));
+        }
+        let taken = if inst.target == NONE {
+            let exit = self.exits.panic;
+            self.exit_label(i, exit)
+        } else {
+            self.goto_label(i, inst.target, true)
+        };
+        self.emit_jcc(cond, taken);
+        self.emit_goto(i, inst.next, true);
+    }
+
+    /// Dynamic jump to the address in `ecx`.
+    fn emit_dynamic_jump(&mut self, i: u32) {
+        if self.step {
+            let exit = self.exits.step_dynamic;
+            asm!(self.ops
+                ; mov QWORD [r15 + ctx::EXIT_ARG], rcx
+                ; mov ecx, i as i32
+                ; jmp =>exit
+            );
+            return;
+        }
+        let halt_exit = self.exits.halt;
+        let halt = self.exit_label(i, halt_exit);
+        let panic_exit = self.exits.panic;
+        let panic = self.exit_label(i, panic_exit);
+        asm!(self.ops
+            ; cmp ecx, HALT_ADDRESS as i32
+            ; je =>halt
+            ; test ecx, 1
+            ; jnz =>panic
+        );
+        let blob = &self.program.blob;
+        if blob.entry_size == 0 {
+            // Every entry resolves alike: a ∈ [2, 2·J] even, then one fixed target.
+            let len = blob.jump_table_len as u64;
+            match self.uniform_target() {
+                Some(t) => {
+                    self.emit_table_bound(len, panic);
+                    let label = self.successor(t, true);
+                    asm!(self.ops ; jmp =>label);
+                }
+                None => asm!(self.ops ; jmp =>panic),
+            }
+            return;
+        }
+        let len = self.jump_table.len() as u64;
+        if len == 0 {
+            asm!(self.ops ; jmp =>panic);
+            return;
+        }
+        let table = self.jump_table.as_ptr() as i64;
+        self.emit_table_bound(len, panic);
+        // Entry k = (a - 2) / 2 lives at table + 8k = table + 4(a - 2).
+        asm!(self.ops
+            ; mov QWORD [r15 + ctx::SPILL0], rax
+            ; mov rax, QWORD table
+            ; mov rcx, QWORD [rax + rcx * 4]
+            ; mov rax, QWORD [r15 + ctx::SPILL0]
+            ; test rcx, rcx
+            ; jz =>panic
+            ; jmp rcx
+        );
+    }
+
+    /// With an even address in `ecx` (not the halt address): computes `a - 2` and panics
+    /// unless `2 <= a <= 2 * len`.
+    fn emit_table_bound(&mut self, len: u64, panic: DynamicLabel) {
+        asm!(self.ops ; sub ecx, 2);
+        let bound = 2 * len - 2;
+        if bound < 0xFFFF_FFFE {
+            // a = 0 wraps to 0xFFFFFFFE, above the bound.
+            asm!(self.ops
+                ; cmp ecx, bound as u32 as i32
+                ; ja =>panic
+            );
+        } else {
+            // Every even address but 0 is in range.
+            asm!(self.ops
+                ; cmp ecx, -2
+                ; je =>panic
+            );
+        }
+    }
+
+    // ---- instructions --------------------------------------------------------------------
+
+    fn emit_inst(&mut self, i: u32) {
+        let inst = self.insts[i as usize];
+        let (a, b, d) = (r(inst.ra), r(inst.rb), r(inst.rd));
+        match inst.op {
+            Op::Trap => {
+                let exit = self.exits.trap;
+                self.emit_exit(i, exit);
+            }
+            Op::Sbrk => {
+                let exit = self.exits.panic;
+                self.emit_exit(i, exit);
+            }
+            Op::Fallthrough | Op::Unlikely => self.emit_next(i),
+            Op::Ecalli => {
+                let exit = self.exits.host_call;
+                self.emit_exit(i, exit);
+            }
+            Op::Ecall => {
+                let exit = self.exits.ecall;
+                self.emit_exit(i, exit);
+            }
+            Op::LoadImm64 | Op::LoadImm => {
+                self.emit_load_imm(a, inst.x);
+                self.emit_next(i);
+            }
+            Op::Jump => self.emit_goto(i, inst.target, true),
+            Op::LoadImmJump => {
+                self.emit_load_imm(a, inst.x);
+                self.emit_goto(i, inst.target, true);
+            }
+            op if op.is_conditional_branch() => self.emit_branch(i, &inst),
+            Op::JumpInd => {
+                self.emit_address(a, inst.x);
+                self.emit_dynamic_jump(i);
+            }
+            Op::LoadImmJumpInd => {
+                self.emit_address(b, inst.y);
+                self.emit_load_imm(a, inst.x);
+                self.emit_dynamic_jump(i);
+            }
+            op if is_memory(op) => {
+                self.emit_memory(i, &inst);
+                self.emit_next(i);
+            }
+            op => {
+                match op.format() {
+                    Format::TwoReg => self.emit_two_reg(i, op, d, a),
+                    Format::TwoRegImm => self.emit_reg_imm(i, op, a, b, inst.x),
+                    Format::ThreeReg => self.emit_three_reg(op, d, a, b),
+                    _ => unreachable!("{op} has no code generator"),
+                }
+                self.emit_next(i);
+            }
+        }
+    }
+
+    fn emit_load_imm(&mut self, a: u8, x: u64) {
+        match imm32(x) {
+            Some(0) => asm!(self.ops ; xor Rd(a), Rd(a)),
+            Some(v) if v >= 0 => asm!(self.ops ; mov Rd(a), v),
+            Some(v) => asm!(self.ops ; mov Rq(a), v),
+            None => asm!(self.ops ; mov Rq(a), QWORD x as i64),
+        }
+    }
+
+    /// `ecx ← (φ + x) mod 2^32` for the host register `base` of φ.
+    fn emit_address(&mut self, base: u8, x: u64) {
+        let x = x as u32 as i32;
+        match i8::try_from(x) {
+            Ok(0) => asm!(self.ops ; mov ecx, Rd(base)),
+            Ok(x8) => asm!(self.ops ; lea ecx, [BYTE Rq(base) + x8]),
+            Err(_) => asm!(self.ops ; lea ecx, [Rq(base) + x]),
+        }
+    }
+
+    fn emit_cmp_imm(&mut self, a: u8, x: i32) {
+        asm!(self.ops ; cmp Rq(a), x);
+    }
+
+    fn mov64(&mut self, d: u8, s: u8) {
+        if d != s {
+            asm!(self.ops ; mov Rq(d), Rq(s));
+        }
+    }
+
+    /// Executes instruction `i` through the Rust helper (fallback path).
+    fn emit_helper(&mut self, i: u32) {
+        let helper = self.exits.helper;
+        asm!(self.ops
+            ; mov DWORD [r15 + ctx::HELPER_INST], i as i32
+            ; call =>helper
+        );
+    }
+
+    fn emit_memory(&mut self, i: u32, inst: &Inst) {
+        let op = inst.op;
+        let (width, signed) = access_width(op);
+        let (a, b) = (r(inst.ra), r(inst.rb));
+        let x = inst.x as u32 as i32;
+        let absolute = matches!(
+            op,
+            Op::StoreImmU8
+                | Op::StoreImmU16
+                | Op::StoreImmU32
+                | Op::StoreImmU64
+                | Op::LoadU8
+                | Op::LoadI8
+                | Op::LoadU16
+                | Op::LoadI16
+                | Op::LoadU32
+                | Op::LoadI32
+                | Op::LoadU64
+                | Op::StoreU8
+                | Op::StoreU16
+                | Op::StoreU32
+                | Op::StoreU64
+        );
+        let base = match op {
+            Op::StoreImmIndU8 | Op::StoreImmIndU16 | Op::StoreImmIndU32 | Op::StoreImmIndU64 => a,
+            _ => b,
+        };
+        // The guest address, as an operand.
+        let mem = if absolute {
+            asm!(self.ops ; mov ecx, x);
+            if self.features.fsgsbase {
+                Mem::Gs8(RCX, 0)
+            } else {
+                Mem::Base
+            }
+        } else if self.features.fsgsbase {
+            match i8::try_from(x) {
+                Ok(x8) => Mem::Gs8(base, x8),
+                Err(_) => Mem::Gs32(base, x),
+            }
+        } else {
+            self.emit_address(base, inst.x);
+            Mem::Base
+        };
+        let access = self.ops.offset().0 as u32;
+        let is_load = matches!(
+            op,
+            Op::LoadU8
+                | Op::LoadI8
+                | Op::LoadU16
+                | Op::LoadI16
+                | Op::LoadU32
+                | Op::LoadI32
+                | Op::LoadU64
+                | Op::LoadIndU8
+                | Op::LoadIndI8
+                | Op::LoadIndU16
+                | Op::LoadIndI16
+                | Op::LoadIndU32
+                | Op::LoadIndI32
+                | Op::LoadIndU64
+        );
+        let imm_value = matches!(
+            op,
+            Op::StoreImmU8
+                | Op::StoreImmU16
+                | Op::StoreImmU32
+                | Op::StoreImmU64
+                | Op::StoreImmIndU8
+                | Op::StoreImmIndU16
+                | Op::StoreImmIndU32
+                | Op::StoreImmIndU64
+        );
+        // One guest access in the three addressing forms: `[r15 + rcx]` (address in ecx), or
+        // GS-relative with 32-bit address arithmetic (wraps mod 2^32 by itself).
+        macro_rules! access {
+            ($op:ident [$($dst:tt)*] , mem $size:ident) => {
+                match mem {
+                    Mem::Base => asm!(self.ops ; $op $($dst)*, $size [r15 + rcx]),
+                    Mem::Gs8(reg, d) => asm!(self.ops ; gs $op $($dst)*, $size [BYTE Rd(reg) + d]),
+                    Mem::Gs32(reg, d) => asm!(self.ops ; gs $op $($dst)*, $size [Rd(reg) + d]),
+                }
+            };
+            ($op:ident mem $size:ident , [$($src:tt)*]) => {
+                match mem {
+                    Mem::Base => asm!(self.ops ; $op $size [r15 + rcx], $($src)*),
+                    Mem::Gs8(reg, d) => asm!(self.ops ; gs $op $size [BYTE Rd(reg) + d], $($src)*),
+                    Mem::Gs32(reg, d) => asm!(self.ops ; gs $op $size [Rd(reg) + d], $($src)*),
+                }
+            };
+        }
+        if is_load {
+            match (width, signed) {
+                (1, false) => access!(movzx [Rd(a)], mem BYTE),
+                (1, true) => access!(movsx [Rq(a)], mem BYTE),
+                (2, false) => access!(movzx [Rd(a)], mem WORD),
+                (2, true) => access!(movsx [Rq(a)], mem WORD),
+                (4, false) => access!(mov [Rd(a)], mem DWORD),
+                (4, true) => access!(movsxd [Rq(a)], mem DWORD),
+                _ => access!(mov [Rq(a)], mem QWORD),
+            }
+        } else if imm_value {
+            let y = inst.y;
+            match width {
+                1 => access!(mov mem BYTE, [y as i8]),
+                2 => access!(mov mem WORD, [y as i16]),
+                4 => access!(mov mem DWORD, [y as i32]),
+                _ => match imm32(y) {
+                    Some(v) => access!(mov mem QWORD, [v]),
+                    None => {
+                        // Not encodable: let the slow path do the whole access.
+                        let slow = self.exits.slow_mem;
+                        let desc = self.access_descs.len() as i32;
+                        asm!(self.ops
+                            ; mov DWORD [r15 + ctx::SLOW_DESC], desc
+                            ; jmp =>slow
+                        );
+                    }
+                },
+            }
+        } else {
+            match width {
+                1 => access!(mov mem BYTE, [Rb(a)]),
+                2 => access!(mov mem WORD, [Rw(a)]),
+                4 => access!(mov mem DWORD, [Rd(a)]),
+                _ => access!(mov mem QWORD, [Rq(a)]),
+            }
+        }
+        let cont = self.ops.offset().0 as u32;
+        self.fault_offsets.push(access);
+        self.access_descs.push((i, cont));
+    }
+
+    fn emit_two_reg(&mut self, i: u32, op: Op, d: u8, a: u8) {
+        let f = self.features;
+        match op {
+            Op::MoveReg => self.mov64(d, a),
+            Op::CountSetBits64 if f.popcnt => asm!(self.ops ; popcnt Rq(d), Rq(a)),
+            Op::CountSetBits32 if f.popcnt => asm!(self.ops ; popcnt Rd(d), Rd(a)),
+            Op::CountSetBits64 | Op::CountSetBits32 => self.emit_helper(i),
+            Op::LeadingZeroBits64 if f.lzcnt => asm!(self.ops ; lzcnt Rq(d), Rq(a)),
+            Op::LeadingZeroBits32 if f.lzcnt => asm!(self.ops ; lzcnt Rd(d), Rd(a)),
+            Op::LeadingZeroBits64 => asm!(self.ops
+                ; bsr rcx, Rq(a)
+                ; jz >zero
+                ; xor ecx, 63
+                ; jmp >done
+                ; zero:
+                ; mov ecx, 64
+                ; done:
+                ; mov Rq(d), rcx
+            ),
+            Op::LeadingZeroBits32 => asm!(self.ops
+                ; bsr ecx, Rd(a)
+                ; jz >zero
+                ; xor ecx, 31
+                ; jmp >done
+                ; zero:
+                ; mov ecx, 32
+                ; done:
+                ; mov Rq(d), rcx
+            ),
+            Op::TrailingZeroBits64 if f.bmi1 => asm!(self.ops ; tzcnt Rq(d), Rq(a)),
+            Op::TrailingZeroBits32 if f.bmi1 => asm!(self.ops ; tzcnt Rd(d), Rd(a)),
+            Op::TrailingZeroBits64 => asm!(self.ops
+                ; bsf rcx, Rq(a)
+                ; jnz >done
+                ; mov ecx, 64
+                ; done:
+                ; mov Rq(d), rcx
+            ),
+            Op::TrailingZeroBits32 => asm!(self.ops
+                ; bsf ecx, Rd(a)
+                ; jnz >done
+                ; mov ecx, 32
+                ; done:
+                ; mov Rq(d), rcx
+            ),
+            Op::SignExtend8 => asm!(self.ops
+                ; mov rcx, Rq(a)
+                ; movsx Rq(d), cl
+            ),
+            Op::SignExtend16 => asm!(self.ops ; movsx Rq(d), Rw(a)),
+            Op::ZeroExtend16 => asm!(self.ops ; movzx Rd(d), Rw(a)),
+            Op::ReverseBytes => {
+                self.mov64(d, a);
+                asm!(self.ops ; bswap Rq(d));
+            }
+            _ => unreachable!("{op} is not a two-register instruction"),
+        }
+    }
+
+    /// `φ[rA] ← f(φ[rB], X)`; `a` is the destination, `b` the source.
+    fn emit_reg_imm(&mut self, i: u32, op: Op, a: u8, b: u8, x: u64) {
+        let Some(v) = imm32(x) else {
+            // Immediates of this format are at most 4 bytes, sign-extended; anything else goes
+            // through the reference semantics.
+            self.emit_helper(i);
+            return;
+        };
+        let bmi2 = self.features.bmi2;
+        match op {
+            Op::AddImm32 => {
+                self.emit_address(b, x);
+                asm!(self.ops ; movsxd Rq(a), ecx);
+            }
+            Op::AndImm | Op::XorImm | Op::OrImm => {
+                self.mov64(a, b);
+                match (op, i8::try_from(v)) {
+                    (Op::AndImm, Ok(v8)) => asm!(self.ops ; and Rq(a), BYTE v8),
+                    (Op::AndImm, _) => asm!(self.ops ; and Rq(a), v),
+                    (Op::XorImm, Ok(v8)) => asm!(self.ops ; xor Rq(a), BYTE v8),
+                    (Op::XorImm, _) => asm!(self.ops ; xor Rq(a), v),
+                    (_, Ok(v8)) => asm!(self.ops ; or Rq(a), BYTE v8),
+                    _ => asm!(self.ops ; or Rq(a), v),
+                }
+            }
+            Op::MulImm32 => asm!(self.ops
+                ; imul ecx, Rd(b), v
+                ; movsxd Rq(a), ecx
+            ),
+            Op::MulImm64 => match i8::try_from(v) {
+                Ok(v8) => asm!(self.ops ; imul Rq(a), Rq(b), BYTE v8),
+                Err(_) => asm!(self.ops ; imul Rq(a), Rq(b), v),
+            },
+            Op::SetLtUImm | Op::SetLtSImm | Op::SetGtUImm | Op::SetGtSImm => {
+                self.emit_cmp_imm(b, v);
+                match op {
+                    Op::SetLtUImm => asm!(self.ops ; setb cl),
+                    Op::SetLtSImm => asm!(self.ops ; setl cl),
+                    Op::SetGtUImm => asm!(self.ops ; seta cl),
+                    _ => asm!(self.ops ; setg cl),
+                }
+                asm!(self.ops ; movzx Rd(a), cl);
+            }
+            Op::ShloLImm32 | Op::ShloRImm32 | Op::SharRImm32 => {
+                let s = (v & 31) as i8;
+                asm!(self.ops ; mov ecx, Rd(b));
+                match op {
+                    Op::ShloLImm32 => asm!(self.ops ; shl ecx, s),
+                    Op::ShloRImm32 => asm!(self.ops ; shr ecx, s),
+                    _ => asm!(self.ops ; sar ecx, s),
+                }
+                asm!(self.ops ; movsxd Rq(a), ecx);
+            }
+            Op::NegAddImm32 => asm!(self.ops
+                ; mov ecx, v
+                ; sub ecx, Rd(b)
+                ; movsxd Rq(a), ecx
+            ),
+            Op::ShloLImmAlt32 | Op::ShloRImmAlt32 | Op::SharRImmAlt32 => {
+                if bmi2 {
+                    asm!(self.ops ; mov ecx, v);
+                    match op {
+                        Op::ShloLImmAlt32 => asm!(self.ops ; shlx Rd(a), ecx, Rd(b)),
+                        Op::ShloRImmAlt32 => asm!(self.ops ; shrx Rd(a), ecx, Rd(b)),
+                        _ => asm!(self.ops ; sarx Rd(a), ecx, Rd(b)),
+                    }
+                } else {
+                    asm!(self.ops
+                        ; mov ecx, Rd(b)
+                        ; mov Rd(a), v
+                    );
+                    match op {
+                        Op::ShloLImmAlt32 => asm!(self.ops ; shl Rd(a), cl),
+                        Op::ShloRImmAlt32 => asm!(self.ops ; shr Rd(a), cl),
+                        _ => asm!(self.ops ; sar Rd(a), cl),
+                    }
+                }
+                asm!(self.ops ; movsxd Rq(a), Rd(a));
+            }
+            Op::CmovIzImm | Op::CmovNzImm => {
+                asm!(self.ops
+                    ; mov rcx, v
+                    ; test Rq(b), Rq(b)
+                );
+                if op == Op::CmovIzImm {
+                    asm!(self.ops ; cmovz Rq(a), rcx);
+                } else {
+                    asm!(self.ops ; cmovnz Rq(a), rcx);
+                }
+            }
+            Op::AddImm64 => match i8::try_from(v) {
+                Ok(0) => self.mov64(a, b),
+                Ok(v8) if a == b => asm!(self.ops ; add Rq(a), BYTE v8),
+                Ok(v8) => asm!(self.ops ; lea Rq(a), [BYTE Rq(b) + v8]),
+                Err(_) if a == b => asm!(self.ops ; add Rq(a), v),
+                Err(_) => asm!(self.ops ; lea Rq(a), [Rq(b) + v]),
+            },
+            Op::ShloLImm64 | Op::ShloRImm64 | Op::SharRImm64 => {
+                let s = (v & 63) as i8;
+                self.mov64(a, b);
+                match op {
+                    Op::ShloLImm64 => asm!(self.ops ; shl Rq(a), s),
+                    Op::ShloRImm64 => asm!(self.ops ; shr Rq(a), s),
+                    _ => asm!(self.ops ; sar Rq(a), s),
+                }
+            }
+            Op::NegAddImm64 => asm!(self.ops
+                ; mov rcx, v
+                ; sub rcx, Rq(b)
+                ; mov Rq(a), rcx
+            ),
+            Op::ShloLImmAlt64 | Op::ShloRImmAlt64 | Op::SharRImmAlt64 => {
+                if bmi2 {
+                    asm!(self.ops ; mov rcx, v);
+                    match op {
+                        Op::ShloLImmAlt64 => asm!(self.ops ; shlx Rq(a), rcx, Rq(b)),
+                        Op::ShloRImmAlt64 => asm!(self.ops ; shrx Rq(a), rcx, Rq(b)),
+                        _ => asm!(self.ops ; sarx Rq(a), rcx, Rq(b)),
+                    }
+                } else {
+                    asm!(self.ops
+                        ; mov rcx, Rq(b)
+                        ; mov Rq(a), v
+                    );
+                    match op {
+                        Op::ShloLImmAlt64 => asm!(self.ops ; shl Rq(a), cl),
+                        Op::ShloRImmAlt64 => asm!(self.ops ; shr Rq(a), cl),
+                        _ => asm!(self.ops ; sar Rq(a), cl),
+                    }
+                }
+            }
+            Op::RotR64Imm => {
+                let s = (v & 63) as i8;
+                if bmi2 {
+                    asm!(self.ops ; rorx Rq(a), Rq(b), s);
+                } else {
+                    self.mov64(a, b);
+                    asm!(self.ops ; ror Rq(a), s);
+                }
+            }
+            Op::RotR64ImmAlt => asm!(self.ops
+                ; mov rcx, Rq(b)
+                ; mov Rq(a), v
+                ; ror Rq(a), cl
+            ),
+            Op::RotR32Imm => {
+                let s = (v & 31) as i8;
+                if bmi2 {
+                    asm!(self.ops ; rorx ecx, Rd(b), s);
+                } else {
+                    asm!(self.ops
+                        ; mov ecx, Rd(b)
+                        ; ror ecx, s
+                    );
+                }
+                asm!(self.ops ; movsxd Rq(a), ecx);
+            }
+            Op::RotR32ImmAlt => asm!(self.ops
+                ; mov ecx, Rd(b)
+                ; mov Rd(a), v
+                ; ror Rd(a), cl
+                ; movsxd Rq(a), Rd(a)
+            ),
+            _ => unreachable!("{op} is not a register-immediate instruction"),
+        }
+    }
+
+    /// `φ[rD] ← f(φ[rA], φ[rB])`.
+    fn emit_three_reg(&mut self, op: Op, d: u8, a: u8, b: u8) {
+        let f = self.features;
+        match op {
+            Op::Add32 => asm!(self.ops
+                ; lea ecx, [Rq(a) + Rq(b)]
+                ; movsxd Rq(d), ecx
+            ),
+            Op::Sub32 => asm!(self.ops
+                ; mov ecx, Rd(a)
+                ; sub ecx, Rd(b)
+                ; movsxd Rq(d), ecx
+            ),
+            Op::Mul32 => asm!(self.ops
+                ; mov ecx, Rd(a)
+                ; imul ecx, Rd(b)
+                ; movsxd Rq(d), ecx
+            ),
+            Op::DivU32 | Op::DivS32 | Op::RemU32 | Op::RemS32 | Op::DivU64 | Op::DivS64 | Op::RemU64 | Op::RemS64 => {
+                self.emit_division(op, d, a, b)
+            }
+            Op::ShloL32 | Op::ShloR32 | Op::SharR32 => {
+                if f.bmi2 {
+                    match op {
+                        Op::ShloL32 => asm!(self.ops ; shlx Rd(d), Rd(a), Rd(b)),
+                        Op::ShloR32 => asm!(self.ops ; shrx Rd(d), Rd(a), Rd(b)),
+                        _ => asm!(self.ops ; sarx Rd(d), Rd(a), Rd(b)),
+                    }
+                } else {
+                    asm!(self.ops
+                        ; mov ecx, Rd(b)
+                        ; mov Rd(d), Rd(a)
+                    );
+                    match op {
+                        Op::ShloL32 => asm!(self.ops ; shl Rd(d), cl),
+                        Op::ShloR32 => asm!(self.ops ; shr Rd(d), cl),
+                        _ => asm!(self.ops ; sar Rd(d), cl),
+                    }
+                }
+                asm!(self.ops ; movsxd Rq(d), Rd(d));
+            }
+            Op::Add64 if d == a => asm!(self.ops ; add Rq(d), Rq(b)),
+            Op::Add64 if d == b => asm!(self.ops ; add Rq(d), Rq(a)),
+            Op::Add64 => asm!(self.ops ; lea Rq(d), [Rq(a) + Rq(b)]),
+            Op::Sub64 => {
+                if d == a {
+                    asm!(self.ops ; sub Rq(d), Rq(b));
+                } else if d == b {
+                    asm!(self.ops
+                        ; neg Rq(d)
+                        ; add Rq(d), Rq(a)
+                    );
+                } else {
+                    asm!(self.ops
+                        ; mov Rq(d), Rq(a)
+                        ; sub Rq(d), Rq(b)
+                    );
+                }
+            }
+            Op::Mul64 | Op::And | Op::Xor | Op::Or => {
+                let (x, y) = if d == b { (b, a) } else { (a, b) };
+                self.mov64(d, x);
+                match op {
+                    Op::Mul64 => asm!(self.ops ; imul Rq(d), Rq(y)),
+                    Op::And => asm!(self.ops ; and Rq(d), Rq(y)),
+                    Op::Xor => asm!(self.ops ; xor Rq(d), Rq(y)),
+                    _ => asm!(self.ops ; or Rq(d), Rq(y)),
+                }
+            }
+            Op::ShloL64 | Op::ShloR64 | Op::SharR64 | Op::RotL64 | Op::RotR64 => {
+                if f.bmi2 && !matches!(op, Op::RotL64 | Op::RotR64) {
+                    match op {
+                        Op::ShloL64 => asm!(self.ops ; shlx Rq(d), Rq(a), Rq(b)),
+                        Op::ShloR64 => asm!(self.ops ; shrx Rq(d), Rq(a), Rq(b)),
+                        _ => asm!(self.ops ; sarx Rq(d), Rq(a), Rq(b)),
+                    }
+                } else {
+                    asm!(self.ops ; mov rcx, Rq(b));
+                    self.mov64(d, a);
+                    match op {
+                        Op::ShloL64 => asm!(self.ops ; shl Rq(d), cl),
+                        Op::ShloR64 => asm!(self.ops ; shr Rq(d), cl),
+                        Op::SharR64 => asm!(self.ops ; sar Rq(d), cl),
+                        Op::RotL64 => asm!(self.ops ; rol Rq(d), cl),
+                        _ => asm!(self.ops ; ror Rq(d), cl),
+                    }
+                }
+            }
+            Op::RotL32 | Op::RotR32 => {
+                asm!(self.ops
+                    ; mov ecx, Rd(b)
+                    ; mov Rd(d), Rd(a)
+                );
+                if op == Op::RotL32 {
+                    asm!(self.ops ; rol Rd(d), cl);
+                } else {
+                    asm!(self.ops ; ror Rd(d), cl);
+                }
+                asm!(self.ops ; movsxd Rq(d), Rd(d));
+            }
+            Op::MulUpperSS | Op::MulUpperUU | Op::MulUpperSU => self.emit_mul_upper(op, d, a, b),
+            Op::SetLtU | Op::SetLtS => {
+                asm!(self.ops ; cmp Rq(a), Rq(b));
+                if op == Op::SetLtU {
+                    asm!(self.ops ; setb cl);
+                } else {
+                    asm!(self.ops ; setl cl);
+                }
+                asm!(self.ops ; movzx Rd(d), cl);
+            }
+            Op::CmovIz => asm!(self.ops
+                ; test Rq(b), Rq(b)
+                ; cmovz Rq(d), Rq(a)
+            ),
+            Op::CmovNz => asm!(self.ops
+                ; test Rq(b), Rq(b)
+                ; cmovnz Rq(d), Rq(a)
+            ),
+            Op::AndInv if f.bmi1 => asm!(self.ops ; andn Rq(d), Rq(b), Rq(a)),
+            Op::AndInv | Op::OrInv => {
+                asm!(self.ops
+                    ; mov rcx, Rq(b)
+                    ; not rcx
+                );
+                if op == Op::AndInv {
+                    asm!(self.ops ; and rcx, Rq(a));
+                } else {
+                    asm!(self.ops ; or rcx, Rq(a));
+                }
+                asm!(self.ops ; mov Rq(d), rcx);
+            }
+            Op::Xnor => asm!(self.ops
+                ; mov rcx, Rq(a)
+                ; xor rcx, Rq(b)
+                ; not rcx
+                ; mov Rq(d), rcx
+            ),
+            Op::Max | Op::MaxU | Op::Min | Op::MinU => {
+                asm!(self.ops
+                    ; mov rcx, Rq(a)
+                    ; cmp rcx, Rq(b)
+                );
+                match op {
+                    Op::Max => asm!(self.ops ; cmovl rcx, Rq(b)),
+                    Op::MaxU => asm!(self.ops ; cmovb rcx, Rq(b)),
+                    Op::Min => asm!(self.ops ; cmovg rcx, Rq(b)),
+                    _ => asm!(self.ops ; cmova rcx, Rq(b)),
+                }
+                asm!(self.ops ; mov Rq(d), rcx);
+            }
+            _ => unreachable!("{op} is not a three-register instruction"),
+        }
+    }
+
+    /// Division and remainder: `rax`/`rdx` are spilled, the divisor goes to `rcx`, zero and
+    /// MIN / -1 are handled before `div`/`idiv` can fault.
+    fn emit_division(&mut self, op: Op, d: u8, a: u8, b: u8) {
+        let wide = matches!(op, Op::DivU64 | Op::DivS64 | Op::RemU64 | Op::RemS64);
+        let signed = matches!(op, Op::DivS32 | Op::RemS32 | Op::DivS64 | Op::RemS64);
+        let rem = matches!(op, Op::RemU32 | Op::RemS32 | Op::RemU64 | Op::RemS64);
+        asm!(self.ops
+            ; mov QWORD [r15 + ctx::SPILL0], rax
+            ; mov QWORD [r15 + ctx::SPILL1], rdx
+        );
+        if wide {
+            asm!(self.ops
+                ; mov rcx, Rq(b)
+                ; mov rax, Rq(a)
+                ; test rcx, rcx
+                ; jz >zero
+            );
+            if signed {
+                asm!(self.ops
+                    ; cmp rcx, -1
+                    ; jne >divide
+                );
+                if rem {
+                    asm!(self.ops ; xor eax, eax);
+                } else {
+                    asm!(self.ops ; neg rax);
+                }
+                asm!(self.ops
+                    ; jmp >result
+                    ; divide:
+                    ; cqo
+                    ; idiv rcx
+                );
+            } else {
+                asm!(self.ops
+                    ; xor edx, edx
+                    ; div rcx
+                );
+            }
+            if rem {
+                asm!(self.ops ; mov rax, rdx);
+            }
+            asm!(self.ops
+                ; result:
+                ; mov rcx, rax
+                ; jmp >done
+                ; zero:
+            );
+            if rem {
+                asm!(self.ops ; mov rcx, rax);
+            } else {
+                asm!(self.ops ; mov rcx, -1);
+            }
+        } else {
+            asm!(self.ops
+                ; mov ecx, Rd(b)
+                ; mov eax, Rd(a)
+                ; test ecx, ecx
+                ; jz >zero
+            );
+            if signed {
+                asm!(self.ops
+                    ; cmp ecx, -1
+                    ; jne >divide
+                );
+                if rem {
+                    asm!(self.ops ; xor eax, eax);
+                } else {
+                    asm!(self.ops ; neg eax);
+                }
+                asm!(self.ops
+                    ; jmp >result
+                    ; divide:
+                    ; cdq
+                    ; idiv ecx
+                );
+            } else {
+                asm!(self.ops
+                    ; xor edx, edx
+                    ; div ecx
+                );
+            }
+            if rem {
+                asm!(self.ops ; mov eax, edx);
+            }
+            asm!(self.ops
+                ; result:
+                ; movsxd rcx, eax
+                ; jmp >done
+                ; zero:
+            );
+            if rem {
+                asm!(self.ops ; movsxd rcx, eax);
+            } else {
+                asm!(self.ops ; mov rcx, -1);
+            }
+        }
+        asm!(self.ops
+            ; done:
+            ; mov rax, QWORD [r15 + ctx::SPILL0]
+            ; mov rdx, QWORD [r15 + ctx::SPILL1]
+            ; mov Rq(d), rcx
+        );
+    }
+
+    fn emit_mul_upper(&mut self, op: Op, d: u8, a: u8, b: u8) {
+        asm!(self.ops
+            ; mov QWORD [r15 + ctx::SPILL0], rax
+            ; mov QWORD [r15 + ctx::SPILL1], rdx
+            ; mov rcx, Rq(b)
+            ; mov rax, Rq(a)
+        );
+        match op {
+            Op::MulUpperSS => asm!(self.ops ; imul rcx),
+            Op::MulUpperUU => asm!(self.ops ; mul rcx),
+            _ => {
+                // Signed × unsigned: the unsigned high half, minus B when A is negative.
+                asm!(self.ops ; mul rcx);
+                match a {
+                    RAX => asm!(self.ops ; cmp QWORD [r15 + ctx::SPILL0], 0),
+                    RDX => asm!(self.ops ; cmp QWORD [r15 + ctx::SPILL1], 0),
+                    _ => asm!(self.ops ; test Rq(a), Rq(a)),
+                }
+                asm!(self.ops
+                    ; jns >positive
+                    ; sub rdx, rcx
+                    ; positive:
+                );
+            }
+        }
+        asm!(self.ops
+            ; mov rcx, rdx
+            ; mov rax, QWORD [r15 + ctx::SPILL0]
+            ; mov rdx, QWORD [r15 + ctx::SPILL1]
+            ; mov Rq(d), rcx
+        );
+    }
+}
+
+fn is_memory(op: Op) -> bool {
+    use Op::*;
+    matches!(
+        op,
+        StoreImmU8
+            | StoreImmU16
+            | StoreImmU32
+            | StoreImmU64
+            | LoadU8
+            | LoadI8
+            | LoadU16
+            | LoadI16
+            | LoadU32
+            | LoadI32
+            | LoadU64
+            | StoreU8
+            | StoreU16
+            | StoreU32
+            | StoreU64
+            | StoreImmIndU8
+            | StoreImmIndU16
+            | StoreImmIndU32
+            | StoreImmIndU64
+            | StoreIndU8
+            | StoreIndU16
+            | StoreIndU32
+            | StoreIndU64
+            | LoadIndU8
+            | LoadIndI8
+            | LoadIndU16
+            | LoadIndI16
+            | LoadIndU32
+            | LoadIndI32
+            | LoadIndU64
+    )
+}

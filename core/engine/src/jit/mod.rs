@@ -1,0 +1,431 @@
+//! The x86-64 JIT backend: compiles a [`Program`] to native code (one basic block after
+//! another, guest registers in host registers, direct jumps between blocks) and runs it with
+//! exactly the observable behaviour of the reference [`crate::interp::Interpreter`].
+//!
+//! Guest memory is a per-instance 4 GiB reservation whose host page protections mirror the
+//! guest permissions; forbidden accesses fault and a process-wide signal handler sends them
+//! to a slow path that applies the exact rules (modules `signal`, `memory`). Where the kernel allows
+//! the FSGSBASE instructions, compiled code points the GS segment base at guest memory while it
+//! runs (restoring it on every exit) and addresses guest memory as `gs:[reg32 + disp]`, one
+//! instruction per access; otherwise it adds a base register. Compiled code is cached per
+//! program (by `Arc` identity), built lazily on the first run, and placed in a per-instance
+//! code arena (module `code`).
+
+mod code;
+mod compile;
+mod ctx;
+mod memory;
+mod signal;
+mod slow;
+
+use std::fmt;
+use std::io;
+use std::sync::Arc;
+
+use crate::backend::{Backend, Exit, NUM_REGS};
+use crate::gas::GasModel;
+use crate::memory::MemoryError;
+use crate::program::{DynamicJump, Program};
+
+use code::CodeArena;
+pub use compile::Features;
+use compile::Module;
+use ctx::{kind, Ctx, RunInfo};
+use memory::JitMemory;
+
+/// Why a [`Jit`] could not be created.
+#[derive(Debug)]
+pub enum JitError {
+    /// Reserving the guest address space failed.
+    Reserve(io::Error),
+    /// Installing the fault handler failed.
+    SignalHandler(io::Error),
+}
+
+impl fmt::Display for JitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JitError::Reserve(e) => write!(f, "cannot reserve the jit's guest address space: {e}"),
+            JitError::SignalHandler(e) => write!(f, "cannot install the jit's fault handler: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for JitError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            JitError::Reserve(e) | JitError::SignalHandler(e) => Some(e),
+        }
+    }
+}
+
+/// Compiled programs kept per instance.
+const CACHE_ENTRIES: usize = 64;
+/// Total code bytes kept per instance before older programs are dropped.
+const CACHE_CODE_BYTES: usize = 64 << 20;
+
+struct CacheEntry {
+    program: Arc<Program>,
+    /// Normal code and single-step code, each compiled on first use.
+    normal: Option<Module>,
+    step: Option<Module>,
+    last_use: u64,
+}
+
+impl CacheEntry {
+    fn code_bytes(&self) -> usize {
+        self.normal.as_ref().map_or(0, Module::code_len) + self.step.as_ref().map_or(0, Module::code_len)
+    }
+}
+
+/// The JIT backend. One instance runs many programs, one at a time; several instances can run
+/// on different threads at once.
+pub struct Jit {
+    memory: JitMemory,
+    features: Features,
+    program: Option<Arc<Program>>,
+    /// Cache slot of `program`.
+    current: usize,
+    cache: Vec<CacheEntry>,
+    arena: CodeArena,
+    tick: u64,
+    regs: [u64; NUM_REGS],
+    pc: u32,
+    gas: i64,
+    charge_pending: bool,
+    resume_next: bool,
+    finished: Option<Exit>,
+}
+
+impl fmt::Debug for Jit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Jit")
+            .field("features", &self.features)
+            .field("pc", &self.pc)
+            .field("gas", &self.gas)
+            .field("cached_programs", &self.cache.len())
+            .finish()
+    }
+}
+
+impl Jit {
+    /// A JIT using every optional instruction this CPU offers.
+    pub fn new() -> Result<Jit, JitError> {
+        Jit::with_features(Features::detect())
+    }
+
+    /// A JIT restricted to `features` (used to test the fallbacks; features the CPU lacks are
+    /// never used).
+    pub fn with_features(features: Features) -> Result<Jit, JitError> {
+        let detected = Features::detect();
+        let features = Features {
+            popcnt: features.popcnt && detected.popcnt,
+            lzcnt: features.lzcnt && detected.lzcnt,
+            bmi1: features.bmi1 && detected.bmi1,
+            bmi2: features.bmi2 && detected.bmi2,
+            fsgsbase: features.fsgsbase && detected.fsgsbase,
+        };
+        signal::install().map_err(JitError::SignalHandler)?;
+        let memory = JitMemory::new().map_err(JitError::Reserve)?;
+        Ok(Jit {
+            memory,
+            features,
+            program: None,
+            current: 0,
+            cache: Vec::new(),
+            arena: CodeArena::default(),
+            tick: 0,
+            regs: [0; NUM_REGS],
+            pc: 0,
+            gas: 0,
+            charge_pending: true,
+            resume_next: false,
+            finished: None,
+        })
+    }
+
+    /// The features the code generator uses.
+    pub fn features(&self) -> Features {
+        self.features
+    }
+
+    /// Whether the next run charges a block before its first instruction.
+    pub fn charge_pending(&self) -> bool {
+        self.charge_pending
+    }
+
+    fn reset_state(&mut self) {
+        self.regs = [0; NUM_REGS];
+        self.pc = 0;
+        self.gas = 0;
+        self.memory.reset();
+        self.charge_pending = true;
+        self.resume_next = false;
+        self.finished = None;
+    }
+
+    /// Makes `program` the current cache entry, evicting old entries when the cache is full.
+    fn select(&mut self, program: &Arc<Program>) {
+        self.tick += 1;
+        if let Some(i) = self.cache.iter().position(|e| Arc::ptr_eq(&e.program, program)) {
+            self.cache[i].last_use = self.tick;
+            self.current = i;
+            return;
+        }
+        let code: usize = self.cache.iter().map(CacheEntry::code_bytes).sum();
+        if self.cache.len() >= CACHE_ENTRIES || code > CACHE_CODE_BYTES {
+            // Prefer programs nobody else holds any more, then the least recently used.
+            let victim = (0..self.cache.len())
+                .min_by_key(|&i| (Arc::strong_count(&self.cache[i].program) > 1, self.cache[i].last_use));
+            if let Some(v) = victim {
+                self.cache.swap_remove(v);
+            }
+        }
+        self.cache.push(CacheEntry { program: program.clone(), normal: None, step: None, last_use: self.tick });
+        self.current = self.cache.len() - 1;
+    }
+
+    /// Execution at a pc with no recorded instruction: a trap there, after the charge.
+    fn stray(&mut self, program: &Program) -> Exit {
+        if self.charge_pending {
+            let cost = program.stray_cost(self.pc);
+            if program.config.gas == GasModel::Instruction {
+                self.gas = self.gas.wrapping_sub(1);
+                if self.gas < 0 {
+                    return Exit::OutOfGas;
+                }
+            } else {
+                if self.gas < 0 || (self.gas as u64) < cost {
+                    return Exit::OutOfGas;
+                }
+                self.gas -= cost as i64;
+                self.charge_pending = false;
+            }
+        }
+        self.finished = Some(Exit::Trap);
+        Exit::Trap
+    }
+
+    /// Runs from the current state; with `single` set, stops after one instruction.
+    fn exec(&mut self, single: bool) -> Option<Exit> {
+        if let Some(exit) = self.finished {
+            return Some(exit);
+        }
+        let Some(program) = self.program.clone() else {
+            self.finished = Some(Exit::Panic);
+            return Some(Exit::Panic);
+        };
+        let per_instruction = program.config.gas == GasModel::Instruction;
+        let insts = &program.insts[..];
+        let index = match program.index_of(self.pc) {
+            Some(i) if self.resume_next => insts[i as usize].next,
+            Some(i) => i,
+            None => return Some(self.stray(&program)),
+        };
+        self.resume_next = false;
+        let inst = &insts[index as usize];
+        if self.charge_pending {
+            if per_instruction {
+                self.gas = self.gas.wrapping_sub(1);
+                if self.gas < 0 {
+                    self.pc = inst.pc;
+                    return Some(Exit::OutOfGas);
+                }
+            } else {
+                if self.gas < 0 || (self.gas as u64) < inst.cost {
+                    self.pc = inst.pc;
+                    return Some(Exit::OutOfGas);
+                }
+                self.gas -= inst.cost as i64;
+                self.charge_pending = false;
+            }
+        }
+
+        let (exit_kind, exit_inst, exit_arg) = self.enter(&program, index, single);
+
+        let inst = &insts[exit_inst as usize];
+        let pending_after = per_instruction || inst.terminator;
+        let finish = |jit: &mut Jit, exit: Exit| {
+            jit.pc = inst.pc;
+            jit.charge_pending = pending_after;
+            if !exit.is_resumable() {
+                jit.finished = Some(exit);
+            }
+            Some(exit)
+        };
+        match exit_kind {
+            kind::TRAP => finish(self, Exit::Trap),
+            kind::PANIC => finish(self, Exit::Panic),
+            kind::HALT => finish(self, Exit::Halt),
+            kind::OUT_OF_GAS => {
+                self.pc = inst.pc;
+                self.charge_pending = true;
+                Some(Exit::OutOfGas)
+            }
+            kind::HOST_CALL | kind::ECALL => {
+                self.resume_next = true;
+                let exit = if exit_kind == kind::ECALL { Exit::Ecall } else { Exit::HostCall(inst.x as u32) };
+                finish(self, exit)
+            }
+            kind::PAGE_FAULT => finish(self, Exit::PageFault(exit_arg as u32)),
+            kind::STEP => {
+                self.charge_pending = pending_after;
+                self.pc = insts[exit_arg as usize].pc;
+                None
+            }
+            kind::STEP_DYNAMIC => match program.dynamic_target(exit_arg as u32) {
+                DynamicJump::Halt => finish(self, Exit::Halt),
+                DynamicJump::Invalid => finish(self, Exit::Panic),
+                DynamicJump::To(t) => {
+                    self.charge_pending = pending_after;
+                    self.pc = insts[t as usize].pc;
+                    None
+                }
+            },
+            other => unreachable!("compiled code returned unknown exit kind {other}"),
+        }
+    }
+
+    /// Runs compiled code from the body of instruction `index` until it exits; returns the
+    /// exit kind, the instruction index it names and its argument.
+    fn enter(&mut self, program: &Arc<Program>, index: u32, single: bool) -> (u32, u32, u64) {
+        let features = self.features;
+        let Jit { memory, cache, current, regs, gas, arena, .. } = self;
+        let entry = &mut cache[*current];
+        let slot = if single { &mut entry.step } else { &mut entry.normal };
+        if slot.is_none() {
+            let module = compile::compile(program, features, single, arena)
+                .unwrap_or_else(|e| panic!("jit: cannot allocate code memory: {e}"));
+            *slot = Some(module);
+        }
+        let module = slot.as_ref().expect("compiled above");
+
+        memory.sync();
+        let code_start = module.code_start();
+        let run = RunInfo {
+            program: Arc::as_ptr(program),
+            code_base: code_start,
+            access_descs: module.access_descs.as_ptr(),
+            access_count: module.access_descs.len(),
+            exit_common: module.exit_common,
+            memory: memory.view(),
+        };
+        let ctx = memory.ctx();
+        ctx.regs = *regs;
+        ctx.gas = *gas;
+        ctx.run = &run;
+        let ctx_ptr: *mut Ctx = ctx;
+        let (mem_lo, mem_hi) = memory.guest_range();
+        let active = signal::Active {
+            code_start,
+            code_end: code_start + module.code_len(),
+            fault_offsets: module.fault_offsets.as_ptr(),
+            fault_count: module.fault_offsets.len(),
+            mem_lo,
+            mem_hi,
+            slow_entry: code_start + module.slow_entry,
+            ctx: ctx_ptr,
+        };
+        // SAFETY: `enter` is the module's entry trampoline, generated with exactly this
+        // signature (System V: guest base in rdi, entry address in rsi).
+        let trampoline: extern "sysv64" fn(*mut u8, usize) = unsafe { std::mem::transmute(code_start + module.enter) };
+        let base = memory.base();
+        let target = code_start + module.body[index as usize] as usize;
+        // Compiled code touches only its context block (through r15), the guest reservation
+        // and its jump table, and returns through the trampoline; `run`, the program and the
+        // module outlive the call.
+        signal::with_active(&active, || trampoline(base, target));
+
+        let ctx = memory.ctx();
+        *regs = ctx.regs;
+        *gas = ctx.gas;
+        ctx.run = std::ptr::null();
+        (ctx.exit_kind, ctx.exit_inst, ctx.exit_arg)
+    }
+}
+
+impl Backend for Jit {
+    fn name(&self) -> &'static str {
+        "jit"
+    }
+
+    fn load(&mut self, program: Arc<Program>) {
+        self.select(&program);
+        self.program = Some(program);
+        self.reset_state();
+    }
+
+    fn load_invalid(&mut self) {
+        self.program = None;
+        self.reset_state();
+    }
+
+    fn regs(&self) -> [u64; NUM_REGS] {
+        self.regs
+    }
+
+    fn set_reg(&mut self, reg: usize, value: u64) {
+        self.regs[reg] = value;
+    }
+
+    fn pc(&self) -> u32 {
+        self.pc
+    }
+
+    fn set_pc(&mut self, pc: u32) {
+        self.pc = pc;
+        self.resume_next = false;
+        self.charge_pending = true;
+    }
+
+    fn resume_pc(&self) -> u32 {
+        match (&self.program, self.resume_next) {
+            (Some(p), true) => p.index_of(self.pc).map_or(self.pc, |i| p.insts[i as usize].next_pc),
+            _ => self.pc,
+        }
+    }
+
+    fn gas(&self) -> i64 {
+        self.gas
+    }
+
+    fn set_gas(&mut self, gas: i64) {
+        self.gas = gas;
+    }
+
+    fn map(&mut self, address: u32, length: u64, writable: bool) -> Result<(), MemoryError> {
+        self.memory.map(address, length, writable)
+    }
+
+    fn write_memory(&mut self, address: u32, bytes: &[u8]) -> Result<(), MemoryError> {
+        self.memory.write_bypass(address, bytes)
+    }
+
+    fn read_memory(&self, address: u32, length: u64) -> Result<Vec<u8>, MemoryError> {
+        self.memory.read(address, length)
+    }
+
+    fn memory_pages(&self) -> Vec<(u32, bool, Vec<u8>)> {
+        self.memory.pages()
+    }
+
+    fn run(&mut self) -> Exit {
+        self.exec(false).unwrap_or(Exit::Panic)
+    }
+
+    fn step(&mut self) -> Option<Exit> {
+        self.exec(true)
+    }
+
+    fn precompile(&mut self) {
+        let Some(program) = self.program.clone() else { return };
+        let features = self.features;
+        let Jit { cache, current, arena, .. } = self;
+        let entry = &mut cache[*current];
+        if entry.normal.is_none() {
+            let module = compile::compile(&program, features, false, arena)
+                .unwrap_or_else(|e| panic!("jit: cannot allocate code memory: {e}"));
+            entry.normal = Some(module);
+        }
+    }
+}
