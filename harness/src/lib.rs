@@ -8,6 +8,7 @@ pub mod commands;
 pub mod diff;
 pub mod fuzzing;
 pub mod gen;
+pub mod kernel_vectors;
 pub mod progress;
 pub mod run;
 pub mod state;

@@ -58,12 +58,24 @@ pub fn run(args: VectorsArgs) -> i32 {
             }
         }
     }
+    let (kernel_files, files): (Vec<PathBuf>, Vec<PathBuf>) =
+        files.into_iter().partition(|f| crate::kernel_vectors::is_kernel_vector(f));
+    let mut kernel = Vec::new();
     let loaded: Vec<_> = files.par_iter().map(|f| load_case(f)).collect();
     let mut cases: Vec<Case> = Vec::with_capacity(loaded.len());
     let mut bad = 0;
     for result in loaded {
         match result {
             Ok(c) => cases.push(c),
+            Err(e) => {
+                eprintln!("error: {e}");
+                bad += 1;
+            }
+        }
+    }
+    for result in kernel_files.par_iter().map(|f| crate::kernel_vectors::load_kernel_vector(f)).collect::<Vec<_>>() {
+        match result {
+            Ok(v) => kernel.push(v),
             Err(e) => {
                 eprintln!("error: {e}");
                 bad += 1;
@@ -83,12 +95,12 @@ pub fn run(args: VectorsArgs) -> i32 {
 
     let names: Vec<&str> = args.backends.iter().map(|k| k.name()).collect();
     if !std::io::stderr().is_terminal() {
-        eprintln!("running {} case(s) on {}", cases.len(), names.join(" + "));
+        eprintln!("running {} case(s) on {}", cases.len() + kernel.len(), names.join(" + "));
     }
     let bar = Progress::new(cases.len() as u64, "cases");
     let started = Instant::now();
     let kinds = args.backends.clone();
-    let outcomes: Vec<Outcome> = cases
+    let mut outcomes: Vec<Outcome> = cases
         .par_iter()
         .map_init(
             || kinds.iter().map(|k| k.create().expect("checked above")).collect::<Vec<_>>(),
@@ -102,6 +114,7 @@ pub fn run(args: VectorsArgs) -> i32 {
         )
         .collect();
     bar.finish();
+    outcomes.extend(crate::kernel_vectors::run_kernel_vectors(&kernel, &kinds));
     let elapsed = started.elapsed();
 
     let mut stdout = std::io::stdout().lock();
