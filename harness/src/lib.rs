@@ -10,6 +10,7 @@ pub mod fuzzing;
 pub mod gen;
 pub mod kernel_vectors;
 pub mod progress;
+pub mod report;
 pub mod run;
 pub mod state;
 pub mod vectors;

@@ -7,7 +7,7 @@ use javm_harness::backends::selection;
 use javm_harness::backends::BackendKind;
 use javm_harness::commands::bench::{self, BenchArgs};
 use javm_harness::commands::diff::{self, DiffArgs};
-use javm_harness::commands::vectors::{self, VectorsArgs, EXIT_UNUSABLE};
+use javm_harness::commands::vectors::{self, ReportPaths, VectorsArgs, EXIT_UNUSABLE};
 use javm_harness::commands::{corpus, text};
 use javm_harness::gen::GenConfig;
 use javm_harness::run::{GasChoice, RunOptions};
@@ -49,6 +49,15 @@ enum Command {
         /// Write per-case results as JSON to this file.
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Write a JUnit XML report (one test case per vector) to this file.
+        #[arg(long)]
+        junit: Option<PathBuf>,
+        /// Write a Markdown report to this file.
+        #[arg(long)]
+        markdown: Option<PathBuf>,
+        /// Write an HTML report to this file.
+        #[arg(long)]
+        html: Option<PathBuf>,
     },
     /// Run generated programs through two backends and report every divergence.
     ///
@@ -128,7 +137,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
-        Command::Vectors { paths, backend, profile, gas_model, json } => {
+        Command::Vectors { paths, backend, profile, gas_model, json, junit, markdown, html } => {
             let Some(backends) = selection(&backend) else {
                 eprintln!("error: unknown backend {backend}");
                 return ExitCode::from(EXIT_UNUSABLE as u8);
@@ -137,7 +146,8 @@ fn main() -> ExitCode {
                 profile: if profile == "auto" { None } else { Profile::parse(&profile) },
                 gas: GasChoice::parse(&gas_model).unwrap_or_default(),
             };
-            vectors::run(VectorsArgs { paths, backends, options, json })
+            let reports = ReportPaths { json, junit, markdown, html };
+            vectors::run(VectorsArgs { paths, backends, options, reports })
         }
         Command::Diff { seed, count, profile, gas_model, raw, pair, explain, reports } => {
             let kind = |name: &str| if name == "jit" { BackendKind::Jit } else { BackendKind::Interp };

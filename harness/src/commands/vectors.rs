@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use crate::progress::Progress;
+use crate::report::Summary;
 use rayon::prelude::*;
 
 use crate::backends::BackendKind;
@@ -22,7 +23,16 @@ pub struct VectorsArgs {
     pub paths: Vec<PathBuf>,
     pub backends: Vec<BackendKind>,
     pub options: RunOptions,
+    pub reports: ReportPaths,
+}
+
+/// Where to write reports (each optional).
+#[derive(Default)]
+pub struct ReportPaths {
     pub json: Option<PathBuf>,
+    pub junit: Option<PathBuf>,
+    pub markdown: Option<PathBuf>,
+    pub html: Option<PathBuf>,
 }
 
 /// Runs the command and returns the process exit code.
@@ -125,22 +135,29 @@ pub fn run(args: VectorsArgs) -> i32 {
             let _ = writeln!(stdout, "  step {} {}: {}", f.step, f.backend, f.difference);
         }
     }
-    if let Some(path) = &args.json {
-        let report = serde_json::json!({
-            "backends": names,
-            "passed": outcomes.len() - failed,
-            "failed": failed,
-            "seconds": elapsed.as_secs_f64(),
-            "cases": outcomes,
-        });
-        let written = serde_json::to_string_pretty(&report)
-            .map_err(|e| e.to_string())
-            .and_then(|text| std::fs::write(path, text).map_err(|e| e.to_string()));
-        if let Err(e) = written {
+    let summary = Summary { backends: &names, outcomes: &outcomes, seconds: elapsed.as_secs_f64() };
+    let reports = [
+        (&args.reports.json, "json"),
+        (&args.reports.junit, "junit"),
+        (&args.reports.markdown, "markdown"),
+        (&args.reports.html, "html"),
+    ];
+    for (path, kind) in reports {
+        let Some(path) = path else { continue };
+        let text = match kind {
+            "json" => summary.json(),
+            "junit" => summary.junit(),
+            "markdown" => summary.markdown(),
+            _ => summary.html(),
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        if let Err(e) = std::fs::write(path, text) {
             eprintln!("error: cannot write {}: {e}", path.display());
             return EXIT_UNUSABLE;
         }
-        eprintln!("wrote per-case results to {}", path.display());
+        eprintln!("wrote {}", path.display());
     }
     eprintln!("{} case(s) on {} in {:.2}s", outcomes.len(), names.join(" + "), elapsed.as_secs_f64());
     let _ = writeln!(stdout, "{} passed, {} failed", outcomes.len() - failed, failed);
