@@ -12,6 +12,8 @@ use crate::diff::{diverges, explain};
 use crate::gen::{GenCode, GenConfig, GenProgram};
 use crate::run::GasChoice;
 
+pub mod kernel;
+
 type Pair = (Box<dyn Backend + Send>, Box<dyn Backend + Send>);
 
 thread_local! {
@@ -99,12 +101,21 @@ pub fn blob_decode(data: &[u8]) {
 pub type Target = fn(&[u8]);
 
 /// Every target by name, for the replay test and the corpus command.
-pub const TARGETS: [(&str, Target); 3] =
-    [("blob_decode", blob_decode), ("differential", differential), ("differential_raw", differential_raw)];
+pub const TARGETS: [(&str, Target); 6] = [
+    ("blob_decode", blob_decode),
+    ("differential", differential),
+    ("differential_raw", differential_raw),
+    ("ecall_dispatch", kernel::ecall_dispatch),
+    ("mgmt_ops", kernel::mgmt_ops),
+    ("derive_spawn", kernel::derive_spawn),
+];
 
 /// Seed inputs for a target: the public vectors' programs (when the vector folder is found)
 /// and generator inputs from fixed seeds.
 pub fn seeds(target: &str) -> Vec<Vec<u8>> {
+    if let Some(kernel_seeds) = kernel::seeds(target) {
+        return kernel_seeds;
+    }
     let mut programs: Vec<Vec<u8>> = Vec::new();
     if let Ok(dir) = crate::vectors::default_vector_dir() {
         if let Ok(files) = crate::vectors::collect_files(&dir) {
