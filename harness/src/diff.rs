@@ -47,8 +47,11 @@ pub fn run_pair(program: &GenProgram, a: &mut dyn Backend, b: &mut dyn Backend) 
 }
 
 /// Whether two backends disagree on a program.
+/// A backend that panics counts as diverging (the panic message is printed by the default
+/// hook); callers should replace both backends afterwards, as their state is unknown.
 pub fn diverges(program: &GenProgram, a: &mut dyn Backend, b: &mut dyn Backend) -> bool {
-    !run_pair(program, a, b).passed
+    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_pair(program, a, b)));
+    run.map_or(true, |outcome| !outcome.passed)
 }
 
 /// Where two backends first disagree when single-stepped.
@@ -226,9 +229,17 @@ fn shrink_candidates(p: &GenProgram) -> Vec<GenProgram> {
             }
         }
     }
+    for i in (0..p.writes.len()).rev() {
+        let mut c = p.clone();
+        c.writes.remove(i);
+        out.push(c);
+    }
     for i in (0..p.regions.len()).rev() {
         let mut c = p.clone();
         c.regions.remove(i);
+        // Writes into a removed region would fail.
+        let (start, end) = (p.regions[i].address as u64, p.regions[i].address as u64 + p.regions[i].length as u64);
+        c.writes.retain(|(a, _)| !((start..end).contains(&(*a as u64))));
         out.push(c);
         if !p.regions[i].contents.is_empty() {
             let mut c = p.clone();
@@ -273,12 +284,16 @@ pub fn minimise(program: &GenProgram, a: &mut dyn Backend, b: &mut dyn Backend) 
 
 /// Explains a divergence: minimise first, then localise on the minimised program.
 pub fn explain(program: &GenProgram, a: &mut dyn Backend, b: &mut dyn Backend) -> Explanation {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
     let minimised = minimise(program, a, b);
-    let outcome = run_pair(&minimised, a, b);
-    let first_run_step = outcome.failures.first().map(|f| f.step);
-    let at_exit =
-        outcome.failures.iter().filter(|f| Some(f.step) == first_run_step).map(|f| f.difference.clone()).collect();
-    let first = first_difference(&minimised, a, b);
+    let at_exit = match catch_unwind(AssertUnwindSafe(|| run_pair(&minimised, a, b))) {
+        Ok(outcome) => {
+            let first_run_step = outcome.failures.first().map(|f| f.step);
+            outcome.failures.iter().filter(|f| Some(f.step) == first_run_step).map(|f| f.difference.clone()).collect()
+        }
+        Err(_) => vec![Difference { field: "backend".into(), expected: "no panic".into(), got: "panicked".into() }],
+    };
+    let first = catch_unwind(AssertUnwindSafe(|| first_difference(&minimised, a, b))).ok().flatten();
     let pc = first.as_ref().map_or(minimised.initial_pc, |f| f.pc);
     let disassembly = disassemble_around(&minimised.blob(), minimised.profile, pc, 6, 4);
     Explanation {
@@ -305,7 +320,7 @@ impl Explanation {
                     out += &format!("  {d}\n");
                 }
             }
-            None => out += "single-stepping shows no difference; the full runs differ at exit:\n",
+            None => out += "no difference when single-stepping both backends; at the end of the run:\n",
         }
         if self.first.is_none() {
             for d in &self.at_exit {
@@ -385,7 +400,14 @@ pub fn write_vector(program: &GenProgram, name: &str, reference: &mut dyn Backen
             "initial-regs": regs_json(&program.regs),
             "initial-pc": program.initial_pc,
             "initial-page-map": program.regions.iter().map(|r| json!({"address": r.address, "length": r.length, "is-writable": r.writable})).collect::<Vec<_>>(),
-            "initial-memory": program.regions.iter().filter(|r| !r.contents.is_empty()).map(|r| json!({"address": r.address, "contents": r.contents})).collect::<Vec<_>>(),
+            "initial-memory": program
+                .regions
+                .iter()
+                .filter(|r| !r.contents.is_empty())
+                .map(|r| (r.address, &r.contents))
+                .chain(program.writes.iter().map(|(a, b)| (*a, b)))
+                .map(|(address, contents)| json!({"address": address, "contents": contents}))
+                .collect::<Vec<_>>(),
             "initial-gas": program.gas,
             "program": program.blob().encode(),
             "expected-status": s.exit.status(),

@@ -76,6 +76,8 @@ pub struct GenProgram {
     pub profile: Profile,
     pub code: GenCode,
     pub regions: Vec<GenRegion>,
+    /// Host writes after mapping (inside mapped regions), at region edges.
+    pub writes: Vec<(u32, Vec<u8>)>,
     pub regs: [u64; NUM_REGS],
     pub initial_pc: u32,
     pub gas: i64,
@@ -336,11 +338,33 @@ impl GenProgram {
             let n = u.int_in_range(0..=16usize)?;
             r.contents = (0..n).map(|_| u.arbitrary()).collect::<Result<_>>()?;
         }
-        if u.ratio(1, 8)? {
-            regions.push(GenRegion { address: 0xFFFF_F000, length: 0x1000, writable: true, contents: vec![] });
+        let top = u.ratio(1, 8)?;
+        if top {
+            regions.push(GenRegion {
+                address: 0xFFFF_F000,
+                length: 0x1000,
+                writable: u.arbitrary()?,
+                contents: vec![],
+            });
         }
-        if u.ratio(1, 16)? {
+        // Page 0 too, mostly together with the top page, so accesses that wrap past 2^32 can
+        // succeed.
+        if if top { u.ratio(3, 4)? } else { u.ratio(1, 16)? } {
             regions.push(GenRegion { address: 0, length: 0x1000, writable: u.arbitrary()?, contents: vec![] });
+        }
+        // Non-zero bytes at region edges, where accesses straddle pages or wrap around, so that
+        // values loaded there (sign extension included) depend on every byte.
+        let mut writes = Vec::new();
+        for r in &regions {
+            let end = r.address as u64 + r.length as u64;
+            for at_end in [false, true] {
+                if u.ratio(1, 2)? {
+                    let n = u.int_in_range(1..=16u64)?;
+                    let start = if at_end { end - n } else { r.address as u64 };
+                    let bytes = (0..n).map(|_| Ok(u.arbitrary::<u8>()? | 0x80)).collect::<Result<Vec<u8>>>()?;
+                    writes.push((start as u32, bytes));
+                }
+            }
         }
         let mut regs = [0u64; NUM_REGS];
         for r in regs.iter_mut() {
@@ -379,7 +403,7 @@ impl GenProgram {
             }
             responses.push(writes);
         }
-        Ok(GenProgram { profile, code, regions, regs, initial_pc, gas, block_costs, gas_model, responses })
+        Ok(GenProgram { profile, code, regions, writes, regs, initial_pc, gas, block_costs, gas_model, responses })
     }
 
     fn block_starts_of(code: &GenCode, profile: Profile) -> Vec<u32> {
@@ -413,6 +437,9 @@ impl GenProgram {
             if !r.contents.is_empty() {
                 steps.push(Step::Write(Chunk { address: r.address, contents: r.contents.clone() }));
             }
+        }
+        for (address, bytes) in &self.writes {
+            steps.push(Step::Write(Chunk { address: *address, contents: bytes.clone() }));
         }
         for (reg, &value) in self.regs.iter().enumerate() {
             steps.push(Step::SetReg { reg, value });

@@ -9,6 +9,7 @@ pub mod diff;
 pub mod fuzzing;
 pub mod gen;
 pub mod kernel_vectors;
+pub mod oracle;
 pub mod progress;
 pub mod report;
 pub mod run;

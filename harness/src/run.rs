@@ -122,6 +122,7 @@ pub fn run_case(case: &Case, options: &RunOptions, backends: &mut [&mut dyn Back
         b.set_gas(case.initial_gas);
     }
     let mut last: Vec<Option<Snapshot>> = vec![None; backends.len()];
+    let mut finished = false;
     let setup_failure = |backend: &str, step: usize, field: &str, message: String| Failure {
         backend: backend.to_string(),
         step,
@@ -155,6 +156,14 @@ pub fn run_case(case: &Case, options: &RunOptions, backends: &mut [&mut dyn Back
                 }
                 if let Some(Some(first)) = last.first() {
                     outcome.exits.push(first.exit.to_string());
+                    // A finished program only repeats its exit; the model checks fresh exits.
+                    let repeated = finished;
+                    finished = !first.exit.is_resumable();
+                    if let (Ok(p), false) = (&program, repeated) {
+                        if let Some(d) = crate::oracle::check_fault(p, first) {
+                            outcome.failures.push(Failure { backend: "model".into(), step: i, difference: d });
+                        }
+                    }
                     for k in 1..backends.len() {
                         let other = last[k].as_ref().expect("every backend ran");
                         let pair = format!("{} vs {}", backends[0].name(), backends[k].name());

@@ -52,6 +52,11 @@ pub fn run(args: DiffArgs) -> i32 {
             |(a, b), index| {
                 let program = generate(seed, index, config);
                 let bad = diverges(&program, &mut **a, &mut **b);
+                if bad {
+                    // A divergence may have been a panic: start again from fresh backends.
+                    *a = ka.create().expect("checked above");
+                    *b = kb.create().expect("checked above");
+                }
                 bar.inc();
                 bad.then_some(index)
             },
@@ -64,8 +69,8 @@ pub fn run(args: DiffArgs) -> i32 {
 
     let mut stdout = std::io::stdout().lock();
     if !divergent.is_empty() {
-        let (mut a, mut b) = (ka.create().expect("checked"), kb.create().expect("checked"));
         for &index in divergent.iter().take(args.explain) {
+            let (mut a, mut b) = (ka.create().expect("checked"), kb.create().expect("checked"));
             let program = generate(seed, index, config);
             let explanation = explain(&program, &mut *a, &mut *b);
             let _ = writeln!(stdout, "DIVERGENCE seed {seed} program {index}");
@@ -73,7 +78,11 @@ pub fn run(args: DiffArgs) -> i32 {
             let path = repro_path(&args.reports, seed, index, config);
             let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
             let mut reference = ka.create().expect("checked");
-            match write_vector(&explanation.minimised, &name, &mut *reference, &path) {
+            let written = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                write_vector(&explanation.minimised, &name, &mut *reference, &path)
+            }))
+            .unwrap_or_else(|_| Err(std::io::Error::other(format!("{} panicked on this program", ka.name()))));
+            match written {
                 Ok(()) => {
                     let _ = writeln!(
                         stdout,
