@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::memory::MemoryError;
-use crate::program::Program;
+use crate::program::{Config, Program};
 
 pub const NUM_REGS: usize = 13;
 
@@ -70,6 +70,22 @@ pub trait Backend {
 
     /// Loads a program and resets the machine: registers 0, pc 0, gas 0, no memory.
     fn load(&mut self, program: Arc<Program>);
+
+    /// Whether this backend reads blob bytes itself ([`Backend::load_blob`]) instead of
+    /// running the engine's prepared [`Program`]. Independent judges do, so that a mistake in
+    /// the engine's parser or program preparation cannot reach them.
+    fn reads_blobs(&self) -> bool {
+        false
+    }
+
+    /// Loads a program from its blob bytes under a configuration. By default the engine
+    /// prepares it; a blob that does not decode is loaded as [`Backend::load_invalid`].
+    fn load_blob(&mut self, bytes: &[u8], config: &Config) {
+        match Program::from_bytes(bytes, config.clone()) {
+            Ok(program) => self.load(Arc::new(program)),
+            Err(_) => self.load_invalid(),
+        }
+    }
 
     /// Loads a blob that failed to decode: the next run panics at once with the state
     /// unchanged (PVMSPEC-1 §1.2).
