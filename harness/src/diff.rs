@@ -11,7 +11,7 @@ use javm_engine::{Backend, Exit};
 use serde_json::{json, Value};
 
 use crate::gen::{GenCode, GenConfig, GenProgram, TableEntry};
-use crate::run::{case_config, prepare, run_case, GasChoice, Outcome};
+use crate::run::{case_config, load_program, prepare, run_case, GasChoice, Outcome};
 use crate::state::{chunks, compare_snapshots, Difference, Snapshot};
 use crate::vectors::{Case, Step};
 
@@ -54,6 +54,13 @@ pub fn diverges(program: &GenProgram, a: &mut dyn Backend, b: &mut dyn Backend) 
     run.map_or(true, |outcome| !outcome.passed)
 }
 
+/// Whether any of several backends disagrees with the first (or panics).
+pub fn diverges_any(program: &GenProgram, backends: &mut [&mut dyn Backend]) -> bool {
+    let case = program.case("generated");
+    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_case(&case, &program.options(), backends)));
+    run.map_or(true, |outcome| !outcome.passed)
+}
+
 /// Where two backends first disagree when single-stepped.
 #[derive(Clone, Debug)]
 pub struct FirstDifference {
@@ -81,12 +88,10 @@ pub struct Explanation {
 fn setup(
     case: &Case,
     backend: &mut dyn Backend,
+    config: &javm_engine::Config,
     program: &Result<std::sync::Arc<javm_engine::Program>, javm_engine::BlobError>,
 ) {
-    match program {
-        Ok(p) => backend.load(p.clone()),
-        Err(_) => backend.load_invalid(),
-    }
+    load_program(backend, &case.program, config, program);
     backend.set_pc(case.initial_pc);
     backend.set_gas(case.initial_gas);
 }
@@ -96,9 +101,9 @@ fn setup(
 pub fn first_difference(program: &GenProgram, a: &mut dyn Backend, b: &mut dyn Backend) -> Option<FirstDifference> {
     let case = program.case("generated");
     let config = case_config(&case, &program.options()).ok()?;
-    let prepared = prepare(&case, config);
-    setup(&case, a, &prepared);
-    setup(&case, b, &prepared);
+    let prepared = prepare(&case, config.clone());
+    setup(&case, a, &config, &prepared);
+    setup(&case, b, &config, &prepared);
     let mut run = 0;
     for step in &case.steps {
         match step {
@@ -345,8 +350,8 @@ fn regs_json(regs: &[u64]) -> Value {
 pub fn write_vector(program: &GenProgram, name: &str, reference: &mut dyn Backend, path: &Path) -> std::io::Result<()> {
     let case = program.case(name);
     let config = case_config(&case, &program.options()).map_err(std::io::Error::other)?;
-    let prepared = prepare(&case, config);
-    setup(&case, reference, &prepared);
+    let prepared = prepare(&case, config.clone());
+    setup(&case, reference, &config, &prepared);
     let gas_name = match program.gas_model {
         GasChoice::Auto => "block-unit",
         GasChoice::BlockUnit => "block-unit",

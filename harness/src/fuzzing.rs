@@ -7,34 +7,46 @@ use std::cell::RefCell;
 use arbitrary::Unstructured;
 use javm_engine::{Backend, Blob, Profile};
 
-use crate::backends::BackendKind;
-use crate::diff::{diverges, explain};
+use crate::backends::BackendSpec;
+use crate::diff::{diverges, diverges_any, explain};
 use crate::gen::{GenCode, GenConfig, GenProgram};
 use crate::run::GasChoice;
 
 pub mod kernel;
 
-type Pair = (Box<dyn Backend + Send>, Box<dyn Backend + Send>);
+type Set = Vec<Box<dyn Backend + Send>>;
 
 thread_local! {
-    static PAIR: RefCell<Option<Pair>> = const { RefCell::new(None) };
+    static SET: RefCell<Option<Set>> = const { RefCell::new(None) };
 }
 
-/// The backends a differential target compares: the interpreter and the JIT (the
+/// The engine backends a kernel target runs frames on: the interpreter and the JIT (the
 /// interpreter twice where this build has no JIT).
-pub fn pair_kinds() -> (BackendKind, BackendKind) {
-    let second = if BackendKind::Jit.create().is_ok() { BackendKind::Jit } else { BackendKind::Interp };
-    (BackendKind::Interp, second)
+pub fn pair_kinds() -> (BackendSpec, BackendSpec) {
+    let interp = BackendSpec::builtin("interp").expect("registered");
+    let second = BackendSpec::builtin("jit").unwrap_or_else(|| interp.clone());
+    (interp, second)
 }
 
-fn with_pair<R>(f: impl FnOnce(&mut dyn Backend, &mut dyn Backend) -> R) -> R {
-    PAIR.with(|cell| {
+/// The backends a differential target compares: the interpreter, the JIT and the reference
+/// model, which shares none of their decoding, preparation, gas or memory code.
+pub fn judges() -> Vec<BackendSpec> {
+    let (a, b) = pair_kinds();
+    let mut out = vec![a];
+    if b != out[0] {
+        out.push(b);
+    }
+    out.push(BackendSpec::builtin("model").expect("registered"));
+    out
+}
+
+fn with_set<R>(f: impl FnOnce(&mut [&mut dyn Backend]) -> R) -> R {
+    SET.with(|cell| {
         let mut slot = cell.borrow_mut();
-        let (a, b) = slot.get_or_insert_with(|| {
-            let (ka, kb) = pair_kinds();
-            (ka.create().expect("interpreter"), kb.create().expect("checked by pair_kinds"))
-        });
-        f(&mut **a, &mut **b)
+        let set =
+            slot.get_or_insert_with(|| judges().iter().map(|k| k.create().expect("registered backend")).collect());
+        let mut refs: Vec<&mut dyn Backend> = set.iter_mut().map(|b| &mut **b as &mut dyn Backend).collect();
+        f(&mut refs)
     })
 }
 
@@ -46,11 +58,17 @@ fn config_of(selector: u8, raw: bool) -> GenConfig {
 }
 
 fn check(program: &GenProgram) {
-    with_pair(|a, b| {
-        if diverges(program, a, b) {
-            let (na, nb) = (a.name(), b.name());
-            let explanation = explain(program, a, b);
-            panic!("backends diverge:\n{}", explanation.render(na, nb));
+    with_set(|set| {
+        if diverges_any(program, set) {
+            let (first, rest) = set.split_first_mut().expect("at least two backends");
+            for other in rest {
+                if diverges(program, &mut **first, &mut **other) {
+                    let (na, nb) = (first.name(), other.name());
+                    let explanation = explain(program, &mut **first, &mut **other);
+                    panic!("backends diverge:\n{}", explanation.render(na, nb));
+                }
+            }
+            panic!("backends diverge (each pair agrees when run alone): {program:?}");
         }
     })
 }
@@ -87,7 +105,8 @@ pub fn blob_decode(data: &[u8]) {
     use std::sync::Arc;
     let Ok(blob) = Blob::parse(data) else { return };
     assert_eq!(Blob::parse(&blob.encode()).as_ref(), Ok(&blob), "re-encoding changed the blob");
-    with_pair(|a, _| {
+    with_set(|set| {
+        let a = &mut *set[0];
         for profile in Profile::ALL {
             let program = Arc::new(Program::new(blob.clone(), Config::new(profile, GasModel::BlockUnit)));
             a.load(program);

@@ -1099,7 +1099,7 @@ pub fn outcome(v: &KernelVector, backends: &[(&str, BackendFactory<'_>)]) -> Out
 
 /// Runs kernel vectors in parallel on the given backends (their observations compared when
 /// there are several).
-pub fn run_kernel_vectors(vectors: &[KernelVector], kinds: &[crate::backends::BackendKind]) -> Vec<Outcome> {
+pub fn run_kernel_vectors(vectors: &[KernelVector], kinds: &[crate::backends::BackendSpec]) -> Vec<Outcome> {
     use rayon::prelude::*;
     vectors
         .par_iter()

@@ -11,6 +11,7 @@ pub mod gen;
 pub mod kernel_vectors;
 pub mod oracle;
 pub mod progress;
+pub mod protocol;
 pub mod report;
 pub mod run;
 pub mod state;

@@ -3,12 +3,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use javm_engine::Profile;
-use javm_harness::backends::selection;
-use javm_harness::backends::BackendKind;
+use javm_harness::backends::{describe_registry, Backends};
 use javm_harness::commands::bench::{self, BenchArgs};
 use javm_harness::commands::diff::{self, DiffArgs};
 use javm_harness::commands::vectors::{self, ReportPaths, VectorsArgs, EXIT_UNUSABLE};
-use javm_harness::commands::{corpus, text};
+use javm_harness::commands::{corpus, serve, text};
 use javm_harness::gen::GenConfig;
 use javm_harness::run::{GasChoice, RunOptions};
 
@@ -18,7 +17,7 @@ use javm_harness::run::{GasChoice, RunOptions};
 /// Exit codes: 0 everything passed, 1 a check failed, 2 the input or the command line could
 /// not be used.
 #[derive(Parser)]
-#[command(name = "javm-harness", version, about, long_about)]
+#[command(name = "javm-harness", version, about, long_about, after_help = describe_registry())]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -35,9 +34,15 @@ enum Command {
         /// Vector files or folders (searched recursively for *.json). Default: $JAVM_VECTORS,
         /// else ../shared/vectors.
         paths: Vec<PathBuf>,
-        /// Backend(s) to run: interp, jit, or both (both are also compared with each other).
-        #[arg(long, default_value = "interp", value_parser = ["interp", "jit", "both"])]
+        /// Backends to run, comma-separated: any registered name (interp, jit, model, …),
+        /// `both` (interp,jit), `all`, or a name declared with --external. With more than one
+        /// they are also compared with each other after every run.
+        #[arg(long, default_value = "interp")]
         backend: String,
+        /// Declare a backend served by another process: NAME=COMMAND (repeatable). The
+        /// command speaks the line protocol of docs/protocol.md on stdin/stdout.
+        #[arg(long = "external", value_name = "NAME=COMMAND")]
+        external: Vec<String>,
         /// Opcode profile: auto picks A for w3f v0.4 files and B for spectool files.
         #[arg(long, default_value = "auto", value_parser = ["auto", "a", "b", "j"])]
         profile: String,
@@ -82,9 +87,13 @@ enum Command {
         /// Raw-bytes mode: arbitrary code and bitmask, including invalid encodings.
         #[arg(long)]
         raw: bool,
-        /// The two backends to compare, as A:B.
-        #[arg(long, default_value = "interp:jit", value_parser = ["interp:jit", "jit:interp", "interp:interp", "jit:jit"])]
+        /// The two backends to compare, as A:B: any registered names (interp, jit, model, …)
+        /// or names declared with --external. The first one writes the repro vectors.
+        #[arg(long, default_value = "interp:jit")]
         pair: String,
+        /// Declare a backend served by another process: NAME=COMMAND (repeatable).
+        #[arg(long = "external", value_name = "NAME=COMMAND")]
+        external: Vec<String>,
         /// How many divergences to minimise, explain and write as vectors.
         #[arg(long, default_value_t = 3)]
         explain: usize,
@@ -125,22 +134,49 @@ enum Command {
         /// Folder with the programs. Default: $JAVM_BENCH, else ../shared/bench.
         #[arg(long)]
         dir: Option<PathBuf>,
-        /// Backend(s) to time: interp, jit, or both.
-        #[arg(long, default_value = "interp", value_parser = ["interp", "jit", "both"])]
+        /// Backends to time, comma-separated (see `vectors --backend`).
+        #[arg(long, default_value = "interp")]
         backend: String,
+        /// Declare a backend served by another process: NAME=COMMAND (repeatable).
+        #[arg(long = "external", value_name = "NAME=COMMAND")]
+        external: Vec<String>,
         /// Timed runs per program and backend (the median is reported).
         #[arg(long, default_value_t = 5)]
         runs: usize,
     },
+    /// Serve one backend over the external-backend protocol on stdin/stdout (docs/protocol.md).
+    ///
+    /// Reads one JSON request per line and writes one JSON reply per line until stdin ends.
+    /// `--external ref="javm-harness serve --backend jit"` then runs our JIT as an external
+    /// backend named `ref`.
+    Serve {
+        /// The backend to serve (a registered name).
+        #[arg(long, default_value = "interp")]
+        backend: String,
+    },
+}
+
+/// The backends of a command: the registry plus `--external` declarations.
+fn backends(external: &[String]) -> Result<Backends, String> {
+    let mut b = Backends::new();
+    for declaration in external {
+        b.declare_external(declaration)?;
+    }
+    Ok(b)
+}
+
+fn unusable(message: String) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(EXIT_UNUSABLE as u8)
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
-        Command::Vectors { paths, backend, profile, gas_model, json, junit, markdown, html } => {
-            let Some(backends) = selection(&backend) else {
-                eprintln!("error: unknown backend {backend}");
-                return ExitCode::from(EXIT_UNUSABLE as u8);
+        Command::Vectors { paths, backend, external, profile, gas_model, json, junit, markdown, html } => {
+            let backends = match backends(&external).and_then(|b| b.select(&backend)) {
+                Ok(b) => b,
+                Err(e) => return unusable(e),
             };
             let options = RunOptions {
                 profile: if profile == "auto" { None } else { Profile::parse(&profile) },
@@ -149,23 +185,32 @@ fn main() -> ExitCode {
             let reports = ReportPaths { json, junit, markdown, html };
             vectors::run(VectorsArgs { paths, backends, options, reports })
         }
-        Command::Diff { seed, count, profile, gas_model, raw, pair, explain, reports } => {
-            let kind = |name: &str| if name == "jit" { BackendKind::Jit } else { BackendKind::Interp };
-            let (a, b) = pair.split_once(':').unwrap_or(("interp", "jit"));
+        Command::Diff { seed, count, profile, gas_model, raw, pair, external, explain, reports } => {
+            let pair = match backends(&external).and_then(|b| b.pair(&pair)) {
+                Ok(p) => p,
+                Err(e) => return unusable(e),
+            };
             let config = GenConfig {
                 profile: Profile::parse(&profile).unwrap_or(Profile::A),
                 gas: GasChoice::parse(&gas_model).unwrap_or_default(),
                 raw,
             };
-            diff::run(DiffArgs { seed, count, config, pair: (kind(a), kind(b)), explain, reports })
+            diff::run(DiffArgs { seed, count, config, pair, explain, reports })
         }
         Command::Disasm { file, profile } => text::disasm(&file, profile.as_deref().and_then(Profile::parse)),
         Command::Asm { file, profile, output } => {
             text::asm(&file, Profile::parse(&profile).unwrap_or(Profile::A), output)
         }
         Command::FuzzCorpus { dir } => corpus::run(&dir),
-        Command::Bench { programs, dir, backend, runs } => {
-            let backends = selection(&backend).unwrap_or_default();
+        Command::Serve { backend } => match Backends::new().get(&backend) {
+            Ok(spec) => serve::run(&spec),
+            Err(e) => return unusable(e),
+        },
+        Command::Bench { programs, dir, backend, external, runs } => {
+            let backends = match backends(&external).and_then(|b| b.select(&backend)) {
+                Ok(b) => b,
+                Err(e) => return unusable(e),
+            };
             bench::run(BenchArgs { dir, programs, backends, runs })
         }
     };

@@ -80,9 +80,58 @@ pub struct Outcome {
     pub failures: Vec<Failure>,
 }
 
+impl Outcome {
+    /// A case during which a backend panicked (an external backend whose process failed, or
+    /// a bug): a failure naming the backends and the message.
+    pub fn crashed(case: &Case, backends: &str, message: String) -> Outcome {
+        Outcome {
+            name: case.name.clone(),
+            file: case.path.display().to_string(),
+            format: case.format.name(),
+            profile: String::new(),
+            gas_model: String::new(),
+            passed: false,
+            exits: Vec::new(),
+            failures: vec![Failure {
+                backend: backends.to_string(),
+                step: 0,
+                difference: Difference { field: "backend".into(), expected: "no crash".into(), got: message },
+            }],
+        }
+    }
+}
+
+/// The message of a caught panic.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "panicked".into())
+}
+
 /// Prepares the case's program once; a blob that does not decode runs as an immediate panic.
 pub fn prepare(case: &Case, config: Config) -> Result<Arc<Program>, BlobError> {
     Program::from_bytes(&case.program, config).map(Arc::new)
+}
+
+/// Loads a program into a backend: the engine's prepared program, or the blob bytes for a
+/// backend that reads blobs itself (an independent judge must not see the engine's
+/// preparation).
+pub fn load_program(
+    backend: &mut dyn Backend,
+    bytes: &[u8],
+    config: &Config,
+    prepared: &Result<Arc<Program>, BlobError>,
+) {
+    if backend.reads_blobs() {
+        backend.load_blob(bytes, config);
+        return;
+    }
+    match prepared {
+        Ok(p) => backend.load(p.clone()),
+        Err(_) => backend.load_invalid(),
+    }
 }
 
 /// Runs a case on every given backend in lockstep. Each backend is checked against the
@@ -112,12 +161,9 @@ pub fn run_case(case: &Case, options: &RunOptions, backends: &mut [&mut dyn Back
     };
     outcome.profile = config.profile.to_string();
     outcome.gas_model = config.gas.to_string();
-    let program = prepare(case, config);
+    let program = prepare(case, config.clone());
     for b in backends.iter_mut() {
-        match &program {
-            Ok(p) => b.load(p.clone()),
-            Err(_) => b.load_invalid(),
-        }
+        load_program(&mut **b, &case.program, &config, &program);
         b.set_pc(case.initial_pc);
         b.set_gas(case.initial_gas);
     }

@@ -1,10 +1,10 @@
-//! Runs both public suites (w3f v0.4 and PolkaVM spectool) through every available backend
+//! Runs both public suites (w3f v0.4 and PolkaVM spectool) through every registered backend
 //! and fails on any miss. Without the suites this test fails and says how to get them;
 //! set JAVM_SKIP_PUBLIC_VECTORS=1 to skip it knowingly.
 
 use std::path::PathBuf;
 
-use javm_harness::backends::BackendKind;
+use javm_harness::backends::{BackendSpec, REGISTRY};
 use javm_harness::run::{run_case, RunOptions};
 use javm_harness::vectors::{collect_files, default_vector_dir, load_case};
 
@@ -24,8 +24,9 @@ fn suite(name: &str) -> Option<PathBuf> {
     Some(path)
 }
 
-fn available_backends() -> Vec<BackendKind> {
-    [BackendKind::Interp, BackendKind::Jit].into_iter().filter(|k| k.create().is_ok()).collect()
+/// Every backend of the registry: the engine's and the independent judges.
+fn available_backends() -> Vec<BackendSpec> {
+    REGISTRY.iter().filter_map(|e| BackendSpec::builtin(e.name)).collect()
 }
 
 fn run_suite(name: &str, expected_count: usize) {

@@ -3,14 +3,14 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::backends::BackendKind;
+use crate::backends::BackendSpec;
 use crate::bench_programs::{default_bench_dir, BenchProgram, NAMES};
 use crate::commands::vectors::{EXIT_FAILED, EXIT_OK, EXIT_UNUSABLE};
 
 pub struct BenchArgs {
     pub dir: Option<PathBuf>,
     pub programs: Vec<String>,
-    pub backends: Vec<BackendKind>,
+    pub backends: Vec<BackendSpec>,
     pub runs: usize,
 }
 

@@ -7,7 +7,7 @@ use std::time::Instant;
 use crate::progress::Progress;
 use rayon::prelude::*;
 
-use crate::backends::BackendKind;
+use crate::backends::BackendSpec;
 use crate::commands::vectors::{EXIT_FAILED, EXIT_OK, EXIT_UNUSABLE};
 use crate::diff::{diverges, explain, generate, repro_path, write_vector};
 use crate::gen::GenConfig;
@@ -16,7 +16,7 @@ pub struct DiffArgs {
     pub seed: u64,
     pub count: u64,
     pub config: GenConfig,
-    pub pair: (BackendKind, BackendKind),
+    pub pair: (BackendSpec, BackendSpec),
     /// How many divergences to minimise and explain.
     pub explain: usize,
     pub reports: PathBuf,
@@ -24,8 +24,8 @@ pub struct DiffArgs {
 
 /// Runs the command and returns the exit code: 1 when any program diverged.
 pub fn run(args: DiffArgs) -> i32 {
-    let (ka, kb) = args.pair;
-    for k in [ka, kb] {
+    let (ka, kb) = args.pair.clone();
+    for k in [&ka, &kb] {
         if let Err(e) = k.create() {
             eprintln!("error: {e}");
             return EXIT_UNUSABLE;
@@ -86,8 +86,10 @@ pub fn run(args: DiffArgs) -> i32 {
                 Ok(()) => {
                     let _ = writeln!(
                         stdout,
-                        "repro: {} (replay: javm-harness vectors --backend both {})\n",
+                        "repro: {} (replay: javm-harness vectors --backend {},{} {})\n",
                         path.display(),
+                        ka.name(),
+                        kb.name(),
                         path.display()
                     );
                 }

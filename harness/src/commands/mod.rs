@@ -3,5 +3,6 @@
 pub mod bench;
 pub mod corpus;
 pub mod diff;
+pub mod serve;
 pub mod text;
 pub mod vectors;

@@ -8,8 +8,8 @@ use crate::progress::Progress;
 use crate::report::Summary;
 use rayon::prelude::*;
 
-use crate::backends::BackendKind;
-use crate::run::{run_case, Outcome, RunOptions};
+use crate::backends::BackendSpec;
+use crate::run::{panic_message, run_case, Outcome, RunOptions};
 use crate::vectors::{collect_files, default_vector_dir, load_case, Case};
 
 /// Exit code: everything passed.
@@ -21,7 +21,7 @@ pub const EXIT_UNUSABLE: i32 = 2;
 
 pub struct VectorsArgs {
     pub paths: Vec<PathBuf>,
-    pub backends: Vec<BackendKind>,
+    pub backends: Vec<BackendSpec>,
     pub options: RunOptions,
     pub reports: ReportPaths,
 }
@@ -115,9 +115,16 @@ pub fn run(args: VectorsArgs) -> i32 {
         .map_init(
             || kinds.iter().map(|k| k.create().expect("checked above")).collect::<Vec<_>>(),
             |backends, case| {
-                let mut refs: Vec<&mut dyn javm_engine::Backend> =
-                    backends.iter_mut().map(|b| &mut **b as &mut dyn javm_engine::Backend).collect();
-                let outcome = run_case(case, &args.options, &mut refs);
+                let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    let mut refs: Vec<&mut dyn javm_engine::Backend> =
+                        backends.iter_mut().map(|b| &mut **b as &mut dyn javm_engine::Backend).collect();
+                    run_case(case, &args.options, &mut refs)
+                }));
+                let outcome = run.unwrap_or_else(|payload| {
+                    // The backends' state is unknown after a panic: start again from fresh ones.
+                    *backends = kinds.iter().map(|k| k.create().expect("created before")).collect();
+                    Outcome::crashed(case, &names.join(","), panic_message(&*payload))
+                });
                 bar.inc();
                 outcome
             },

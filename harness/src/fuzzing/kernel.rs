@@ -27,7 +27,7 @@ use javm_kernel::{
     KernelAssist, KernelError, Kobs, Programs, Vm,
 };
 
-use crate::backends::BackendKind;
+use crate::backends::BackendSpec;
 use crate::gen::{GenConfig, GenProgram, RO_BASE, RW_BASE};
 use crate::run::GasChoice;
 
@@ -315,9 +315,9 @@ fn halt_program() -> Arc<Program> {
     .clone()
 }
 
-fn kinds() -> (BackendKind, BackendKind) {
-    static KINDS: OnceLock<(BackendKind, BackendKind)> = OnceLock::new();
-    *KINDS.get_or_init(super::pair_kinds)
+fn kinds() -> (BackendSpec, BackendSpec) {
+    static KINDS: OnceLock<(BackendSpec, BackendSpec)> = OnceLock::new();
+    KINDS.get_or_init(super::pair_kinds).clone()
 }
 
 /// Global invariants after an ecall (KSPEC-1 §13.1 items 1–4): the stack shape, cnode shapes, no
@@ -1749,8 +1749,8 @@ impl SpawnCase {
             }],
         };
         let (ka, kb) = kinds();
-        let fa = move || -> Box<dyn Backend> { ka.create().expect("interpreter") };
-        let fb = move || -> Box<dyn Backend> { kb.create().expect("checked by pair_kinds") };
+        let fa = || -> Box<dyn Backend> { ka.create().expect("interpreter") };
+        let fb = || -> Box<dyn Backend> { kb.create().expect("checked by pair_kinds") };
         let (ra, rb, d) = differential(&scenario, &fa, &fb, 1);
         for (name, run) in [(ka.name(), &ra), (kb.name(), &rb)] {
             if let Some(v) = run.violations.first() {
