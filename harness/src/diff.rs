@@ -259,6 +259,11 @@ fn shrink_candidates(p: &GenProgram) -> Vec<GenProgram> {
             out.push(c);
         }
     }
+    if p.form != crate::gen::BlobForm::Canonical {
+        let mut c = p.clone();
+        c.form = crate::gen::BlobForm::Canonical;
+        out.push(c);
+    }
     if p.initial_pc != 0 {
         let mut c = p.clone();
         c.initial_pc = 0;
@@ -414,7 +419,7 @@ pub fn write_vector(program: &GenProgram, name: &str, reference: &mut dyn Backen
                 .map(|(address, contents)| json!({"address": address, "contents": contents}))
                 .collect::<Vec<_>>(),
             "initial-gas": program.gas,
-            "program": program.blob().encode(),
+            "program": program.bytes(),
             "expected-status": s.exit.status(),
             "expected-regs": regs_json(&s.regs),
             "expected-pc": s.pc,
@@ -432,7 +437,7 @@ pub fn write_vector(program: &GenProgram, name: &str, reference: &mut dyn Backen
             "name": name,
             "initial-pc": program.initial_pc,
             "initial-gas": program.gas,
-            "program": program.blob().encode(),
+            "program": program.bytes(),
             "block-gas-costs": program.block_costs.clone().unwrap_or_default().iter().map(|(pc, cost)| json!({"pc": pc, "cost": cost})).collect::<Vec<_>>(),
             "steps": steps,
             "javm-profile": program.profile.name(),

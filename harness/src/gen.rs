@@ -43,6 +43,51 @@ pub struct GenInst {
     pub operands: Vec<u8>,
     /// Block index a static offset points at.
     pub target: Option<usize>,
+    /// Bytes after the operands that belong to no instruction: ignored inside the skip, and
+    /// past the skip cap of 24 the fall-through lands inside them (a trap there).
+    pub pad: Vec<u8>,
+    /// An opcode byte written instead of `op`'s number: an opcode undefined in the profile,
+    /// so the pc holds no instruction although an instruction starts there.
+    pub byte: Option<u8>,
+}
+
+impl GenInst {
+    pub fn new(op: Op, operands: Vec<u8>, target: Option<usize>) -> GenInst {
+        GenInst { op, operands, target, pad: Vec::new(), byte: None }
+    }
+
+    /// Encoded length.
+    pub fn len(&self) -> usize {
+        1 + self.operands.len() + self.pad.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+}
+
+/// How the blob of a program is written (PVMSPEC-1 §1): canonically, in another valid form,
+/// or damaged so that it must not decode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlobForm {
+    Canonical,
+    /// Jump-table entries written with this many bytes (at least the minimal size, at most 4).
+    WideEntries(u8),
+    /// The code length written as a longer varint than needed (still decodes).
+    LongLength,
+    /// This many extra bytes after the bitmask.
+    Trailing(u8),
+    /// A padding bit of the last bitmask byte set (needs a code length not a multiple of 8).
+    PaddingBit,
+    /// Jump-table entry size 5..=255.
+    BadEntrySize(u8),
+    /// The last this-many bytes cut off.
+    Truncated(u8),
+}
+
+/// Opcode bytes that are undefined in a profile (PVMSPEC-1 §5.15).
+pub fn undefined_opcodes(profile: Profile) -> Vec<u8> {
+    (0..=255u8).filter(|&b| profile.op(b).is_none()).collect()
 }
 
 /// A jump-table entry: a block start, or any code offset (usually invalid).
@@ -87,6 +132,8 @@ pub struct GenProgram {
     pub gas_model: GasChoice,
     /// Register writes the host makes before each resumption (one entry per extra run).
     pub responses: Vec<Vec<(usize, u64)>>,
+    /// How the blob is written.
+    pub form: BlobForm,
 }
 
 const INTERESTING: [u64; 24] = [
@@ -290,6 +337,12 @@ fn operands(u: &mut Unstructured, op: Op, blocks: usize) -> Result<(Vec<u8>, Opt
     Ok((out, target))
 }
 
+/// Bytes after an instruction: a few (inside the skip) or enough to pass the skip cap.
+fn pad(u: &mut Unstructured) -> Result<Vec<u8>> {
+    let n = if u.ratio(1, 2)? { u.int_in_range(1..=6usize)? } else { u.int_in_range(18..=40usize)? };
+    (0..n).map(|_| u.arbitrary()).collect()
+}
+
 /// `load_imm rX, v` aimed at a memory region, to give indirect accesses a base.
 fn base_setup(u: &mut Unstructured) -> Result<GenInst> {
     let r = u.int_in_range(0..=12u8)?;
@@ -297,7 +350,7 @@ fn base_setup(u: &mut Unstructured) -> Result<GenInst> {
     let (_, bytes) = imm(u, v)?;
     let mut operands = vec![r];
     operands.extend(bytes);
-    Ok(GenInst { op: Op::LoadImm, operands, target: None })
+    Ok(GenInst::new(Op::LoadImm, operands, None))
 }
 
 /// `load_imm rX, a` where `a` is a dynamic-jump address: valid table entries, halt, or junk.
@@ -311,7 +364,7 @@ fn jump_setup(u: &mut Unstructured, reg: u8, table_len: usize) -> Result<GenInst
     let len = javm_engine::asm::imm_len(v).unwrap_or(4) as usize;
     let mut operands = vec![reg];
     operands.extend(le(v, len));
-    Ok(GenInst { op: Op::LoadImm, operands, target: None })
+    Ok(GenInst::new(Op::LoadImm, operands, None))
 }
 
 fn pick_op(u: &mut Unstructured, profile: Profile, terminator: bool) -> Result<Op> {
@@ -403,7 +456,28 @@ impl GenProgram {
             }
             responses.push(writes);
         }
-        Ok(GenProgram { profile, code, regions, writes, regs, initial_pc, gas, block_costs, gas_model, responses })
+        let form = match u.int_in_range(0..=63u8)? {
+            0 => BlobForm::WideEntries(u.int_in_range(1..=4u8)?),
+            1 => BlobForm::LongLength,
+            2 => BlobForm::Trailing(u.int_in_range(1..=3u8)?),
+            3 => BlobForm::PaddingBit,
+            4 => BlobForm::BadEntrySize(u.int_in_range(5..=255u8)?),
+            5 => BlobForm::Truncated(u.int_in_range(1..=4u8)?),
+            _ => BlobForm::Canonical,
+        };
+        Ok(GenProgram {
+            profile,
+            code,
+            regions,
+            writes,
+            regs,
+            initial_pc,
+            gas,
+            block_costs,
+            gas_model,
+            responses,
+            form,
+        })
     }
 
     fn block_starts_of(code: &GenCode, profile: Profile) -> Vec<u32> {
@@ -422,6 +496,33 @@ impl GenProgram {
             GenCode::Raw { code, starts, jump_table } => Blob::new(jump_table.clone(), code.clone(), starts.clone()),
             GenCode::Blocks { .. } => layout(&self.code, self.profile).0,
         }
+    }
+
+    /// The blob bytes as the backends receive them: [`GenProgram::blob`] written in
+    /// [`GenProgram::form`].
+    pub fn bytes(&self) -> Vec<u8> {
+        let blob = self.blob();
+        let mut out = blob.encode();
+        match self.form {
+            BlobForm::Canonical => {}
+            BlobForm::WideEntries(z) => out = encode_blob(&blob, z.max(blob.entry_size), false),
+            BlobForm::LongLength => out = encode_blob(&blob, blob.entry_size, true),
+            BlobForm::Trailing(n) => out.extend(std::iter::repeat_n(0xA5, n as usize)),
+            BlobForm::PaddingBit => {
+                if blob.code.len() & 7 != 0 {
+                    *out.last_mut().expect("a bitmask byte") |= 0x80;
+                }
+            }
+            BlobForm::BadEntrySize(z) => {
+                // The entry-size byte follows varint(J), one byte for the small tables
+                // generated here.
+                if blob.jump_table.len() < 0x80 {
+                    out[1] = z;
+                }
+            }
+            BlobForm::Truncated(n) => out.truncate(out.len().saturating_sub(n as usize).max(1)),
+        }
+        out
     }
 
     /// The run options this program needs.
@@ -455,7 +556,7 @@ impl GenProgram {
             name: name.to_string(),
             path: name.into(),
             format: VectorFormat::Spectool,
-            program: self.blob().encode(),
+            program: self.bytes(),
             initial_pc: self.initial_pc,
             initial_gas: self.gas,
             block_costs: self.block_costs.clone(),
@@ -479,8 +580,17 @@ fn block_code(u: &mut Unstructured, profile: Profile) -> Result<GenCode> {
     let nblocks = u.int_in_range(1..=8usize)?;
     let table_len = u.int_in_range(0..=4usize)?;
     let mut blocks = Vec::with_capacity(nblocks);
+    let undefined = undefined_opcodes(profile);
     for _ in 0..nblocks {
         let mut block = Vec::new();
+        if u.ratio(1, 16)? {
+            // A block that starts with an undefined opcode: its pc follows a terminator but is
+            // not a valid jump target, and it traps when reached.
+            let mut hole = GenInst::new(Op::Trap, Vec::new(), None);
+            hole.byte = Some(undefined[u.choose_index(undefined.len())?]);
+            hole.operands = (0..u.int_in_range(0..=3usize)?).map(|_| u.arbitrary()).collect::<Result<_>>()?;
+            block.push(hole);
+        }
         let len = u.int_in_range(0..=10usize)?;
         for _ in 0..len {
             if u.ratio(1, 6)? {
@@ -489,7 +599,11 @@ fn block_code(u: &mut Unstructured, profile: Profile) -> Result<GenCode> {
             }
             let op = pick_op(u, profile, false)?;
             let (operands, target) = operands(u, op, nblocks)?;
-            block.push(GenInst { op, operands, target });
+            let mut inst = GenInst::new(op, operands, target);
+            if u.ratio(1, 24)? {
+                inst.pad = pad(u)?;
+            }
+            block.push(inst);
         }
         let term = pick_op(u, profile, true)?;
         if matches!(term, Op::JumpInd | Op::LoadImmJumpInd) && u.ratio(3, 4)? {
@@ -497,10 +611,14 @@ fn block_code(u: &mut Unstructured, profile: Profile) -> Result<GenCode> {
             let r = u.int_in_range(0..=12u8)?;
             block.push(jump_setup(u, r, table_len)?);
             let operands = if term == Op::JumpInd { vec![r] } else { vec![r << 4 | u.int_in_range(0..=12u8)?, 0] };
-            block.push(GenInst { op: term, operands, target: None });
+            block.push(GenInst::new(term, operands, None));
         } else {
             let (operands, target) = operands(u, term, nblocks)?;
-            block.push(GenInst { op: term, operands, target });
+            let mut inst = GenInst::new(term, operands, target);
+            if u.ratio(1, 16)? {
+                inst.pad = pad(u)?;
+            }
+            block.push(inst);
         }
         blocks.push(block);
     }
@@ -509,7 +627,7 @@ fn block_code(u: &mut Unstructured, profile: Profile) -> Result<GenCode> {
         jump_table.push(if u.ratio(7, 8)? {
             TableEntry::Block(u.choose_index(nblocks)?)
         } else {
-            TableEntry::Raw(u.int_in_range(0..=200u32)?)
+            TableEntry::Raw(if u.ratio(1, 4)? { u.arbitrary()? } else { u.int_in_range(0..=200u32)? })
         });
     }
     Ok(GenCode::Blocks { blocks, jump_table })
@@ -528,6 +646,40 @@ fn raw_code(u: &mut Unstructured) -> Result<GenCode> {
     Ok(GenCode::Raw { code, starts, jump_table })
 }
 
+/// A blob with jump-table entries of `z` bytes, its code length optionally written as a
+/// varint one byte longer than needed (both still valid encodings).
+fn encode_blob(blob: &Blob, z: u8, long_length: bool) -> Vec<u8> {
+    use javm_engine::blob::write_varint;
+    let mut out = Vec::new();
+    write_varint(&mut out, blob.jump_table.len() as u64);
+    out.push(z);
+    let n = blob.code.len() as u64;
+    if long_length {
+        let mut short = Vec::new();
+        write_varint(&mut short, n);
+        let l = short.len(); // extra bytes of the shortest form, plus one
+        if l >= 8 {
+            out.push(0xFF);
+            out.extend(n.to_le_bytes());
+        } else {
+            out.push((256 - (1u32 << (8 - l))) as u8 + (n >> (8 * l)) as u8);
+            out.extend(&n.to_le_bytes()[..l]);
+        }
+    } else {
+        write_varint(&mut out, n);
+    }
+    for e in &blob.jump_table {
+        out.extend(&e.to_le_bytes()[..z as usize]);
+    }
+    out.extend(&blob.code);
+    let mut mask = vec![0u8; blob.code.len().div_ceil(8)];
+    for (i, _) in blob.starts.iter().enumerate().filter(|(_, &s)| s) {
+        mask[i / 8] |= 1 << (i % 8);
+    }
+    out.extend(mask);
+    out
+}
+
 /// Lays out structured code: the blob and every block's start pc.
 fn layout(code: &GenCode, profile: Profile) -> (Blob, Vec<u32>) {
     let GenCode::Blocks { blocks, jump_table } = code else { unreachable!("layout of raw code") };
@@ -536,7 +688,7 @@ fn layout(code: &GenCode, profile: Profile) -> (Blob, Vec<u32>) {
     for block in blocks {
         starts_pc.push(pc);
         for inst in block {
-            pc += 1 + inst.operands.len() as u32;
+            pc += inst.len() as u32;
         }
     }
     let mut bytes = Vec::with_capacity(pc as usize);
@@ -544,7 +696,7 @@ fn layout(code: &GenCode, profile: Profile) -> (Blob, Vec<u32>) {
     for block in blocks {
         for inst in block {
             let at = bytes.len() as u32;
-            bytes.push(inst.op.number(profile).unwrap_or(0));
+            bytes.push(inst.byte.or(inst.op.number(profile)).unwrap_or(0));
             starts.push(true);
             let mut operands = inst.operands.clone();
             if let Some(t) = inst.target {
@@ -555,8 +707,9 @@ fn layout(code: &GenCode, profile: Profile) -> (Blob, Vec<u32>) {
                     operands[n - 4..].copy_from_slice(&offset);
                 }
             }
-            starts.extend(std::iter::repeat_n(false, operands.len()));
+            starts.extend(std::iter::repeat_n(false, operands.len() + inst.pad.len()));
             bytes.extend(operands);
+            bytes.extend(&inst.pad);
         }
     }
     if bytes.is_empty() {
