@@ -75,6 +75,8 @@ pub enum BlobForm {
     WideEntries(u8),
     /// The code length written as a longer varint than needed (still decodes).
     LongLength,
+    /// Entry size 0 with the same number of entries: every entry is the 0-byte number 0.
+    ZeroEntries,
     /// This many extra bytes after the bitmask.
     Trailing(u8),
     /// A padding bit of the last bitmask byte set (needs a code length not a multiple of 8).
@@ -258,6 +260,28 @@ fn is_memory(op: Op) -> bool {
     )
 }
 
+/// The length field of an immediate: usually `len` itself; for length 4 sometimes 5..=7
+/// (which also mean 4), and sometimes with the ignored upper bits set.
+fn length_field(u: &mut Unstructured, len: usize, ignored_bits: u8) -> Result<u8> {
+    let mut field = if len == 4 && u.ratio(1, 4)? { u.int_in_range(5..=7u8)? } else { len as u8 };
+    if u.ratio(1, 8)? {
+        field |= u.int_in_range(1..=255u8)? << 3 & ignored_bits;
+    }
+    Ok(field)
+}
+
+/// The target of a static jump: usually a block (patched at layout time); sometimes a raw
+/// offset written into the last 4 operand bytes, landing mid-instruction or outside the code.
+fn static_target(u: &mut Unstructured, out: &mut [u8], blocks: usize) -> Result<Option<usize>> {
+    if u.ratio(1, 16)? {
+        let offset: i32 = if u.ratio(1, 2)? { u.int_in_range(-8..=8)? } else { u.arbitrary()? };
+        let n = out.len();
+        out[n - 4..].copy_from_slice(&offset.to_le_bytes());
+        return Ok(None);
+    }
+    Ok(Some(u.choose_index(blocks)?))
+}
+
 /// Operand bytes for `op`; offsets are 4 zero bytes to patch.
 fn operands(u: &mut Unstructured, op: Op, blocks: usize) -> Result<(Vec<u8>, Option<usize>)> {
     let mut out = Vec::new();
@@ -277,14 +301,14 @@ fn operands(u: &mut Unstructured, op: Op, blocks: usize) -> Result<(Vec<u8>, Opt
         Format::TwoImm => {
             let v = addr_imm(u)?;
             let (lx, x) = imm(u, v)?;
-            out.push(lx as u8);
+            out.push(length_field(u, lx, 0xF8)?);
             out.extend(x);
             let v = value(u)?;
             out.extend(imm(u, v)?.1);
         }
         Format::OneOffset => {
             out.extend([0; 4]);
-            target = Some(u.choose_index(blocks)?);
+            target = static_target(u, &mut out, blocks)?;
         }
         Format::RegImm => {
             out.push(reg(u)?);
@@ -295,7 +319,7 @@ fn operands(u: &mut Unstructured, op: Op, blocks: usize) -> Result<(Vec<u8>, Opt
             let r = reg(u)?;
             let x = if u.ratio(1, 2)? { u.int_in_range(0..=16u64)? } else { value(u)? };
             let (lx, xb) = imm(u, x)?;
-            out.push(r | (lx as u8) << 4);
+            out.push(r | length_field(u, lx, 0x08)? << 4);
             out.extend(xb);
             let v = value(u)?;
             out.extend(imm(u, v)?.1);
@@ -304,10 +328,10 @@ fn operands(u: &mut Unstructured, op: Op, blocks: usize) -> Result<(Vec<u8>, Opt
             let r = reg(u)?;
             let v = value(u)?;
             let (lx, xb) = imm(u, v)?;
-            out.push(r | (lx as u8) << 4);
+            out.push(r | length_field(u, lx, 0x08)? << 4);
             out.extend(xb);
             out.extend([0; 4]);
-            target = Some(u.choose_index(blocks)?);
+            target = static_target(u, &mut out, blocks)?;
         }
         Format::TwoReg => out.push(reg(u)? | reg(u)? << 4),
         Format::TwoRegImm => {
@@ -318,13 +342,13 @@ fn operands(u: &mut Unstructured, op: Op, blocks: usize) -> Result<(Vec<u8>, Opt
         Format::TwoRegOffset => {
             out.push(reg(u)? | reg(u)? << 4);
             out.extend([0; 4]);
-            target = Some(u.choose_index(blocks)?);
+            target = static_target(u, &mut out, blocks)?;
         }
         Format::TwoRegTwoImm => {
             out.push(reg(u)? | reg(u)? << 4);
             let v = value(u)?;
             let (lx, xb) = imm(u, v)?;
-            out.push(lx as u8);
+            out.push(length_field(u, lx, 0xF8)?);
             out.extend(xb);
             let v = u.int_in_range(0..=8u64)?;
             out.extend(imm(u, v)?.1);
@@ -335,6 +359,17 @@ fn operands(u: &mut Unstructured, op: Op, blocks: usize) -> Result<(Vec<u8>, Opt
         }
     }
     Ok((out, target))
+}
+
+/// Sometimes drops trailing operand bytes (an instruction shorter than its operands want:
+/// lengths shrink with the skip, and at the end of code reads run past it). Offsets are left
+/// whole so they can be patched.
+fn maybe_truncate(u: &mut Unstructured, inst: &mut GenInst) -> Result<()> {
+    if !inst.op.format().has_offset() && !inst.operands.is_empty() && u.ratio(1, 32)? {
+        let cut = u.int_in_range(1..=inst.operands.len().min(4))?;
+        inst.operands.truncate(inst.operands.len() - cut);
+    }
+    Ok(())
 }
 
 /// Bytes after an instruction: a few (inside the skip) or enough to pass the skip cap.
@@ -463,6 +498,7 @@ impl GenProgram {
             3 => BlobForm::PaddingBit,
             4 => BlobForm::BadEntrySize(u.int_in_range(5..=255u8)?),
             5 => BlobForm::Truncated(u.int_in_range(1..=4u8)?),
+            6 => BlobForm::ZeroEntries,
             _ => BlobForm::Canonical,
         };
         Ok(GenProgram {
@@ -507,6 +543,7 @@ impl GenProgram {
             BlobForm::Canonical => {}
             BlobForm::WideEntries(z) => out = encode_blob(&blob, z.max(blob.entry_size), false),
             BlobForm::LongLength => out = encode_blob(&blob, blob.entry_size, true),
+            BlobForm::ZeroEntries => out = encode_blob(&blob, 0, false),
             BlobForm::Trailing(n) => out.extend(std::iter::repeat_n(0xA5, n as usize)),
             BlobForm::PaddingBit => {
                 if blob.code.len() & 7 != 0 {
@@ -600,6 +637,7 @@ fn block_code(u: &mut Unstructured, profile: Profile) -> Result<GenCode> {
             let op = pick_op(u, profile, false)?;
             let (operands, target) = operands(u, op, nblocks)?;
             let mut inst = GenInst::new(op, operands, target);
+            maybe_truncate(u, &mut inst)?;
             if u.ratio(1, 24)? {
                 inst.pad = pad(u)?;
             }
@@ -615,12 +653,21 @@ fn block_code(u: &mut Unstructured, profile: Profile) -> Result<GenCode> {
         } else {
             let (operands, target) = operands(u, term, nblocks)?;
             let mut inst = GenInst::new(term, operands, target);
+            maybe_truncate(u, &mut inst)?;
             if u.ratio(1, 16)? {
                 inst.pad = pad(u)?;
             }
             block.push(inst);
         }
         blocks.push(block);
+    }
+    // Often cut the last instruction short, so that its operands run past the end of the
+    // code (ζ reads 0 there).
+    if let Some(last) = blocks.last_mut().and_then(|b: &mut Vec<GenInst>| b.last_mut()) {
+        if !last.op.format().has_offset() && !last.operands.is_empty() && last.pad.is_empty() && u.ratio(1, 8)? {
+            let cut = u.int_in_range(1..=last.operands.len().min(4))?;
+            last.operands.truncate(last.operands.len() - cut);
+        }
     }
     let mut jump_table = Vec::with_capacity(table_len);
     for _ in 0..table_len {
@@ -637,9 +684,16 @@ fn raw_code(u: &mut Unstructured) -> Result<GenCode> {
     let len = u.int_in_range(1..=96usize)?;
     let mut code = Vec::with_capacity(len);
     let mut starts = Vec::with_capacity(len);
+    // Sometimes one long run of argument bytes, past the skip cap.
+    let gap = if len > 30 && u.ratio(1, 4)? {
+        let start = u.int_in_range(1..=len - 26)?;
+        start..start + u.int_in_range(25..=(len - start).min(40))?
+    } else {
+        0..0
+    };
     for i in 0..len {
         code.push(u.arbitrary()?);
-        starts.push(i == 0 || u.ratio(1, 3)?);
+        starts.push(i == 0 || (!gap.contains(&i) && u.ratio(1, 3)?));
     }
     let table_len = u.int_in_range(0..=4usize)?;
     let jump_table = (0..table_len).map(|_| u.int_in_range(0..=len as u32 + 2)).collect::<Result<_>>()?;

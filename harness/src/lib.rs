@@ -5,6 +5,7 @@
 pub mod backends;
 pub mod bench_programs;
 pub mod commands;
+pub mod coverage;
 pub mod diff;
 pub mod fuzzing;
 pub mod gen;

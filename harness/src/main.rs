@@ -100,6 +100,10 @@ enum Command {
         /// Folder for divergence vectors.
         #[arg(long, default_value = "reports")]
         reports: PathBuf,
+        /// Also count, on the reference model, how often each rule of the spec fired, and
+        /// name the rules never reached.
+        #[arg(long)]
+        coverage: bool,
     },
     /// Print the disassembly of a program: a vector file (.json) or a raw blob file.
     Disasm {
@@ -185,7 +189,7 @@ fn main() -> ExitCode {
             let reports = ReportPaths { json, junit, markdown, html };
             vectors::run(VectorsArgs { paths, backends, options, reports })
         }
-        Command::Diff { seed, count, profile, gas_model, raw, pair, external, explain, reports } => {
+        Command::Diff { seed, count, profile, gas_model, raw, pair, external, explain, reports, coverage } => {
             let pair = match backends(&external).and_then(|b| b.pair(&pair)) {
                 Ok(p) => p,
                 Err(e) => return unusable(e),
@@ -195,7 +199,7 @@ fn main() -> ExitCode {
                 gas: GasChoice::parse(&gas_model).unwrap_or_default(),
                 raw,
             };
-            diff::run(DiffArgs { seed, count, config, pair, explain, reports })
+            diff::run(DiffArgs { seed, count, config, pair, explain, reports, coverage })
         }
         Command::Disasm { file, profile } => text::disasm(&file, profile.as_deref().and_then(Profile::parse)),
         Command::Asm { file, profile, output } => {

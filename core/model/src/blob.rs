@@ -5,6 +5,8 @@
 pub struct ModelBlob {
     /// `J`, the number of jump-table entries.
     pub table_len: u64,
+    /// `z`, the bytes per entry.
+    pub entry_size: usize,
     /// The entries, each a `z`-byte little-endian offset; empty when `z = 0`, where every
     /// entry is the 0-byte number 0.
     stored: Vec<u64>,
@@ -71,7 +73,7 @@ pub fn parse(bytes: &[u8]) -> Option<ModelBlob> {
         return None;
     }
     let k = (0..n).map(bit).collect();
-    Some(ModelBlob { table_len: entries as u64, stored, code, k })
+    Some(ModelBlob { table_len: entries as u64, entry_size: z, stored, code, k })
 }
 
 impl ModelBlob {

@@ -16,6 +16,7 @@
 #![forbid(unsafe_code)]
 
 pub mod blob;
+pub mod coverage;
 pub mod machine;
 pub mod memory;
 pub mod table;

@@ -8,6 +8,7 @@ use javm_engine::memory::MemoryError;
 use javm_engine::{Backend, Config, Exit, GasModel, Profile, Program, NUM_REGS};
 
 use crate::blob::{self, ModelBlob};
+use crate::coverage::{Coverage, Rule};
 use crate::memory::{AccessError, Memory};
 use crate::table::{Layout, Numbering, OpcodeMap, Row, I};
 
@@ -34,6 +35,8 @@ struct Code {
     gas: Gas,
     /// ϖ (§3.2), one flag per code byte.
     targets: Vec<bool>,
+    /// Whether a pc follows a terminator (the second set of ϖ's definition).
+    after_terminator: Vec<bool>,
     /// Block-unit costs already computed, by start pc.
     costs: HashMap<u32, u64>,
 }
@@ -59,6 +62,18 @@ enum Next {
     ExitResume(Exit),
 }
 
+/// Rule counters, when enabled.
+#[derive(Default)]
+struct Cov(Option<Coverage>);
+
+impl Cov {
+    fn hit(&mut self, rule: Rule) {
+        if let Some(c) = &mut self.0 {
+            c.hit(rule);
+        }
+    }
+}
+
 /// The reference model backend (`model`).
 #[derive(Default)]
 pub struct Model {
@@ -73,6 +88,9 @@ pub struct Model {
     resume_next: bool,
     /// Halt and panic end the program; later runs report them again.
     finished: Option<Exit>,
+    /// The exit the next run resumes from (for coverage).
+    last_exit: Option<Exit>,
+    cov: Cov,
 }
 
 fn sext(l: u32, x: u64) -> u64 {
@@ -162,6 +180,7 @@ impl Code {
             }
         }
         self.targets = (0..n).map(|j| self.row_at(j).is_some() && (j == 0 || after_terminator[j as usize])).collect();
+        self.after_terminator = after_terminator;
     }
 
     fn is_target(&self, pc: i64) -> bool {
@@ -169,10 +188,16 @@ impl Code {
     }
 
     /// The cost charged on entering a block at pc.
-    fn block_cost(&mut self, pc: u32) -> u64 {
+    fn block_cost(&mut self, cov: &mut Cov, pc: u32) -> u64 {
         match &self.gas {
             Gas::Instruction => 1,
-            Gas::BlockTable(table) => table.iter().filter(|e| e.0 <= pc).max_by_key(|e| e.0).map_or(0, |e| e.1).max(1),
+            Gas::BlockTable(table) => {
+                let cost = table.iter().filter(|e| e.0 <= pc).max_by_key(|e| e.0).map_or(0, |e| e.1);
+                if cost == 0 {
+                    cov.hit(Rule::GasTableNoEntry);
+                }
+                cost.max(1)
+            }
             Gas::BlockUnit => {
                 if let Some(&c) = self.costs.get(&pc) {
                     return c;
@@ -194,8 +219,127 @@ impl Code {
         }
     }
 
+    /// Decodes the instruction at pc (counting the rules it exercises).
+    fn decode(&self, cov: &mut Cov, pc: u64, layout: Layout) -> Args {
+        if cov.0.is_some() {
+            self.cover_decoding(cov, pc, layout);
+        }
+        self.decode_operands(pc, layout)
+    }
+
+    /// Counts the decoding rules an instruction exercises.
+    fn cover_decoding(&self, cov: &mut Cov, pc: u64, layout: Layout) {
+        let (b1, b2) = (self.zeta(pc + 1), self.zeta(pc + 2));
+        let l = self.skip(pc);
+        let li = l as i64;
+        let cap4 = |v: i64| v.clamp(0, 4) as u64;
+        let low = |cov: &mut Cov| {
+            if b1 & 15 >= 13 {
+                cov.hit(Rule::RegNibbleLow13)
+            }
+        };
+        let high = |cov: &mut Cov| {
+            if b1 >> 4 >= 13 {
+                cov.hit(Rule::RegNibbleHigh13)
+            }
+        };
+        let imm = |cov: &mut Cov, len: u64| {
+            cov.hit([Rule::ImmLen0, Rule::ImmLen1, Rule::ImmLen2, Rule::ImmLen3, Rule::ImmLen4][len as usize])
+        };
+        // Bytes the operands use, to tell ignored bytes and reads past the end apart.
+        let used = match layout {
+            Layout::NoArgs => {
+                cov.hit(Rule::FormatNoArgs);
+                0
+            }
+            Layout::OneImm | Layout::OneOffset => {
+                cov.hit(if layout == Layout::OneImm { Rule::FormatOneImm } else { Rule::FormatOneOffset });
+                imm(cov, cap4(li));
+                cap4(li)
+            }
+            Layout::RegExtImm => {
+                cov.hit(Rule::FormatRegExtImm);
+                low(cov);
+                9
+            }
+            Layout::RegImm => {
+                cov.hit(Rule::FormatRegImm);
+                low(cov);
+                imm(cov, cap4(li - 1));
+                1 + cap4(li - 1)
+            }
+            Layout::TwoImms | Layout::RegTwoImms | Layout::RegImmOffset | Layout::TwoRegsTwoImms => {
+                let (nibble, head) = match layout {
+                    Layout::TwoImms => {
+                        cov.hit(Rule::FormatTwoImms);
+                        (b1 & 7, 1)
+                    }
+                    Layout::TwoRegsTwoImms => {
+                        cov.hit(Rule::FormatTwoRegsTwoImms);
+                        low(cov);
+                        high(cov);
+                        (b2 & 7, 2)
+                    }
+                    _ => {
+                        cov.hit(if layout == Layout::RegTwoImms {
+                            Rule::FormatRegTwoImms
+                        } else {
+                            Rule::FormatRegImmOffset
+                        });
+                        low(cov);
+                        ((b1 >> 4) & 7, 1)
+                    }
+                };
+                if nibble > 4 {
+                    cov.hit(Rule::ImmLenNibbleCapped);
+                }
+                let lx = cap4(nibble as i64);
+                if lx + head > l {
+                    cov.hit(Rule::ImmShortSkip);
+                }
+                let ly = cap4(li - lx as i64 - head as i64);
+                imm(cov, lx);
+                imm(cov, ly);
+                head + lx + ly
+            }
+            Layout::TwoRegs => {
+                cov.hit(Rule::FormatTwoRegs);
+                low(cov);
+                high(cov);
+                1
+            }
+            Layout::TwoRegsImm | Layout::TwoRegsOffset => {
+                cov.hit(if layout == Layout::TwoRegsImm { Rule::FormatTwoRegsImm } else { Rule::FormatTwoRegsOffset });
+                low(cov);
+                high(cov);
+                imm(cov, cap4(li - 1));
+                1 + cap4(li - 1)
+            }
+            Layout::ThreeRegs => {
+                cov.hit(Rule::FormatThreeRegs);
+                low(cov);
+                high(cov);
+                match b2 {
+                    13..=15 => cov.hit(Rule::RegThirdByte13),
+                    16.. => cov.hit(Rule::RegThirdByte16),
+                    _ => {}
+                }
+                2
+            }
+        };
+        if l > used {
+            cov.hit(Rule::SkipExtraBytes);
+        }
+        if pc + 1 + used > self.n() {
+            cov.hit(Rule::OperandPastCode);
+        }
+        if l == 24 && (1..=25).all(|j| !self.k_ext(pc + j)) {
+            cov.hit(Rule::SkipCapped);
+        }
+    }
+
     /// Operands of the instruction at pc with the given layout (§4).
-    fn decode(&self, pc: u64, layout: Layout) -> Args {
+    fn decode_operands(&self, pc: u64, layout: Layout) -> Args {
         let b1 = self.zeta(pc + 1);
         let b2 = self.zeta(pc + 2);
         let l = self.skip(pc) as i64;
@@ -271,37 +415,99 @@ impl Code {
     }
 
     /// A dynamic jump to `a = (base + imm) mod 2^32` (§6).
-    fn dynamic(&self, address: u64) -> Next {
+    fn dynamic(&self, cov: &mut Cov, address: u64) -> Next {
         let a = address % (1 << 32);
         if a == HALT_ADDRESS {
+            cov.hit(Rule::DjumpHalt);
             return Next::Exit(Exit::Halt);
         }
         if a == 0 || a % 2 == 1 || a > self.blob.table_len * 2 {
+            cov.hit(if a == 0 {
+                Rule::DjumpZero
+            } else if a % 2 == 1 {
+                Rule::DjumpOdd
+            } else {
+                Rule::DjumpBeyond
+            });
             return Next::Exit(Exit::Panic);
         }
         let t = self.blob.entry(a / 2 - 1);
+        if self.blob.entry_size == 0 {
+            cov.hit(Rule::BlobZeroEntrySizeTable);
+        }
         if !self.is_target(t as i64) {
+            cov.hit(Rule::DjumpInvalidTarget);
             return Next::Exit(Exit::Panic);
+        }
+        cov.hit(Rule::DjumpValid);
+        if a / 2 == self.blob.table_len {
+            cov.hit(Rule::DjumpLastEntry);
         }
         Next::Jump(t)
     }
 
+    /// Why a static target is not in ϖ (for coverage).
+    fn invalid_reason(&self, target: i64) -> Rule {
+        if target < 0 || target as u64 >= self.n() {
+            Rule::JumpInvalidOutside
+        } else if !self.blob.k[target as usize] {
+            Rule::JumpInvalidMid
+        } else if self.row_at(target as u64).is_none() {
+            Rule::JumpInvalidUndefined
+        } else {
+            Rule::JumpInvalidNotAfterTerm
+        }
+    }
+
     /// A static jump or branch (§3.3). Profile B (PolkaVM) panics unless both the target and
     /// the fall-through of a conditional branch are valid, whether or not it is taken.
-    fn branch(&self, pc: u64, args: &Args, conditional: bool, taken: bool) -> Next {
+    fn branch(&self, cov: &mut Cov, pc: u64, args: &Args, conditional: bool, taken: bool) -> Next {
         if conditional && self.numbering == Numbering::B {
             let fall = pc + 1 + self.skip(pc);
-            if !self.is_target(args.target) || !self.is_target(fall as i64) {
+            if !self.is_target(fall as i64) {
+                cov.hit(Rule::BranchStrictFallthrough);
+                return Next::Exit(Exit::Panic);
+            }
+            if !self.is_target(args.target) {
+                cov.hit(if taken { self.invalid_reason(args.target) } else { Rule::BranchStrictTarget });
                 return Next::Exit(Exit::Panic);
             }
         }
         if !taken {
+            if !self.is_target(args.target) {
+                cov.hit(Rule::BranchNotTakenInvalid);
+            }
             return Next::Fall;
         }
         if !self.is_target(args.target) {
+            cov.hit(self.invalid_reason(args.target));
             return Next::Exit(Exit::Panic);
         }
+        cov.hit(Rule::JumpValid);
         Next::Jump(args.target as u64)
+    }
+}
+
+/// Counts the memory rules an access exercises.
+fn cover_access(cov: &mut Cov, mem: &Memory, address: u32, len: u32, write: bool, result: Result<(), AccessError>) {
+    if cov.0.is_none() {
+        return;
+    }
+    let wraps = address as u64 + len as u64 > 1 << 32;
+    if wraps {
+        cov.hit(Rule::MemWrap);
+    }
+    match result {
+        Ok(()) => cov.hit(if write { Rule::MemStore } else { Rule::MemLoad }),
+        Err(AccessError::Panic) => {
+            cov.hit(if wraps && address >= 1 << 16 { Rule::MemWrapLowPanic } else { Rule::MemLowPanic })
+        }
+        Err(AccessError::PageFault(page)) => {
+            if page != address & !0xFFF {
+                cov.hit(Rule::MemStraddle);
+            }
+            cov.hit(if write && mem.is_mapped(page) { Rule::MemReadOnly } else { Rule::MemUnmapped });
+        }
     }
 }
 
@@ -325,6 +531,7 @@ impl Model {
         self.charge_pending = true;
         self.resume_next = false;
         self.finished = None;
+        self.last_exit = None;
     }
 
     /// Loads blob bytes under a configuration (profile, gas model).
@@ -347,23 +554,31 @@ impl Model {
                 numbering,
                 gas,
                 targets: Vec::new(),
+                after_terminator: Vec::new(),
                 costs: HashMap::new(),
             };
             code.compute_targets();
             code
         });
+        if self.code.as_ref().is_some_and(|c| c.blob.entry_size == 4) {
+            self.cov.hit(Rule::BlobWideEntries);
+        }
     }
 
     /// Executes one instruction (with its block charge).
     fn one(&mut self) -> Option<Exit> {
         if let Some(exit) = self.finished {
+            self.cov.hit(Rule::RunAfterEnd);
             return Some(exit);
         }
+        let cov = &mut self.cov;
         let Some(code) = self.code.as_mut() else {
             // A blob that does not decode: panic with nothing changed (§1.2).
+            cov.hit(Rule::BlobInvalid);
             self.finished = Some(Exit::Panic);
             return Some(Exit::Panic);
         };
+        let resumed_host_call = self.resume_next;
         if self.resume_next {
             self.pc = (self.pc as u64 + 1 + code.skip(self.pc as u64)) as u32;
             self.resume_next = false;
@@ -374,15 +589,23 @@ impl Model {
             let gas = self.gas.wrapping_sub(1);
             self.gas = gas;
             if gas < 0 {
-                return Some(Exit::OutOfGas);
+                cov.hit(Rule::GasNegative);
+                return self.exit(Exit::OutOfGas);
             }
         } else if self.charge_pending {
-            let cost = code.block_cost(self.pc);
+            let cost = code.block_cost(cov, self.pc);
             if self.gas < 0 || (self.gas as u64) < cost {
-                return Some(Exit::OutOfGas);
+                return self.exit(Exit::OutOfGas);
             }
             self.gas -= cost as i64;
             self.charge_pending = false;
+            cov.hit(Rule::GasBlockCharge);
+            if resumed_host_call {
+                cov.hit(Rule::GasChargeAfterHostCall);
+            }
+            if pc != 0 && (pc >= code.n() || !code.after_terminator[pc as usize]) {
+                cov.hit(Rule::GasMidBlockStart);
+            }
         }
         let row = code.row_at(pc);
         let ends_block = match row {
@@ -390,10 +613,22 @@ impl Model {
             Some(r) => code.ends_block(r),
         };
         let next = match row {
-            None => Next::Exit(Exit::Trap),
+            None => {
+                cov.hit(if pc >= code.n() {
+                    Rule::TrapEndOfCode
+                } else if !code.blob.k[pc as usize] {
+                    Rule::TrapNotStart
+                } else {
+                    Rule::TrapUndefined
+                });
+                Next::Exit(Exit::Trap)
+            }
             Some(row) => {
-                let args = code.decode(pc, row.layout);
-                execute(code, &mut self.regs, &mut self.memory, pc, row.i, &args)
+                if row.i == I::trap {
+                    cov.hit(Rule::TrapExplicit);
+                }
+                let args = code.decode(cov, pc, row.layout);
+                execute(code, cov, &mut self.regs, &mut self.memory, pc, row.i, &args)
             }
         };
         if ends_block {
@@ -413,34 +648,65 @@ impl Model {
                 if !exit.is_resumable() {
                     self.finished = Some(exit);
                 }
-                Some(exit)
+                self.exit(exit)
             }
             Next::ExitResume(exit) => {
                 self.resume_next = true;
-                Some(exit)
+                self.exit(exit)
             }
         }
+    }
+
+    /// Records an exit (for coverage) and returns it.
+    fn exit(&mut self, exit: Exit) -> Option<Exit> {
+        self.cov.hit(match exit {
+            Exit::Halt => Rule::ExitHalt,
+            Exit::Trap | Exit::Panic => Rule::ExitPanic,
+            Exit::OutOfGas => Rule::GasOutOfGas,
+            Exit::PageFault(_) => Rule::ExitPageFault,
+            Exit::HostCall(_) => Rule::ExitHostCall,
+            Exit::Ecall => Rule::ExitEcall,
+        });
+        self.last_exit = Some(exit);
+        Some(exit)
+    }
+
+    /// Starts counting which rules of the spec this machine applies.
+    pub fn enable_coverage(&mut self) {
+        self.cov.0.get_or_insert_with(Coverage::default);
+    }
+
+    /// The rules applied since coverage was enabled.
+    pub fn coverage(&self) -> Option<&Coverage> {
+        self.cov.0.as_ref()
     }
 }
 
 /// §5: what one instruction does.
-fn execute(code: &Code, r: &mut [u64; NUM_REGS], mem: &mut Memory, pc: u64, i: I, a: &Args) -> Next {
+fn execute(code: &Code, cov: &mut Cov, r: &mut [u64; NUM_REGS], mem: &mut Memory, pc: u64, i: I, a: &Args) -> Next {
     use I::*;
     let (ra, rb, rd, x, y) = (a.ra, a.rb, a.rd, a.x, a.y);
     let (va, vb) = (r[ra], r[rb]);
-    let store = |mem: &mut Memory, address: u64, len: u32, value: u64| match mem.store(address as u32, len, value) {
-        Ok(()) => Next::Fall,
-        Err(e) => fault(e),
-    };
-    let load = |r: &mut [u64; NUM_REGS], mem: &Memory, dest: usize, address: u64, len: u32, signed: bool| match mem
-        .load(address as u32, len)
-    {
-        Ok(v) => {
-            r[dest] = if signed { sext(len, v) } else { v };
-            Next::Fall
+    let store = |cov: &mut Cov, mem: &mut Memory, address: u64, len: u32, value: u64| {
+        let result = mem.store(address as u32, len, value);
+        cover_access(cov, mem, address as u32, len, true, result);
+        match result {
+            Ok(()) => Next::Fall,
+            Err(e) => fault(e),
         }
-        Err(e) => fault(e),
     };
+    let load =
+        |cov: &mut Cov, r: &mut [u64; NUM_REGS], mem: &Memory, dest: usize, address: u64, len: u32, signed: bool| {
+            let result = mem.load(address as u32, len);
+            cover_access(cov, mem, address as u32, len, false, result.map(|_| ()));
+            match result {
+                Ok(v) => {
+                    r[dest] = if signed { sext(len, v) } else { v };
+                    Next::Fall
+                }
+                Err(e) => fault(e),
+            }
+        };
     let set = |r: &mut [u64; NUM_REGS], dest: usize, v: u64| {
         r[dest] = v;
         Next::Fall
@@ -452,54 +718,66 @@ fn execute(code: &Code, r: &mut [u64; NUM_REGS], mem: &mut Memory, pc: u64, i: I
         fallthrough | unlikely => Next::Fall,
         ecall => Next::ExitResume(Exit::Ecall),
         // §5.2: the id is the sign-extended immediate, truncated to 32 bits.
-        ecalli => Next::ExitResume(Exit::HostCall(x as u32)),
+        ecalli => {
+            if (x as i64) < 0 {
+                cov.hit(Rule::HostCallNegative);
+            }
+            Next::ExitResume(Exit::HostCall(x as u32))
+        }
         // §5.3
         load_imm_64 => set(r, ra, x),
         // §5.4
-        store_imm_u8 => store(mem, x, 1, y),
-        store_imm_u16 => store(mem, x, 2, y),
-        store_imm_u32 => store(mem, x, 4, y),
-        store_imm_u64 => store(mem, x, 8, y),
+        store_imm_u8 => store(cov, mem, x, 1, y),
+        store_imm_u16 => store(cov, mem, x, 2, y),
+        store_imm_u32 => store(cov, mem, x, 4, y),
+        store_imm_u64 => store(cov, mem, x, 8, y),
         // §5.5
-        jump => code.branch(pc, a, false, true),
+        jump => code.branch(cov, pc, a, false, true),
         // §5.6
-        jump_ind => code.dynamic(va.wrapping_add(x)),
+        jump_ind => code.dynamic(cov, va.wrapping_add(x)),
         load_imm => set(r, ra, x),
-        load_u8 => load(r, mem, ra, x, 1, false),
-        load_i8 => load(r, mem, ra, x, 1, true),
-        load_u16 => load(r, mem, ra, x, 2, false),
-        load_i16 => load(r, mem, ra, x, 2, true),
-        load_u32 => load(r, mem, ra, x, 4, false),
-        load_i32 => load(r, mem, ra, x, 4, true),
-        load_u64 => load(r, mem, ra, x, 8, false),
-        store_u8 => store(mem, x, 1, va),
-        store_u16 => store(mem, x, 2, va),
-        store_u32 => store(mem, x, 4, va),
-        store_u64 => store(mem, x, 8, va),
+        load_u8 => load(cov, r, mem, ra, x, 1, false),
+        load_i8 => load(cov, r, mem, ra, x, 1, true),
+        load_u16 => load(cov, r, mem, ra, x, 2, false),
+        load_i16 => load(cov, r, mem, ra, x, 2, true),
+        load_u32 => load(cov, r, mem, ra, x, 4, false),
+        load_i32 => load(cov, r, mem, ra, x, 4, true),
+        load_u64 => load(cov, r, mem, ra, x, 8, false),
+        store_u8 => store(cov, mem, x, 1, va),
+        store_u16 => store(cov, mem, x, 2, va),
+        store_u32 => store(cov, mem, x, 4, va),
+        store_u64 => store(cov, mem, x, 8, va),
         // §5.7
-        store_imm_ind_u8 => store(mem, va.wrapping_add(x), 1, y),
-        store_imm_ind_u16 => store(mem, va.wrapping_add(x), 2, y),
-        store_imm_ind_u32 => store(mem, va.wrapping_add(x), 4, y),
-        store_imm_ind_u64 => store(mem, va.wrapping_add(x), 8, y),
+        store_imm_ind_u8 => store(cov, mem, va.wrapping_add(x), 1, y),
+        store_imm_ind_u16 => store(cov, mem, va.wrapping_add(x), 2, y),
+        store_imm_ind_u32 => store(cov, mem, va.wrapping_add(x), 4, y),
+        store_imm_ind_u64 => store(cov, mem, va.wrapping_add(x), 8, y),
         // §5.8: the write of load_imm_jump persists if the jump panics.
         load_imm_jump => {
             r[ra] = x;
-            code.branch(pc, a, false, true)
+            let next = code.branch(cov, pc, a, false, true);
+            if matches!(next, Next::Exit(_)) {
+                cov.hit(Rule::LoadImmJumpPanics);
+            }
+            next
         }
-        branch_eq_imm => code.branch(pc, a, true, va == x),
-        branch_ne_imm => code.branch(pc, a, true, va != x),
-        branch_lt_u_imm => code.branch(pc, a, true, va < x),
-        branch_le_u_imm => code.branch(pc, a, true, va <= x),
-        branch_ge_u_imm => code.branch(pc, a, true, va >= x),
-        branch_gt_u_imm => code.branch(pc, a, true, va > x),
-        branch_lt_s_imm => code.branch(pc, a, true, s64(va) < s64(x)),
-        branch_le_s_imm => code.branch(pc, a, true, s64(va) <= s64(x)),
-        branch_ge_s_imm => code.branch(pc, a, true, s64(va) >= s64(x)),
-        branch_gt_s_imm => code.branch(pc, a, true, s64(va) > s64(x)),
+        branch_eq_imm => code.branch(cov, pc, a, true, va == x),
+        branch_ne_imm => code.branch(cov, pc, a, true, va != x),
+        branch_lt_u_imm => code.branch(cov, pc, a, true, va < x),
+        branch_le_u_imm => code.branch(cov, pc, a, true, va <= x),
+        branch_ge_u_imm => code.branch(cov, pc, a, true, va >= x),
+        branch_gt_u_imm => code.branch(cov, pc, a, true, va > x),
+        branch_lt_s_imm => code.branch(cov, pc, a, true, s64(va) < s64(x)),
+        branch_le_s_imm => code.branch(cov, pc, a, true, s64(va) <= s64(x)),
+        branch_ge_s_imm => code.branch(cov, pc, a, true, s64(va) >= s64(x)),
+        branch_gt_s_imm => code.branch(cov, pc, a, true, s64(va) > s64(x)),
         // §5.9: destination rD, source rA.
         move_reg => set(r, rd, va),
         // §5.14: the project panics on sbrk in every profile that has it.
-        sbrk => Next::Exit(Exit::Panic),
+        sbrk => {
+            cov.hit(Rule::Sbrk);
+            Next::Exit(Exit::Panic)
+        }
         count_set_bits_64 => set(r, rd, va.count_ones() as u64),
         count_set_bits_32 => set(r, rd, (va as u32).count_ones() as u64),
         leading_zero_bits_64 => set(r, rd, va.leading_zeros() as u64),
@@ -511,17 +789,17 @@ fn execute(code: &Code, r: &mut [u64; NUM_REGS], mem: &mut Memory, pc: u64, i: I
         zero_extend_16 => set(r, rd, va & 0xFFFF),
         reverse_bytes => set(r, rd, va.swap_bytes()),
         // §5.10: stores write A to B + X; loads write rA from B + X.
-        store_ind_u8 => store(mem, vb.wrapping_add(x), 1, va),
-        store_ind_u16 => store(mem, vb.wrapping_add(x), 2, va),
-        store_ind_u32 => store(mem, vb.wrapping_add(x), 4, va),
-        store_ind_u64 => store(mem, vb.wrapping_add(x), 8, va),
-        load_ind_u8 => load(r, mem, ra, vb.wrapping_add(x), 1, false),
-        load_ind_i8 => load(r, mem, ra, vb.wrapping_add(x), 1, true),
-        load_ind_u16 => load(r, mem, ra, vb.wrapping_add(x), 2, false),
-        load_ind_i16 => load(r, mem, ra, vb.wrapping_add(x), 2, true),
-        load_ind_u32 => load(r, mem, ra, vb.wrapping_add(x), 4, false),
-        load_ind_i32 => load(r, mem, ra, vb.wrapping_add(x), 4, true),
-        load_ind_u64 => load(r, mem, ra, vb.wrapping_add(x), 8, false),
+        store_ind_u8 => store(cov, mem, vb.wrapping_add(x), 1, va),
+        store_ind_u16 => store(cov, mem, vb.wrapping_add(x), 2, va),
+        store_ind_u32 => store(cov, mem, vb.wrapping_add(x), 4, va),
+        store_ind_u64 => store(cov, mem, vb.wrapping_add(x), 8, va),
+        load_ind_u8 => load(cov, r, mem, ra, vb.wrapping_add(x), 1, false),
+        load_ind_i8 => load(cov, r, mem, ra, vb.wrapping_add(x), 1, true),
+        load_ind_u16 => load(cov, r, mem, ra, vb.wrapping_add(x), 2, false),
+        load_ind_i16 => load(cov, r, mem, ra, vb.wrapping_add(x), 2, true),
+        load_ind_u32 => load(cov, r, mem, ra, vb.wrapping_add(x), 4, false),
+        load_ind_i32 => load(cov, r, mem, ra, vb.wrapping_add(x), 4, true),
+        load_ind_u64 => load(cov, r, mem, ra, vb.wrapping_add(x), 8, false),
         add_imm_32 => set(r, ra, x32(vb.wrapping_add(x))),
         and_imm => set(r, ra, vb & x),
         xor_imm => set(r, ra, vb ^ x),
@@ -554,17 +832,20 @@ fn execute(code: &Code, r: &mut [u64; NUM_REGS], mem: &mut Memory, pc: u64, i: I
         rot_r_32_imm => set(r, ra, x32((vb as u32).rotate_right((x % 32) as u32) as u64)),
         rot_r_32_imm_alt => set(r, ra, x32((x as u32).rotate_right((vb % 32) as u32) as u64)),
         // §5.11
-        branch_eq => code.branch(pc, a, true, va == vb),
-        branch_ne => code.branch(pc, a, true, va != vb),
-        branch_lt_u => code.branch(pc, a, true, va < vb),
-        branch_lt_s => code.branch(pc, a, true, s64(va) < s64(vb)),
-        branch_ge_u => code.branch(pc, a, true, va >= vb),
-        branch_ge_s => code.branch(pc, a, true, s64(va) >= s64(vb)),
+        branch_eq => code.branch(cov, pc, a, true, va == vb),
+        branch_ne => code.branch(cov, pc, a, true, va != vb),
+        branch_lt_u => code.branch(cov, pc, a, true, va < vb),
+        branch_lt_s => code.branch(cov, pc, a, true, s64(va) < s64(vb)),
+        branch_ge_u => code.branch(cov, pc, a, true, va >= vb),
+        branch_ge_s => code.branch(cov, pc, a, true, s64(va) >= s64(vb)),
         // §5.12: the address comes from the old B; the write persists on panic or halt.
         load_imm_jump_ind => {
+            if ra == rb {
+                cov.hit(Rule::DjumpSameReg);
+            }
             let address = vb.wrapping_add(y);
             r[ra] = x;
-            code.dynamic(address)
+            code.dynamic(cov, address)
         }
         // §5.13
         _ => set(r, rd, three_regs(i, va, vb, r[rd])),
@@ -718,6 +999,7 @@ impl Backend for Model {
     }
 
     fn set_pc(&mut self, pc: u32) {
+        self.last_exit = None;
         self.pc = pc;
         self.resume_next = false;
         self.charge_pending = true;
@@ -755,6 +1037,12 @@ impl Backend for Model {
     }
 
     fn run(&mut self) -> Exit {
+        match self.last_exit.take() {
+            Some(Exit::HostCall(_) | Exit::Ecall) => self.cov.hit(Rule::ResumeHostCall),
+            Some(Exit::PageFault(_)) => self.cov.hit(Rule::ResumePageFault),
+            Some(Exit::OutOfGas) => self.cov.hit(Rule::ResumeOutOfGas),
+            _ => {}
+        }
         loop {
             if let Some(exit) = self.one() {
                 return exit;

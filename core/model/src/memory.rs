@@ -34,6 +34,11 @@ impl Memory {
         self.pages.clear();
     }
 
+    /// Whether the page holding `address` is mapped (readable).
+    pub fn is_mapped(&self, address: u32) -> bool {
+        self.readable(address)
+    }
+
     fn readable(&self, address: u32) -> bool {
         self.pages.contains_key(&(address / PAGE as u32))
     }

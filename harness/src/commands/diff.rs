@@ -7,10 +7,13 @@ use std::time::Instant;
 use crate::progress::Progress;
 use rayon::prelude::*;
 
-use crate::backends::BackendSpec;
+use crate::backends::{BackendSpec, Boxed};
 use crate::commands::vectors::{EXIT_FAILED, EXIT_OK, EXIT_UNUSABLE};
 use crate::diff::{diverges, explain, generate, repro_path, write_vector};
 use crate::gen::GenConfig;
+use crate::run::run_case;
+use javm_model::coverage::Coverage;
+use javm_model::Model;
 
 pub struct DiffArgs {
     pub seed: u64,
@@ -20,6 +23,16 @@ pub struct DiffArgs {
     /// How many divergences to minimise and explain.
     pub explain: usize,
     pub reports: PathBuf,
+    /// Also run every program on a rule-counting reference model and print the coverage.
+    pub coverage: bool,
+}
+
+/// One worker's backends and findings.
+struct Worker {
+    a: Boxed,
+    b: Boxed,
+    counter: Option<Model>,
+    divergent: Vec<u64>,
 }
 
 /// Runs the command and returns the exit code: 1 when any program diverged.
@@ -45,24 +58,47 @@ pub fn run(args: DiffArgs) -> i32 {
     let started = Instant::now();
     let config = args.config;
     let seed = args.seed;
-    let mut divergent: Vec<u64> = (0..args.count)
+    let new_worker = || {
+        let counter = args.coverage.then(|| {
+            let mut m = Model::new();
+            m.enable_coverage();
+            m
+        });
+        Worker {
+            a: ka.create().expect("checked above"),
+            b: kb.create().expect("checked above"),
+            counter,
+            divergent: Vec::new(),
+        }
+    };
+    let (mut divergent, coverage) = (0..args.count)
         .into_par_iter()
-        .map_init(
-            || (ka.create().expect("checked above"), kb.create().expect("checked above")),
-            |(a, b), index| {
-                let program = generate(seed, index, config);
-                let bad = diverges(&program, &mut **a, &mut **b);
-                if bad {
-                    // A divergence may have been a panic: start again from fresh backends.
-                    *a = ka.create().expect("checked above");
-                    *b = kb.create().expect("checked above");
-                }
-                bar.inc();
-                bad.then_some(index)
+        .fold(new_worker, |mut w, index| {
+            let program = generate(seed, index, config);
+            if diverges(&program, &mut *w.a, &mut *w.b) {
+                // A divergence may have been a panic: start again from fresh backends.
+                w.a = ka.create().expect("checked above");
+                w.b = kb.create().expect("checked above");
+                w.divergent.push(index);
+            }
+            if let Some(m) = &mut w.counter {
+                let case = program.case("generated");
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    run_case(&case, &program.options(), &mut [m as &mut dyn javm_engine::Backend])
+                }));
+            }
+            bar.inc();
+            w
+        })
+        .map(|w| (w.divergent, w.counter.and_then(|m| m.coverage().cloned()).unwrap_or_default()))
+        .reduce(
+            || (Vec::new(), Coverage::default()),
+            |(mut d, mut c), (d2, c2)| {
+                d.extend(d2);
+                c.merge(&c2);
+                (d, c)
             },
-        )
-        .flatten()
-        .collect();
+        );
     bar.finish();
     let elapsed = started.elapsed().as_secs_f64();
     divergent.sort_unstable();
@@ -100,6 +136,9 @@ pub fn run(args: DiffArgs) -> i32 {
             let rest: Vec<String> = divergent.iter().skip(args.explain).take(20).map(|i| i.to_string()).collect();
             let _ = writeln!(stdout, "further divergent programs (not explained): {}", rest.join(", "));
         }
+    }
+    if args.coverage {
+        let _ = write!(stdout, "{}", crate::coverage::render(&coverage, &config, args.count));
     }
     let rate = args.count as f64 / elapsed.max(1e-9);
     let _ = writeln!(stdout, "{} programs, {} divergences, {:.0} programs/s", args.count, divergent.len(), rate);
