@@ -26,7 +26,7 @@ command -v python3 >/dev/null || { echo "scripts/mutants.sh needs python3" >&2; 
 scratch="${MUTANTS_DIR:-${TMPDIR:-/tmp}/javm-mutants}"
 mkdir -p "$scratch"
 rm -rf "$scratch/tree" && mkdir -p "$scratch/tree"
-(cd "$root" && tar --exclude=./target --exclude=./fuzz/target --exclude=./.git --exclude=./reports -cf - .) | tar -xf - -C "$scratch/tree"
+(cd "$root" && tar --exclude=./target --exclude=./fuzz/target --exclude=./.git --exclude=./reports -cf - .) | tar -xmf - -C "$scratch/tree"
 export CARGO_TARGET_DIR="$scratch/target"
 build() { (cd "$scratch/tree" && cargo build -q --profile mutants -p javm-harness 2>"$scratch/build.log"); }
 harness="$CARGO_TARGET_DIR/mutants/javm-harness"
@@ -99,14 +99,14 @@ PY
   verdict="survived"; where="-"
   for c in "${configs[@]}"; do
     # shellcheck disable=SC2086
-    if ! timeout 300 "$harness" diff --pair interp:model $c --count "$count" --seed "$seed" --explain 0 --reports "$scratch/r" >/dev/null 2>&1; then
+    if ! timeout 60 "$harness" diff --pair interp:model $c --count "$count" --seed "$seed" --explain 0 --reports "$scratch/r" >/dev/null 2>&1; then
       verdict="caught"; where="$c"; break
     fi
   done
   jit="agrees"
   for c in "${configs[@]}"; do
     # shellcheck disable=SC2086
-    if ! timeout 300 "$harness" diff --pair interp:jit $c --count "$count" --seed "$seed" --explain 0 --reports "$scratch/r" >/dev/null 2>&1; then
+    if ! timeout 60 "$harness" diff --pair interp:jit $c --count "$count" --seed "$seed" --explain 0 --reports "$scratch/r" >/dev/null 2>&1; then
       jit="caught"; break
     fi
   done

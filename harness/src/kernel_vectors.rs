@@ -1094,6 +1094,7 @@ pub fn outcome(v: &KernelVector, backends: &[(&str, BackendFactory<'_>)]) -> Out
         passed: run.failures.is_empty(),
         exits: run.exits,
         failures: run.failures,
+        known: Vec::new(),
     }
 }
 

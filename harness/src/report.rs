@@ -144,6 +144,7 @@ mod tests {
             gas_model: "block-unit".into(),
             passed,
             exits: vec![],
+            known: vec![],
             failures: if passed {
                 vec![]
             } else {

@@ -78,6 +78,10 @@ pub struct Outcome {
     /// The exit of every run step (of the first backend).
     pub exits: Vec<String>,
     pub failures: Vec<Failure>,
+    /// Differences that are listed known differences of an external implementation (a
+    /// program it refuses, a rule it reads differently): reported, not failures.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub known: Vec<String>,
 }
 
 impl Outcome {
@@ -92,6 +96,7 @@ impl Outcome {
             gas_model: String::new(),
             passed: false,
             exits: Vec::new(),
+            known: Vec::new(),
             failures: vec![Failure {
                 backend: backends.to_string(),
                 step: 0,
@@ -108,6 +113,43 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .cloned()
         .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
         .unwrap_or_else(|| "panicked".into())
+}
+
+/// Runs a case's steps on one backend and returns its snapshot after every run step (no
+/// checks). `None` when the case's configuration cannot be built.
+pub fn observe(case: &Case, options: &RunOptions, backend: &mut dyn Backend) -> Option<Vec<Snapshot>> {
+    let config = case_config(case, options).ok()?;
+    let program = prepare(case, config.clone());
+    load_program(backend, &case.program, &config, &program);
+    backend.set_pc(case.initial_pc);
+    backend.set_gas(case.initial_gas);
+    let mut out = Vec::new();
+    for step in &case.steps {
+        match step {
+            Step::Map(r) => {
+                let _ = backend.map(r.address, r.length as u64, r.is_writable);
+            }
+            Step::Write(c) => {
+                let _ = backend.write_memory(c.address, &c.contents);
+            }
+            Step::SetReg { reg, value } => backend.set_reg(*reg, *value),
+            Step::Run => {
+                let exit = backend.run();
+                out.push(fold_trap(&Snapshot::take(backend, exit)));
+            }
+            Step::Assert(_) => {}
+        }
+    }
+    Some(out)
+}
+
+/// The snapshot with a trap reported as a panic (for backends that do not tell them apart).
+pub fn fold_trap(s: &Snapshot) -> Snapshot {
+    let mut s = s.clone();
+    if s.exit == Exit::Trap {
+        s.exit = Exit::Panic;
+    }
+    s
 }
 
 /// Prepares the case's program once; a blob that does not decode runs as an immediate panic.
@@ -147,6 +189,7 @@ pub fn run_case(case: &Case, options: &RunOptions, backends: &mut [&mut dyn Back
         passed: false,
         exits: Vec::new(),
         failures: Vec::new(),
+        known: Vec::new(),
     };
     let config = match case_config(case, options) {
         Ok(c) => c,
@@ -166,6 +209,25 @@ pub fn run_case(case: &Case, options: &RunOptions, backends: &mut [&mut dyn Back
         load_program(&mut **b, &case.program, &config, &program);
         b.set_pc(case.initial_pc);
         b.set_gas(case.initial_gas);
+    }
+    // A backend that refuses the program (a listed known difference) sits the case out.
+    let refusals: Vec<Option<String>> = backends.iter().map(|b| b.refusal()).collect();
+    for (b, r) in backends.iter().zip(&refusals) {
+        if let Some(reason) = r {
+            outcome.known.push(format!("{}: {reason}", b.name()));
+        }
+    }
+    if refusals.iter().filter(|r| r.is_none()).count() < backends.len() {
+        let mut kept: Vec<&mut dyn Backend> = Vec::new();
+        for (b, r) in backends.iter_mut().zip(&refusals) {
+            if r.is_none() {
+                kept.push(&mut **b);
+            }
+        }
+        let known = std::mem::take(&mut outcome.known);
+        let mut inner = run_case(case, options, &mut kept);
+        inner.known.splice(0..0, known);
+        return inner;
     }
     let mut last: Vec<Option<Snapshot>> = vec![None; backends.len()];
     let mut finished = false;
@@ -196,6 +258,21 @@ pub fn run_case(case: &Case, options: &RunOptions, backends: &mut [&mut dyn Back
                 }
             }
             Step::Run => {
+                // A refusal can also come from the setup (a mapping the backend cannot make):
+                // run the case again without that backend.
+                if backends.iter().any(|b| b.refusal().is_some()) {
+                    let mut kept: Vec<&mut dyn Backend> = Vec::new();
+                    let mut known = Vec::new();
+                    for b in backends.iter_mut() {
+                        match b.refusal() {
+                            Some(reason) => known.push(format!("{}: {reason}", b.name())),
+                            None => kept.push(&mut **b),
+                        }
+                    }
+                    let mut inner = run_case(case, options, &mut kept);
+                    inner.known.splice(0..0, known);
+                    return inner;
+                }
                 for (k, b) in backends.iter_mut().enumerate() {
                     let exit: Exit = b.run();
                     last[k] = Some(Snapshot::take(&**b, exit));
@@ -213,8 +290,28 @@ pub fn run_case(case: &Case, options: &RunOptions, backends: &mut [&mut dyn Back
                     for k in 1..backends.len() {
                         let other = last[k].as_ref().expect("every backend ran");
                         let pair = format!("{} vs {}", backends[0].name(), backends[k].name());
-                        for d in compare_snapshots(first, other) {
-                            outcome.failures.push(Failure { backend: pair.clone(), step: i, difference: d });
+                        let fold = !backends[0].distinguishes_trap() || !backends[k].distinguishes_trap();
+                        let differences = if fold {
+                            compare_snapshots(&fold_trap(first), &fold_trap(other))
+                        } else {
+                            compare_snapshots(first, other)
+                        };
+                        if differences.is_empty() {
+                            continue;
+                        }
+                        let known = crate::backends::known_difference(
+                            (backends[0].name(), first),
+                            (backends[k].name(), other),
+                            case,
+                            options,
+                        );
+                        match known {
+                            Some(name) => outcome.known.push(format!("{pair} at step {i}: {name}")),
+                            None => outcome.failures.extend(differences.into_iter().map(|d| Failure {
+                                backend: pair.clone(),
+                                step: i,
+                                difference: d,
+                            })),
                         }
                     }
                 }

@@ -87,6 +87,19 @@ pub trait Backend {
         }
     }
 
+    /// Whether this backend tells [`Exit::Trap`] from [`Exit::Panic`] (both are status
+    /// `panic`); comparisons with one that does not compare them as one.
+    fn distinguishes_trap(&self) -> bool {
+        true
+    }
+
+    /// Why the loaded program cannot be run by this backend although the spec runs it (a
+    /// listed known difference of an external implementation), if so. The harness then
+    /// reports the case as not comparable instead of as a divergence.
+    fn refusal(&self) -> Option<String> {
+        None
+    }
+
     /// Loads a blob that failed to decode: the next run panics at once with the state
     /// unchanged (PVMSPEC-1 §1.2).
     fn load_invalid(&mut self);

@@ -21,4 +21,4 @@ pub mod machine;
 pub mod memory;
 pub mod table;
 
-pub use machine::Model;
+pub use machine::{Model, Readings};

@@ -39,6 +39,27 @@ struct Code {
     after_terminator: Vec<bool>,
     /// Block-unit costs already computed, by start pc.
     costs: HashMap<u32, u64>,
+    readings: Readings,
+}
+
+/// Readings of the spec that other implementations are known to take where PVMSPEC-1 (and the
+/// GP) say otherwise. All off in the reference model; the harness turns them on only to
+/// decide whether a divergence of an external implementation is a listed known difference.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Readings {
+    /// Three-register destination `min(12, byte & 15)` (PolkaVM, JAR Lean) instead of
+    /// `min(12, byte)` (§4 note).
+    pub three_reg_destination_low_nibble: bool,
+    /// Operand bytes past the instruction's own `pc + ℓ` read as 0 instead of through ζ.
+    pub operands_within_instruction: bool,
+    /// Under unit block gas, a start inside a block charges the whole enclosing block
+    /// (PolkaVM) instead of the instructions from the start pc to the block's end (§9.1).
+    pub enclosing_block_charge: bool,
+    /// A jump table stored with entry size 0 is empty (PolkaVM) instead of holding entries
+    /// that are all 0 (GP, §1.2).
+    pub zero_entry_size_empty: bool,
+    /// An access that wraps past 2^32 panics (PolkaVM) instead of following §7's rule.
+    pub wrapping_access_panics: bool,
 }
 
 /// Decoded operands (§4).
@@ -91,6 +112,7 @@ pub struct Model {
     /// The exit the next run resumes from (for coverage).
     last_exit: Option<Exit>,
     cov: Cov,
+    readings: Readings,
 }
 
 fn sext(l: u32, x: u64) -> u64 {
@@ -133,11 +155,6 @@ impl Code {
         } else {
             0
         }
-    }
-
-    /// le(i, l).
-    fn le(&self, i: u64, l: u32) -> u64 {
-        (0..l as u64).map(|j| (self.zeta(i + j) as u64) << (8 * j)).sum()
     }
 
     /// k'(i): the bitmask followed by infinitely many 1 bits.
@@ -205,6 +222,12 @@ impl Code {
                 // Count instructions up to and including the first terminator; anything
                 // that behaves as trap is one instruction and ends the block.
                 let mut at = pc as u64;
+                if self.readings.enclosing_block_charge {
+                    // The alternative reading: count from the start of the enclosing block.
+                    while at > 0 && (at >= self.n() || !self.after_terminator[at as usize]) {
+                        at -= 1;
+                    }
+                }
                 let mut count = 1;
                 while let Some(row) = self.row_at(at) {
                     if self.ends_block(row) {
@@ -340,27 +363,32 @@ impl Code {
 
     /// Operands of the instruction at pc with the given layout (§4).
     fn decode_operands(&self, pc: u64, layout: Layout) -> Args {
-        let b1 = self.zeta(pc + 1);
-        let b2 = self.zeta(pc + 2);
         let l = self.skip(pc) as i64;
+        // The spec reads operand bytes through ζ wherever they are; the alternative reading
+        // stops at the instruction's own bytes (pc + ℓ).
+        let bounded = self.readings.operands_within_instruction;
+        let arg = |i: u64| if bounded && i > pc + l as u64 { 0 } else { self.zeta(i) };
+        let le = |i: u64, len: u32| (0..len as u64).map(|j| (arg(i + j) as u64) << (8 * j)).sum::<u64>();
+        let b1 = arg(pc + 1);
+        let b2 = arg(pc + 2);
         let cap4 = |v: i64| v.clamp(0, 4) as u32;
-        let offset = |at: u64, len: u32| pc as i64 + sext(len, self.le(at, len)) as i64;
+        let offset = |at: u64, len: u32| pc as i64 + sext(len, le(at, len)) as i64;
         let mut a = Args::default();
         match layout {
             Layout::NoArgs => {}
             Layout::OneImm => {
                 let lx = cap4(l);
-                a.x = sext(lx, self.le(pc + 1, lx));
+                a.x = sext(lx, le(pc + 1, lx));
             }
             Layout::RegExtImm => {
                 a.ra = reg(b1 & 15);
-                a.x = self.le(pc + 2, 8);
+                a.x = le(pc + 2, 8);
             }
             Layout::TwoImms => {
                 let lx = cap4((b1 & 7) as i64);
-                a.x = sext(lx, self.le(pc + 2, lx));
+                a.x = sext(lx, le(pc + 2, lx));
                 let ly = cap4(l - lx as i64 - 1);
-                a.y = sext(ly, self.le(pc + 2 + lx as u64, ly));
+                a.y = sext(ly, le(pc + 2 + lx as u64, ly));
             }
             Layout::OneOffset => {
                 let lx = cap4(l);
@@ -369,15 +397,15 @@ impl Code {
             Layout::RegImm => {
                 a.ra = reg(b1 & 15);
                 let lx = cap4(l - 1);
-                a.x = sext(lx, self.le(pc + 2, lx));
+                a.x = sext(lx, le(pc + 2, lx));
             }
             Layout::RegTwoImms | Layout::RegImmOffset => {
                 a.ra = reg(b1 & 15);
                 let lx = cap4(((b1 >> 4) & 7) as i64);
-                a.x = sext(lx, self.le(pc + 2, lx));
+                a.x = sext(lx, le(pc + 2, lx));
                 let ly = cap4(l - lx as i64 - 1);
                 if layout == Layout::RegTwoImms {
-                    a.y = sext(ly, self.le(pc + 2 + lx as u64, ly));
+                    a.y = sext(ly, le(pc + 2 + lx as u64, ly));
                 } else {
                     a.target = offset(pc + 2 + lx as u64, ly);
                 }
@@ -391,7 +419,7 @@ impl Code {
                 a.rb = reg(b1 >> 4);
                 let lx = cap4(l - 1);
                 if layout == Layout::TwoRegsImm {
-                    a.x = sext(lx, self.le(pc + 2, lx));
+                    a.x = sext(lx, le(pc + 2, lx));
                 } else {
                     a.target = offset(pc + 2, lx);
                 }
@@ -400,15 +428,16 @@ impl Code {
                 a.ra = reg(b1 & 15);
                 a.rb = reg(b1 >> 4);
                 let lx = cap4((b2 & 7) as i64);
-                a.x = sext(lx, self.le(pc + 3, lx));
+                a.x = sext(lx, le(pc + 3, lx));
                 let ly = cap4(l - lx as i64 - 2);
-                a.y = sext(ly, self.le(pc + 3 + lx as u64, ly));
+                a.y = sext(ly, le(pc + 3 + lx as u64, ly));
             }
             Layout::ThreeRegs => {
                 a.ra = reg(b1 & 15);
                 a.rb = reg(b1 >> 4);
                 // GP: the whole byte, capped (§4 note; the project follows GP).
-                a.rd = (b2 as usize).min(12);
+                a.rd = if self.readings.three_reg_destination_low_nibble { (b2 & 15) as usize } else { b2 as usize }
+                    .min(12);
             }
         }
         a
@@ -421,7 +450,9 @@ impl Code {
             cov.hit(Rule::DjumpHalt);
             return Next::Exit(Exit::Halt);
         }
-        if a == 0 || a % 2 == 1 || a > self.blob.table_len * 2 {
+        let table_len =
+            if self.readings.zero_entry_size_empty && self.blob.entry_size == 0 { 0 } else { self.blob.table_len };
+        if a == 0 || a % 2 == 1 || a > table_len * 2 {
             cov.hit(if a == 0 {
                 Rule::DjumpZero
             } else if a % 2 == 1 {
@@ -523,6 +554,11 @@ impl Model {
         Model::default()
     }
 
+    /// A model that takes these alternative readings (see [`Readings`]).
+    pub fn with_readings(readings: Readings) -> Model {
+        Model { readings, ..Model::default() }
+    }
+
     fn reset(&mut self) {
         self.regs = [0; NUM_REGS];
         self.pc = 0;
@@ -556,6 +592,7 @@ impl Model {
                 targets: Vec::new(),
                 after_terminator: Vec::new(),
                 costs: HashMap::new(),
+                readings: self.readings,
             };
             code.compute_targets();
             code
@@ -688,7 +725,11 @@ fn execute(code: &Code, cov: &mut Cov, r: &mut [u64; NUM_REGS], mem: &mut Memory
     let (ra, rb, rd, x, y) = (a.ra, a.rb, a.rd, a.x, a.y);
     let (va, vb) = (r[ra], r[rb]);
     let store = |cov: &mut Cov, mem: &mut Memory, address: u64, len: u32, value: u64| {
-        let result = mem.store(address as u32, len, value);
+        let result = if code.readings.wrapping_access_panics && (address as u32) as u64 + len as u64 > 1 << 32 {
+            Err(AccessError::Panic)
+        } else {
+            mem.store(address as u32, len, value)
+        };
         cover_access(cov, mem, address as u32, len, true, result);
         match result {
             Ok(()) => Next::Fall,
@@ -697,7 +738,11 @@ fn execute(code: &Code, cov: &mut Cov, r: &mut [u64; NUM_REGS], mem: &mut Memory
     };
     let load =
         |cov: &mut Cov, r: &mut [u64; NUM_REGS], mem: &Memory, dest: usize, address: u64, len: u32, signed: bool| {
-            let result = mem.load(address as u32, len);
+            let result = if code.readings.wrapping_access_panics && (address as u32) as u64 + len as u64 > 1 << 32 {
+                Err(AccessError::Panic)
+            } else {
+                mem.load(address as u32, len)
+            };
             cover_access(cov, mem, address as u32, len, false, result.map(|_| ()));
             match result {
                 Ok(v) => {

@@ -15,6 +15,8 @@ mod interp;
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 mod jit;
 mod model;
+#[cfg(feature = "polkavm")]
+pub mod polkavm;
 
 /// A created backend.
 pub type Boxed = Box<dyn Backend + Send>;
@@ -56,6 +58,8 @@ pub const REGISTRY: &[Entry] = &[
     #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
     jit::ENTRY,
     model::ENTRY,
+    #[cfg(feature = "polkavm")]
+    polkavm::ENTRY,
 ];
 
 /// A selected backend: a registry entry or an external process.
@@ -198,6 +202,28 @@ impl Backends {
         names.push("both (interp,jit)".into());
         names.push("all".into());
         names.join(", ")
+    }
+}
+
+/// Whether a difference between two backends' snapshots is a listed known difference of one
+/// of them (only external implementations have any): its name, else `None`.
+pub fn known_difference(
+    a: (&str, &crate::state::Snapshot),
+    b: (&str, &crate::state::Snapshot),
+    case: &crate::vectors::Case,
+    options: &crate::run::RunOptions,
+) -> Option<&'static str> {
+    #[cfg(feature = "polkavm")]
+    {
+        if a.0 == "polkavm" || b.0 == "polkavm" {
+            return polkavm::known_difference(case, options);
+        }
+        None
+    }
+    #[cfg(not(feature = "polkavm"))]
+    {
+        let _ = (a, b, case, options);
+        None
     }
 }
 
