@@ -60,6 +60,8 @@ pub const REGISTRY: &[Entry] = &[
     model::ENTRY,
     #[cfg(feature = "polkavm")]
     polkavm::ENTRY,
+    #[cfg(feature = "polkavm")]
+    polkavm::ENTRY_FAST,
 ];
 
 /// A selected backend: a registry entry or an external process.
@@ -215,7 +217,7 @@ pub fn known_difference(
 ) -> Option<&'static str> {
     #[cfg(feature = "polkavm")]
     {
-        if a.0 == "polkavm" || b.0 == "polkavm" {
+        if a.0.starts_with("polkavm") || b.0.starts_with("polkavm") {
             return polkavm::known_difference(case, options);
         }
         None

@@ -39,6 +39,21 @@ pub const ENTRY: Entry = Entry {
     create: || PolkaVm::new().map(|b| Box::new(b) as Boxed),
 };
 
+/// PolkaVM without step tracing, for `bench`: as fast as PolkaVM runs, but the pc of a halt
+/// or trap is not known (reported as 0) and it cannot single-step.
+pub const ENTRY_FAST: Entry = Entry {
+    name: "polkavm-fast",
+    about: "PolkaVM 0.37's interpreter without step tracing (for bench: no pc on halt or trap)",
+    independent: true,
+    supports: Supports { single_step: false, ..ENTRY.supports },
+    create: || {
+        PolkaVm::new().map(|mut b| {
+            b.traced = false;
+            Box::new(b) as Boxed
+        })
+    },
+};
+
 /// The differences from PVMSPEC-1 that PolkaVM is known to have, by name.
 pub const KNOWN_DIFFERENCES: &[(&str, &str)] = &[
     ("refused", "PolkaVM refuses at load time a program the spec runs (an undefined opcode, sbrk in profile A, a table entry or memory layout it does not accept)"),
@@ -72,6 +87,8 @@ pub struct PolkaVm {
     finished: Option<Exit>,
     /// Registers/gas/pc while no instance exists (refused or invalid programs).
     shadow: ([u64; NUM_REGS], i64),
+    /// Step tracing on (pcs of halts and traps, single steps).
+    traced: bool,
     /// Page contents while no instance exists (a blob that does not decode still has the
     /// memory the host set up).
     shadow_memory: BTreeMap<u32, Vec<u8>>,
@@ -95,6 +112,7 @@ impl PolkaVm {
             finished: None,
             shadow: ([0; NUM_REGS], 0),
             shadow_memory: BTreeMap::new(),
+            traced: true,
         })
     }
 
@@ -133,7 +151,7 @@ impl PolkaVm {
         module_config.set_page_size(4096);
         module_config.set_gas_metering(Some(GasMeteringKind::Sync));
         module_config.set_dynamic_paging(true);
-        module_config.set_step_tracing(true);
+        module_config.set_step_tracing(self.traced);
         module_config.set_cost_model(Some(cost_model));
         let module = Module::from_blob(&self.engine, &module_config, blob).map_err(|e| format!("refused: {e}"))?;
         // A cost table is only comparable when PolkaVM's own model gives the same costs.
@@ -342,7 +360,11 @@ pub fn known_difference(case: &crate::vectors::Case, options: &crate::run::RunOp
 
 impl Backend for PolkaVm {
     fn name(&self) -> &'static str {
-        "polkavm"
+        if self.traced {
+            "polkavm"
+        } else {
+            "polkavm-fast"
+        }
     }
 
     fn reads_blobs(&self) -> bool {
@@ -464,6 +486,9 @@ impl Backend for PolkaVm {
                 return Err(MemoryError::Unmapped { address: (page as u32).max(address) });
             }
             page += 4096;
+        }
+        if bytes.is_empty() {
+            return Ok(());
         }
         let Some(i) = self.instance.get_mut() else {
             for (k, &b) in bytes.iter().enumerate() {

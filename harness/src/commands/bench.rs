@@ -29,7 +29,7 @@ pub fn run(args: BenchArgs) -> i32 {
         if args.programs.is_empty() { NAMES.iter().map(|s| s.to_string()).collect() } else { args.programs.clone() };
     let mut wrong = 0;
     println!(
-        "{:<10} {:<7} {:>12} {:>12} {:>14} {:>11} {:>13}",
+        "{:<10} {:<12} {:>12} {:>12} {:>14} {:>11} {:>13}",
         "program", "backend", "instructions", "median ms", "M instr/s", "prepare ms", "prepare µs/KiB"
     );
     for name in &names {
@@ -40,6 +40,7 @@ pub fn run(args: BenchArgs) -> i32 {
                 return EXIT_UNUSABLE;
             }
         };
+        let mut medians: Vec<(String, f64)> = Vec::new();
         for kind in &args.backends {
             let mut backend = match kind.create() {
                 Ok(b) => b,
@@ -100,10 +101,11 @@ pub fn run(args: BenchArgs) -> i32 {
             }
             times.sort();
             let median = times[times.len() / 2];
+            medians.push((kind.name().to_string(), median.as_secs_f64()));
             let rate = bench.instructions as f64 / median.as_secs_f64() / 1e6;
             let kib = bench.code.len() as f64 / 1024.0;
             println!(
-                "{:<10} {:<7} {:>12} {:>12.3} {:>14.1} {:>11.3} {:>13.1}",
+                "{:<10} {:<12} {:>12} {:>12.3} {:>14.1} {:>11.3} {:>13.1}",
                 bench.name,
                 kind.name(),
                 bench.instructions,
@@ -112,6 +114,22 @@ pub fn run(args: BenchArgs) -> i32 {
                 prepare.as_secs_f64() * 1e3,
                 prepare.as_secs_f64() * 1e6 / kib
             );
+        }
+        // Ratios to PolkaVM measured in this same run (the untraced build when both ran).
+        let reference = medians
+            .iter()
+            .find(|(n, _)| n == "polkavm-fast")
+            .or_else(|| medians.iter().find(|(n, _)| n == "polkavm"))
+            .cloned();
+        if let Some((reference, time)) = reference {
+            let ratios: Vec<String> = medians
+                .iter()
+                .filter(|(n, _)| !n.starts_with("polkavm"))
+                .map(|(n, t)| format!("{n} {:.2}x", t / time))
+                .collect();
+            if !ratios.is_empty() {
+                println!("{:<10} time / {reference}: {}", bench.name, ratios.join(", "));
+            }
         }
     }
     if wrong > 0 {
