@@ -759,6 +759,8 @@ struct Dispatched {
     regs: [u64; NUM_REGS],
     pre: Kobs,
     post: Kobs,
+    /// Guest memory after the op at `φ8 as u32`, up to 16 KiB (what READ_DATA_CAP wrote).
+    written: Option<Vec<u8>>,
 }
 
 impl DispatchCase {
@@ -840,7 +842,8 @@ impl DispatchCase {
         };
         let post = observe(&built, &regs, running, outcome);
         check_global(&format!("{} as {kind:?}", self.what()), &built.vm, &built.cache, &pre_keys);
-        Dispatched { outcome, error: built.vm.last_error.clone(), regs, pre, post }
+        let written = built.backend.read_memory(self.regs[8] as u32, self.regs[9].min(16384)).ok();
+        Dispatched { outcome, error: built.vm.last_error.clone(), regs, pre, post, written }
     }
 
     fn run(&self) {
@@ -859,6 +862,124 @@ impl DispatchCase {
                 "{what}: `ecalli` and `ecall` leave different states (KSPEC-1 §13.2 P6): {}",
                 render_diff(&a.post, &b.post)
             );
+        }
+    }
+
+    /// The exact effect of the host ops that read and publish caps (KSPEC-1 §9.5.5–§9.5.10),
+    /// computed from the spec without the kernel's code: whether the op traps, the register it
+    /// returns, the slot it writes and the JCAP-1 key of what it publishes.
+    fn check_host_effects(&self, d: &Dispatched) {
+        use EcallOutcome::{Continue, Trap};
+        if !self.cached {
+            return;
+        }
+        let what = self.what();
+        let fail = |msg: String| -> ! { panic!("{what}: {msg} [kernel error: {:?}]", d.error) };
+        let Some(pos) = self.state.running() else { return };
+        let f = &self.state.frames[pos];
+        let regs = &self.regs;
+        let slot = |r: u64| (r & 0xFF) as u32;
+        let in_range = |s: u32| u64::from(s) < 1u64 << f.cnode.size_log;
+        let get = |s: u32| f.cnode.slots.get(&s).filter(|_| in_range(s));
+        let cache = &self.state.world.cache;
+        let writable_dst = |s: u32| in_range(s) && !f.is_pinned(s);
+        let post_slot = |s: u32| obs_instance(&d.post, pos).and_then(|e| obs_slot(e, s));
+        let expect_trap = |why: &str| {
+            if d.outcome != Trap {
+                fail(format!("must trap ({why}) but returned {:?} (KSPEC-1 §9.5)", d.outcome));
+            }
+        };
+        let expect_key = |dst: u32, key: Hash, name: &str| {
+            if d.outcome != Continue {
+                fail(format!("must succeed but returned {:?} (KSPEC-1 §9.5)", d.outcome));
+            }
+            let got = post_slot(dst);
+            if got != Some(CapHashOrRef::Hash(key)) {
+                fail(format!(
+                    "dst slot {dst} holds {}, expected the {name} key {} (KSPEC-1 §9.5)",
+                    show(got.as_ref()),
+                    short(&key)
+                ));
+            }
+            if d.post.blob_keys.binary_search(&key).is_err() {
+                fail(format!("the published {name} {} is not in the cache (KSPEC-1 §9.5)", short(&key)));
+            }
+        };
+        match self.op {
+            // §9.5.5: both slots in hash form; φ7 = whether the hashes are equal.
+            op::SAME_TYPE => match (get(slot(regs[7])), get(slot(regs[8]))) {
+                (Some(CapHashOrRef::Hash(a)), Some(CapHashOrRef::Hash(b))) => {
+                    if d.outcome != Continue || d.regs[7] != u64::from(a == b) {
+                        fail(format!(
+                            "SAME_TYPE must return φ7 = {}, got {:?} with φ7 = {:#x} (KSPEC-1 §9.5.5)",
+                            u64::from(a == b),
+                            d.outcome,
+                            d.regs[7]
+                        ));
+                    }
+                }
+                _ => expect_trap("a slot is empty, out of range or a Ref"),
+            },
+            // §9.5.6: publish Type{chain} of the Instance and write its key.
+            op::TYPE_OF => match get(slot(regs[7])).and_then(|t| cache.get(t)) {
+                Some(Cap::Instance(i)) if writable_dst(slot(regs[8])) => {
+                    let ty = Cap::Type(TypeCap { image_hash_chain: i.image_hash_chain });
+                    let key = jcap_hash(&ty).expect("a Type cap encodes");
+                    expect_key(slot(regs[8]), key, "Type");
+                }
+                _ => expect_trap("src holds no Instance, or dst is out of range or pinned"),
+            },
+            // §9.5.7: copy min(len, content) bytes to φ8 and return how many.
+            op::READ_DATA_CAP => match get(slot(regs[7])).and_then(|t| cache.get(t)) {
+                Some(Cap::Data(data)) => {
+                    let n = regs[9].min(data.content.len() as u64);
+                    if d.outcome == Continue {
+                        if d.regs[7] != n {
+                            fail(format!(
+                                "READ_DATA_CAP returned φ7 = {}, expected min(len, {}) = {n} (KSPEC-1 §9.5.7)",
+                                d.regs[7],
+                                data.content.len()
+                            ));
+                        }
+                        if let Some(w) = &d.written {
+                            let k = (n as usize).min(w.len());
+                            if w[..k] != data.content[..k] {
+                                fail(
+                                    "READ_DATA_CAP wrote bytes that are not the Data's prefix (KSPEC-1 §9.5.7)".into(),
+                                );
+                            }
+                        }
+                    } else if d.outcome != Trap {
+                        fail(format!("READ_DATA_CAP returned {:?} (KSPEC-1 §9.5.7)", d.outcome));
+                    }
+                }
+                _ => expect_trap("src holds no Data"),
+            },
+            // §9.5.8: on success dst holds the key of Data{bytes ‖ zeros to the padded length}.
+            op::MINT_DATA_CAP if self.mint_rule().is_ok() => {
+                let built = self.state.build();
+                let bytes = built.backend.read_memory(regs[7] as u32, regs[8]).unwrap_or_default();
+                let mut content = bytes;
+                content.resize(padded_len(regs[8]) as usize, 0);
+                let key = jcap_hash(&Cap::Data(DataCap { content })).expect("a Data cap encodes");
+                expect_key(slot(regs[10]), key, "Data");
+            }
+            // §9.5.9: a registered Data file in hash form is written to dst as that hash.
+            op::OPEN => {
+                let registered = self.state.world.assist.host_open(regs[7]);
+                match registered.as_ref().map(|t| (t, cache.get(t))) {
+                    None | Some((_, None)) => expect_trap("no such file, or its cap is not in the cache"),
+                    Some((_, Some(c))) if !matches!(c, Cap::Data(_)) => expect_trap("the file is not a Data cap"),
+                    Some(_) if !writable_dst(slot(regs[8])) => expect_trap("dst is out of range or pinned"),
+                    Some((CapHashOrRef::Hash(h), _)) => expect_key(slot(regs[8]), *h, "opened Data"),
+                    Some(_) => {}
+                }
+            }
+            // §9.5.10: the source slot is left alone and φ7 is the new file id.
+            op::SAVE if d.outcome == Continue && post_slot(slot(regs[7])) != get(slot(regs[7])).cloned() => {
+                fail("SAVE changed its source slot (KSPEC-1 §9.5.10)".into());
+            }
+            _ => {}
         }
     }
 
@@ -981,6 +1102,8 @@ impl DispatchCase {
             }
             _ => {}
         }
+
+        self.check_host_effects(d);
 
         if d.outcome == Trap {
             return;
