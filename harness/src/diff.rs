@@ -164,6 +164,11 @@ fn shrink_candidates(p: &GenProgram) -> Vec<GenProgram> {
         c.responses.pop();
         out.push(c);
     }
+    if let Some(i) = p.remaps.iter().position(Option::is_some) {
+        let mut c = p.clone();
+        c.remaps[i] = None;
+        out.push(c);
+    }
     match &p.code {
         GenCode::Blocks { blocks, jump_table } => {
             for i in (0..blocks.len()).rev() {

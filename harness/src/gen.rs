@@ -134,6 +134,9 @@ pub struct GenProgram {
     pub gas_model: GasChoice,
     /// Register writes the host makes before each resumption (one entry per extra run).
     pub responses: Vec<Vec<(usize, u64)>>,
+    /// A page the host maps (and so zeroes) before each resumption, with its permission:
+    /// the page fault's page made accessible, or a mapped page mapped again.
+    pub remaps: Vec<Option<(u32, bool)>>,
     /// How the blob is written.
     pub form: BlobForm,
 }
@@ -491,6 +494,19 @@ impl GenProgram {
             }
             responses.push(writes);
         }
+        let mut remaps = Vec::with_capacity(runs);
+        for _ in 0..runs {
+            remaps.push(if u.ratio(1, 3)? {
+                let page = match u.int_in_range(0..=3u8)? {
+                    0 | 1 => UNMAPPED,
+                    2 => RW_BASE + 0x1000 * u.int_in_range(0..=1u32)?,
+                    _ => RO_BASE,
+                };
+                Some((page, u.arbitrary()?))
+            } else {
+                None
+            });
+        }
         let form = match u.int_in_range(0..=63u8)? {
             0 => BlobForm::WideEntries(u.int_in_range(1..=4u8)?),
             1 => BlobForm::LongLength,
@@ -512,6 +528,7 @@ impl GenProgram {
             block_costs,
             gas_model,
             responses,
+            remaps,
             form,
         })
     }
@@ -583,9 +600,12 @@ impl GenProgram {
             steps.push(Step::SetReg { reg, value });
         }
         steps.push(Step::Run);
-        for writes in &self.responses {
+        for (i, writes) in self.responses.iter().enumerate() {
             for &(reg, value) in writes {
                 steps.push(Step::SetReg { reg, value });
+            }
+            if let Some(&Some((address, writable))) = self.remaps.get(i) {
+                steps.push(Step::Map(Region { address, length: 0x1000, is_writable: writable }));
             }
             steps.push(Step::Run);
         }
