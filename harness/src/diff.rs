@@ -46,6 +46,25 @@ pub fn run_pair(program: &GenProgram, a: &mut dyn Backend, b: &mut dyn Backend) 
     run_case(&case, &program.options(), &mut [a, b])
 }
 
+/// How a program fared on two backends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Agree,
+    /// They differ only in listed known differences of an external implementation.
+    Known,
+    Diverge,
+}
+
+/// Runs a program on two backends and judges the outcome (a backend panic diverges).
+pub fn judge(program: &GenProgram, a: &mut dyn Backend, b: &mut dyn Backend) -> Verdict {
+    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_pair(program, a, b)));
+    match run {
+        Ok(o) if o.passed && o.known.is_empty() => Verdict::Agree,
+        Ok(o) if o.passed => Verdict::Known,
+        _ => Verdict::Diverge,
+    }
+}
+
 /// Whether two backends disagree on a program.
 /// A backend that panics counts as diverging (the panic message is printed by the default
 /// hook); callers should replace both backends afterwards, as their state is unknown.

@@ -9,7 +9,7 @@ use rayon::prelude::*;
 
 use crate::backends::{BackendSpec, Boxed};
 use crate::commands::vectors::{EXIT_FAILED, EXIT_OK, EXIT_UNUSABLE};
-use crate::diff::{diverges, explain, generate, repro_path, write_vector};
+use crate::diff::{explain, generate, judge, repro_path, write_vector, Verdict};
 use crate::gen::GenConfig;
 use crate::run::run_case;
 use javm_model::coverage::Coverage;
@@ -33,6 +33,7 @@ struct Worker {
     b: Boxed,
     counter: Option<Model>,
     divergent: Vec<u64>,
+    known: u64,
 }
 
 /// Runs the command and returns the exit code: 1 when any program diverged.
@@ -69,17 +70,22 @@ pub fn run(args: DiffArgs) -> i32 {
             b: kb.create().expect("checked above"),
             counter,
             divergent: Vec::new(),
+            known: 0,
         }
     };
-    let (mut divergent, coverage) = (0..args.count)
+    let (mut divergent, known, coverage) = (0..args.count)
         .into_par_iter()
         .fold(new_worker, |mut w, index| {
             let program = generate(seed, index, config);
-            if diverges(&program, &mut *w.a, &mut *w.b) {
-                // A divergence may have been a panic: start again from fresh backends.
-                w.a = ka.create().expect("checked above");
-                w.b = kb.create().expect("checked above");
-                w.divergent.push(index);
+            match judge(&program, &mut *w.a, &mut *w.b) {
+                Verdict::Agree => {}
+                Verdict::Known => w.known += 1,
+                Verdict::Diverge => {
+                    // A divergence may have been a panic: start again from fresh backends.
+                    w.a = ka.create().expect("checked above");
+                    w.b = kb.create().expect("checked above");
+                    w.divergent.push(index);
+                }
             }
             if let Some(m) = &mut w.counter {
                 let case = program.case("generated");
@@ -90,13 +96,13 @@ pub fn run(args: DiffArgs) -> i32 {
             bar.inc();
             w
         })
-        .map(|w| (w.divergent, w.counter.and_then(|m| m.coverage().cloned()).unwrap_or_default()))
+        .map(|w| (w.divergent, w.known, w.counter.and_then(|m| m.coverage().cloned()).unwrap_or_default()))
         .reduce(
-            || (Vec::new(), Coverage::default()),
-            |(mut d, mut c), (d2, c2)| {
+            || (Vec::new(), 0, Coverage::default()),
+            |(mut d, k, mut c), (d2, k2, c2)| {
                 d.extend(d2);
                 c.merge(&c2);
-                (d, c)
+                (d, k + k2, c)
             },
         );
     bar.finish();
@@ -141,7 +147,8 @@ pub fn run(args: DiffArgs) -> i32 {
         let _ = write!(stdout, "{}", crate::coverage::render(&coverage, &config, args.count));
     }
     let rate = args.count as f64 / elapsed.max(1e-9);
-    let _ = writeln!(stdout, "{} programs, {} divergences, {:.0} programs/s", args.count, divergent.len(), rate);
+    let known = if known > 0 { format!(", {known} with listed known differences only") } else { String::new() };
+    let _ = writeln!(stdout, "{} programs, {} divergences{known}, {:.0} programs/s", args.count, divergent.len(), rate);
     if divergent.is_empty() {
         EXIT_OK
     } else {
