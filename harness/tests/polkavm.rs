@@ -33,10 +33,10 @@ fn polkavm_passes_both_public_suites() {
 }
 
 /// A one-run spectool-format case: blob bytes, profile, maps, registers, start pc.
-fn case(name: &str, blob: &[u8], profile: &str, maps: &[(u32, u32)], regs: &[(usize, u64)], pc: u32) -> PathBuf {
+fn case(name: &str, blob: &[u8], profile: &str, maps: &[(u32, u32, bool)], regs: &[(usize, u64)], pc: u32) -> PathBuf {
     let mut steps: Vec<serde_json::Value> = maps
         .iter()
-        .map(|&(a, l)| serde_json::json!({"map": {"address": a, "length": l, "is-writable": true}}))
+        .map(|&(a, l, w)| serde_json::json!({"map": {"address": a, "length": l, "is-writable": w}}))
         .collect();
     steps.extend(regs.iter().map(|&(r, v)| serde_json::json!({"set-reg": {"reg": r, "value": v}})));
     steps.push(serde_json::json!({"run": {}}));
@@ -63,7 +63,19 @@ fn every_known_difference_is_recognised() {
         // A start inside load_imm's operands.
         ("start-not-an-instruction", case("start", &[0, 0, 4, 51, 0x00, 0x05, 0, 0b1001], "b", &[], &[], 1)),
         // Page 0 mapped.
-        ("unmappable-page", case("page0", &[0, 0, 1, 0, 0b1], "b", &[(0, 4096)], &[], 0)),
+        ("unmappable-page", case("page0", &[0, 0, 1, 0, 0b1], "b", &[(0, 4096, true)], &[], 0)),
+        // store_imm_u64 [0x20ffc] from a read-only page into an unmapped one.
+        (
+            "straddle-read-only-unmapped",
+            case(
+                "straddle",
+                &[0, 0, 7, 33, 0x03, 0xfc, 0x0f, 0x02, 0x01, 0, 0x41],
+                "b",
+                &[(0x20000, 4096, false)],
+                &[],
+                0,
+            ),
+        ),
     ];
     let mut model = Model::new();
     let mut pvm = PolkaVm::new().unwrap();

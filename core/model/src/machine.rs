@@ -60,6 +60,9 @@ pub struct Readings {
     pub zero_entry_size_empty: bool,
     /// An access that wraps past 2^32 panics (PolkaVM) instead of following §7's rule.
     pub wrapping_access_panics: bool,
+    /// A store running from a read-only page into an unmapped one faults at the unmapped
+    /// page (PolkaVM) instead of the read-only one (§7).
+    pub straddle_reports_missing_page: bool,
 }
 
 /// Decoded operands (§4).
@@ -556,7 +559,9 @@ impl Model {
 
     /// A model that takes these alternative readings (see [`Readings`]).
     pub fn with_readings(readings: Readings) -> Model {
-        Model { readings, ..Model::default() }
+        let mut model = Model { readings, ..Model::default() };
+        model.memory.report_missing_page_first = readings.straddle_reports_missing_page;
+        model
     }
 
     fn reset(&mut self) {

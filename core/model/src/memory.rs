@@ -27,6 +27,9 @@ struct Page {
 #[derive(Clone, Debug, Default)]
 pub struct Memory {
     pages: BTreeMap<u32, Page>,
+    /// PolkaVM's reading of a store that runs from a read-only page into an unmapped one: it
+    /// reports the unmapped page, §7 the read-only one. Off in the reference model.
+    pub report_missing_page_first: bool,
 }
 
 impl Memory {
@@ -66,14 +69,22 @@ impl Memory {
     /// §7: find the lowest byte of the access that lacks the permission, x; below 64 KiB
     /// panic, else page fault at floor(x / 4096) · 4096.
     fn check(&self, address: u32, len: u32, write: bool) -> Result<(), AccessError> {
+        let fault = |x: u32| {
+            if (x as u64) < LOW_LIMIT {
+                AccessError::Panic
+            } else {
+                AccessError::PageFault((x as u64 / PAGE * PAGE) as u32)
+            }
+        };
         for x in Self::span(address, len) {
             let ok = if write { self.writable(x) } else { self.readable(x) };
             if !ok {
-                return Err(if (x as u64) < LOW_LIMIT {
-                    AccessError::Panic
-                } else {
-                    AccessError::PageFault((x as u64 / PAGE * PAGE) as u32)
-                });
+                if self.report_missing_page_first && self.readable(x) {
+                    if let Some(missing) = Self::span(address, len).find(|&y| !self.readable(y)) {
+                        return Err(fault(missing));
+                    }
+                }
+                return Err(fault(x));
             }
         }
         Ok(())

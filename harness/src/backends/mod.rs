@@ -214,7 +214,7 @@ pub fn known_difference(
     b: (&str, &crate::state::Snapshot),
     case: &crate::vectors::Case,
     options: &crate::run::RunOptions,
-) -> Option<&'static str> {
+) -> Option<String> {
     #[cfg(feature = "polkavm")]
     {
         if a.0.starts_with("polkavm") || b.0.starts_with("polkavm") {
