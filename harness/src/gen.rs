@@ -277,7 +277,13 @@ fn length_field(u: &mut Unstructured, len: usize, ignored_bits: u8) -> Result<u8
 /// offset written into the last 4 operand bytes, landing mid-instruction or outside the code.
 fn static_target(u: &mut Unstructured, out: &mut [u8], blocks: usize) -> Result<Option<usize>> {
     if u.ratio(1, 16)? {
-        let offset: i32 = if u.ratio(1, 2)? { u.int_in_range(-8..=8)? } else { u.arbitrary()? };
+        let offset: i32 = match u.int_in_range(0..=3u8)? {
+            0 | 1 => u.int_in_range(-8..=8)?,
+            // A far offset whose low three bytes point near the instruction: only a decoder
+            // that reads all four offset bytes sends it outside the code.
+            2 => u.int_in_range(-8..=8i32)?.wrapping_add(i32::from(u.int_in_range(1..=127u8)?) << 24),
+            _ => u.arbitrary()?,
+        };
         let n = out.len();
         out[n - 4..].copy_from_slice(&offset.to_le_bytes());
         return Ok(None);
