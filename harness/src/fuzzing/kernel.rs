@@ -865,9 +865,11 @@ impl DispatchCase {
         }
     }
 
-    /// The exact effect of the host ops that read and publish caps (KSPEC-1 §9.5.5–§9.5.10),
-    /// computed from the spec without the kernel's code: whether the op traps, the register it
-    /// returns, the slot it writes and the JCAP-1 key of what it publishes.
+    /// The effect of each host op (KSPEC-1 §9.5), computed from the spec without the kernel's
+    /// code: whether the op traps, the register it returns, the slot it writes and the JCAP-1
+    /// key of what it publishes (SAME_TYPE, TYPE_OF, READ_DATA_CAP, MINT_DATA_CAP, OPEN, SAVE,
+    /// DERIVE_SPAWN exactly; SET_IMAGE's chain, image and cnode; what YIELD and CALL need in
+    /// their slot).
     fn check_host_effects(&self, d: &Dispatched) {
         use EcallOutcome::{Continue, Trap};
         if !self.cached {
@@ -974,6 +976,66 @@ impl DispatchCase {
                     Some((CapHashOrRef::Hash(h), _)) => expect_key(slot(regs[8]), *h, "opened Data"),
                     Some(_) => {}
                 }
+            }
+            // §9.5.3: the same expectation the derive_spawn target computes, on this state.
+            op::DERIVE_SPAWN => {
+                let spawn = SpawnCase {
+                    cache: cache.clone(),
+                    parent: f.clone(),
+                    regs: *regs,
+                    endpoint: 0,
+                    args: [0; 4],
+                    gas: 0,
+                };
+                match spawn.expect() {
+                    Err(why) => expect_trap(why),
+                    Ok(exp) => {
+                        let (dst, cn_slot) = (slot(regs[9]), slot(regs[8]));
+                        expect_key(dst, exp.instance_key, "Instance");
+                        if d.post.blob_keys.binary_search(&exp.cnode_key).is_err() {
+                            fail(format!(
+                                "the child cnode {} is not in the cache (KSPEC-1 §9.5.3)",
+                                short(&exp.cnode_key)
+                            ));
+                        }
+                        if cn_slot != dst && post_slot(cn_slot).is_some() {
+                            fail(format!(
+                                "the prepared cnode's slot {cn_slot} was not consumed (KSPEC-1 §9.5.3 step 11)"
+                            ));
+                        }
+                    }
+                }
+            }
+            // §9.5.2: the slot must name an Image by hash; on success the frame's chain and
+            // image change and its cnode does not.
+            op::SET_IMAGE => match get(slot(regs[7])) {
+                Some(CapHashOrRef::Hash(ih)) if matches!(cache.get_blob(ih), Some(Cap::Image(_))) => {
+                    if d.outcome == EcallOutcome::HostCall(op::SET_IMAGE) {
+                        let (Some(before), Some(after)) = (obs_instance(&d.pre, pos), obs_instance(&d.post, pos))
+                        else {
+                            fail("the running frame is no longer an instance entry".into())
+                        };
+                        if after.chain != pair(&before.chain, ih) || after.image_hash != *ih {
+                            fail(
+                                "SET_IMAGE must set chain := hash_pair(chain, ih) and image := ih (KSPEC-1 §9.5.2)"
+                                    .into(),
+                            );
+                        }
+                        if after.slots != before.slots {
+                            fail("SET_IMAGE changed the root cnode (KSPEC-1 §9.5.2)".into());
+                        }
+                    } else if d.outcome != Trap {
+                        fail(format!("SET_IMAGE returned {:?} (KSPEC-1 §9.5.2)", d.outcome));
+                    }
+                }
+                _ => expect_trap("the slot names no Image by hash"),
+            },
+            // §9.5.1 step 1 and §9.5.11 steps 1–2: what the slot must hold.
+            op::YIELD if !matches!(get(slot(regs[7])), Some(CapHashOrRef::Hash(_))) => {
+                expect_trap("the marker slot holds no hash")
+            }
+            op::CALL if !matches!(get(slot(regs[7])).and_then(|t| cache.get(t)), Some(Cap::Instance(_))) => {
+                expect_trap("the slot names no Instance")
             }
             // §9.5.10: the source slot is left alone and φ7 is the new file id.
             op::SAVE if d.outcome == Continue && post_slot(slot(regs[7])) != get(slot(regs[7])).cloned() => {
