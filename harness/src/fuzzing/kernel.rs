@@ -1030,12 +1030,61 @@ impl DispatchCase {
                 }
                 _ => expect_trap("the slot names no Image by hash"),
             },
-            // §9.5.1 step 1 and §9.5.11 steps 1–2: what the slot must hold.
-            op::YIELD if !matches!(get(slot(regs[7])), Some(CapHashOrRef::Hash(_))) => {
-                expect_trap("the marker slot holds no hash")
+            // §9.5.1: the nearest entry below the top whose catcher lists the marker catches
+            // it; a Reference to it is pushed.
+            op::YIELD => {
+                let Some(CapHashOrRef::Hash(marker)) = get(slot(regs[7])) else {
+                    return expect_trap("the marker slot holds no hash");
+                };
+                let stack = &d.pre.stack;
+                let catcher = (0..stack.len().saturating_sub(1)).rev().find(|&p| {
+                    let ObsEntry::Instance(e) = &stack[p] else { return false };
+                    let Some(ys) = e.yield_slot else { return false };
+                    let Some(CapHashOrRef::Hash(c)) = obs_slot(e, ys) else { return false };
+                    self.state.world.assist.yield_catcher_markers(&c).contains(marker)
+                });
+                match catcher {
+                    None => expect_trap("no entry catches the marker"),
+                    Some(_) if stack.len() >= self.state.max_depth => expect_trap("the stack is full"),
+                    Some(p) => {
+                        if d.outcome != EcallOutcome::HostCall(op::YIELD) {
+                            fail(format!(
+                                "must yield to the catcher at {p} but returned {:?} (KSPEC-1 §9.5.1)",
+                                d.outcome
+                            ));
+                        }
+                        match d.post.stack.last() {
+                            Some(ObsEntry::Reference { target, .. }) if *target as usize == p => {}
+                            other => {
+                                fail(format!("the new top is {other:?}, expected a Reference to {p} (KSPEC-1 §9.5.1)"))
+                            }
+                        }
+                    }
+                }
             }
-            op::CALL if !matches!(get(slot(regs[7])).and_then(|t| cache.get(t)), Some(Cap::Instance(_))) => {
-                expect_trap("the slot names no Instance")
+            // §9.5.11 steps 1–2: what the slot must hold.
+            // §9.5.11: the pushed child enters the named Instance, with its chain and image.
+            op::CALL => {
+                let t = get(slot(regs[7]));
+                let Some(Cap::Instance(inst)) = t.and_then(|t| cache.get(t)) else {
+                    return expect_trap("the slot names no Instance");
+                };
+                if d.pre.stack.len() >= self.state.max_depth {
+                    return expect_trap("the stack is full");
+                }
+                if d.outcome == EcallOutcome::HostCall(op::CALL) {
+                    let Some(ObsEntry::Instance(child)) = d.post.stack.last() else {
+                        fail("HOST_CALL pushed no instance entry (KSPEC-1 §9.5.11)".into())
+                    };
+                    if Some(&child.instance_ref) != t
+                        || child.chain != inst.image_hash_chain
+                        || child.image_hash != inst.image_hash
+                    {
+                        fail("the child entry does not enter the named Instance with its chain and image (KSPEC-1 §9.5.11, §6.2)".into());
+                    }
+                } else if d.outcome != Trap {
+                    fail(format!("HOST_CALL returned {:?} (KSPEC-1 §9.5.11)", d.outcome));
+                }
             }
             // §9.5.10: the source slot is left alone and φ7 is the new file id.
             op::SAVE if d.outcome == Continue && post_slot(slot(regs[7])) != get(slot(regs[7])).cloned() => {
