@@ -47,12 +47,39 @@ pub fn run_pair(program: &GenProgram, a: &mut dyn Backend, b: &mut dyn Backend) 
 }
 
 /// How a program fared on two backends.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verdict {
     Agree,
-    /// They differ only in listed known differences of an external implementation.
-    Known,
+    /// They differ only in listed known differences of an external implementation (their
+    /// names).
+    Known(Vec<String>),
     Diverge,
+}
+
+/// The name of a known difference in an outcome's `known` line: `backend: name: detail` for
+/// a refusal, `a vs b at step N: name` for a classified difference.
+pub fn known_name(line: &str) -> String {
+    let rest = match line.split_once(" at step ") {
+        Some((_, r)) => r.split_once(": ").map_or(r, |x| x.1),
+        None => line.split_once(": ").map_or(line, |x| x.1),
+    };
+    let name = rest.split(':').next().unwrap_or(rest).trim();
+    // A refusal is named with the implementation's own reason.
+    match rest.split_once(": ") {
+        Some((_, why)) if name == "refused" => {
+            // Offsets and numbers vary per program; the kind of reason does not.
+            let mut reason = String::new();
+            for c in why.chars().take(70) {
+                if !c.is_ascii_digit() {
+                    reason.push(c);
+                } else if !reason.ends_with('N') {
+                    reason.push('N');
+                }
+            }
+            format!("refused: {reason}")
+        }
+        _ => name.to_string(),
+    }
 }
 
 /// Runs a program on two backends and judges the outcome (a backend panic diverges).
@@ -60,7 +87,7 @@ pub fn judge(program: &GenProgram, a: &mut dyn Backend, b: &mut dyn Backend) -> 
     let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_pair(program, a, b)));
     match run {
         Ok(o) if o.passed && o.known.is_empty() => Verdict::Agree,
-        Ok(o) if o.passed => Verdict::Known,
+        Ok(o) if o.passed => Verdict::Known(o.known.iter().map(|k| known_name(k)).collect()),
         _ => Verdict::Diverge,
     }
 }

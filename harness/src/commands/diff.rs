@@ -34,6 +34,8 @@ struct Worker {
     counter: Option<Model>,
     divergent: Vec<u64>,
     known: u64,
+    /// Programs per known-difference name.
+    known_names: std::collections::BTreeMap<String, u64>,
 }
 
 /// Runs the command and returns the exit code: 1 when any program diverged.
@@ -71,6 +73,7 @@ pub fn run(args: DiffArgs) -> i32 {
             counter,
             divergent: Vec::new(),
             known: 0,
+            known_names: Default::default(),
         }
     };
     let (mut divergent, known, coverage) = (0..args.count)
@@ -79,7 +82,15 @@ pub fn run(args: DiffArgs) -> i32 {
             let program = generate(seed, index, config);
             match judge(&program, &mut *w.a, &mut *w.b) {
                 Verdict::Agree => {}
-                Verdict::Known => w.known += 1,
+                Verdict::Known(names) => {
+                    w.known += 1;
+                    let mut names = names;
+                    names.sort();
+                    names.dedup();
+                    for n in names {
+                        *w.known_names.entry(n).or_insert(0) += 1;
+                    }
+                }
                 Verdict::Diverge => {
                     // A divergence may have been a panic: start again from fresh backends.
                     w.a = ka.create().expect("checked above");
@@ -96,15 +107,22 @@ pub fn run(args: DiffArgs) -> i32 {
             bar.inc();
             w
         })
-        .map(|w| (w.divergent, w.known, w.counter.and_then(|m| m.coverage().cloned()).unwrap_or_default()))
+        .map(|w| {
+            let coverage = w.counter.and_then(|m| m.coverage().cloned()).unwrap_or_default();
+            (w.divergent, (w.known, w.known_names), coverage)
+        })
         .reduce(
-            || (Vec::new(), 0, Coverage::default()),
-            |(mut d, k, mut c), (d2, k2, c2)| {
+            || (Vec::new(), (0, Default::default()), Coverage::default()),
+            |(mut d, (k, mut names), mut c), (d2, (k2, names2), c2)| {
                 d.extend(d2);
                 c.merge(&c2);
-                (d, k + k2, c)
+                for (n, v) in names2 {
+                    *names.entry(n).or_insert(0) += v;
+                }
+                (d, (k + k2, names), c)
             },
         );
+    let (known, known_names) = known;
     bar.finish();
     let elapsed = started.elapsed().as_secs_f64();
     divergent.sort_unstable();
@@ -141,6 +159,14 @@ pub fn run(args: DiffArgs) -> i32 {
         if divergent.len() > args.explain {
             let rest: Vec<String> = divergent.iter().skip(args.explain).take(20).map(|i| i.to_string()).collect();
             let _ = writeln!(stdout, "further divergent programs (not explained): {}", rest.join(", "));
+        }
+    }
+    if !known_names.is_empty() {
+        let _ = writeln!(stdout, "listed known differences (programs):");
+        let mut by_count: Vec<(&String, &u64)> = known_names.iter().collect();
+        by_count.sort_by(|a, b| b.1.cmp(a.1));
+        for (name, n) in by_count {
+            let _ = writeln!(stdout, "  {n:>10}  {name}");
         }
     }
     if args.coverage {
