@@ -52,8 +52,8 @@ fn case(name: &str, blob: &[u8], profile: &str, maps: &[(u32, u32, bool)], regs:
 #[test]
 fn every_known_difference_is_recognised() {
     let cases = [
-        // sbrk r0, r0 in profile A.
-        ("refused", case("refused", &[0, 0, 2, 101, 0x00, 0b01], "a", &[], &[], 0)),
+        // sbrk r0, r0; move_reg in profile A: the trap PolkaVM gets ends the block early.
+        ("profile-a-as-b", case("sbrk", &[0, 0, 4, 101, 0x00, 100, 0x00, 0b0101], "a", &[], &[], 0)),
         // branch_eq_imm r0, 0, +0 as the last instruction (profile B's strict rule).
         ("appended-trap", case("appended", &[0, 0, 3, 81, 0x00, 0x00, 0b001], "b", &[], &[], 0)),
         // add_64 with destination byte 0x17: GP r12, PolkaVM r7.

@@ -2,8 +2,9 @@
 //!
 //! PolkaVM is an independent implementation of the PVM by the author of GP 0.8.0's gas model;
 //! it shares nothing with our engine. It runs profile B natively; profile A programs are
-//! renumbered to B's opcodes (102–111 → 101–110, A's undefined 2 stays undefined) and a
-//! program using `sbrk` is refused. Programs are loaded with one explicit `trap` appended
+//! renumbered to B's opcodes (102–111 → 101–110, A's undefined 2 stays undefined, `sbrk`,
+//! which panics here, becomes a trap). What traps by the spec but PolkaVM refuses to load
+//! (undefined opcodes, gaps past the skip cap) is written as explicit traps. Programs are loaded with one explicit `trap` appended
 //! (what the GP reads past the end of code; PolkaVM refuses code that can run off its end),
 //! and pages are mapped exactly as the harness maps them (dynamic paging). PolkaVM does not
 //! report a pc on halt or trap, so the pc of the last traced step is used.
@@ -59,7 +60,7 @@ pub const ENTRY_FAST: Entry = Entry {
 
 /// The differences from PVMSPEC-1 that PolkaVM is known to have, by name.
 pub const KNOWN_DIFFERENCES: &[(&str, &str)] = &[
-    ("refused", "PolkaVM refuses at load time a program the spec runs (an undefined opcode, sbrk in profile A, a table entry or memory layout it does not accept)"),
+    ("refused", "PolkaVM refuses at load time a program the spec runs (its validation finds an instruction it decodes as invalid where the spec decodes one; undefined opcodes and long gaps are already written as traps)"),
     ("appended-trap", "the explicit trap appended for PolkaVM changes the program: a static target or a branch's fall-through at the end of the code becomes valid"),
     ("profile-a-as-b", "a profile-A program run renumbered to profile B: B's both-successors branch rule and the appended trap apply"),
     ("three-reg-destination", "a three-register instruction whose third byte is 16 or more: PolkaVM takes min(12, byte & 15) as rD, the GP min(12, byte) (PVMSPEC-1 §4 note)"),
@@ -284,7 +285,10 @@ fn append_trap(bytes: &[u8], renumber: bool) -> Result<Vec<u8>, String> {
         for (i, byte) in code.iter_mut().enumerate() {
             if bit(i) {
                 *byte = match *byte {
-                    101 => return Err("refused: sbrk has no profile-B counterpart".into()),
+                    // sbrk panics in this project; B has no sbrk, so it becomes a trap (the
+                    // same status; the block then ends there, which the known-difference
+                    // check runs the model on too).
+                    101 => 0,
                     // A's undefined 2 must stay undefined (B's 2 is `unlikely`).
                     2 => 3,
                     b @ 102..=111 => b - 1,
@@ -293,7 +297,28 @@ fn append_trap(bytes: &[u8], renumber: bool) -> Result<Vec<u8>, String> {
             }
         }
     }
+    // PolkaVM refuses code holding anything that decodes as its `invalid`; the spec runs such
+    // code and traps there. Write what traps as an explicit trap: an undefined opcode at an
+    // instruction start, and the byte 25 after an instruction start followed by a longer gap
+    // (PolkaVM's own model of that gap). Both bytes lie beyond every operand read.
+    let mut starts: Vec<bool> = (0..n as usize).map(bit).collect();
+    let defined = javm_model::table::OpcodeMap::new(javm_model::table::Numbering::B);
+    let mut i = 0usize;
+    while i < n as usize {
+        if starts[i] {
+            if defined.get(code[i]).is_none() {
+                code[i] = 0;
+            }
+            let next = (i + 1..n as usize).find(|&j| starts[j]).unwrap_or(n as usize);
+            if next - i > 25 {
+                starts[i + 25] = true;
+                code[i + 25] = 0;
+            }
+        }
+        i += 1;
+    }
     code.push(0);
+    starts.push(true);
     let n2 = code.len();
     let mut out = Vec::with_capacity(bytes.len() + 8);
     write_varint(&mut out, entries);
@@ -302,10 +327,9 @@ fn append_trap(bytes: &[u8], renumber: bool) -> Result<Vec<u8>, String> {
     out.extend_from_slice(&bytes[at..table_end]);
     out.extend_from_slice(&code);
     let mut new_mask = vec![0u8; n2.div_ceil(8)];
-    for i in (0..n as usize).filter(|&i| bit(i)) {
+    for i in (0..n2).filter(|&i| starts[i]) {
         new_mask[i / 8] |= 1 << (i % 8);
     }
-    new_mask[(n2 - 1) / 8] |= 1 << ((n2 - 1) % 8);
     out.extend(new_mask);
     Ok(out)
 }
