@@ -9,5 +9,6 @@ pub const ENTRY: Entry = Entry {
     about: "the engine's interpreter",
     independent: false,
     supports: EVERYTHING,
+    bench_only: false,
     create: || Ok(Box::new(Interpreter::new()) as Boxed),
 };

@@ -9,5 +9,6 @@ pub const ENTRY: Entry = Entry {
     about: "the engine's x86-64 JIT compiler",
     independent: false,
     supports: EVERYTHING,
+    bench_only: false,
     create: || Jit::new().map(|j| Box::new(j) as Boxed).map_err(|e| format!("jit: {e}")),
 };

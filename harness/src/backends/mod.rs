@@ -49,6 +49,8 @@ pub struct Entry {
     /// Shares none of the engine's decoder, program preparation, gas or memory code.
     pub independent: bool,
     pub supports: Supports,
+    /// Only for timing (`bench`): left out of `all`.
+    pub bench_only: bool,
     pub create: fn() -> Result<Boxed, String>,
 }
 
@@ -180,7 +182,12 @@ impl Backends {
             let add: Vec<BackendSpec> = match part {
                 "" => return Err(format!("empty backend name in `{text}`")),
                 "both" => vec![self.get("interp")?, self.get("jit")?],
-                "all" => self.names().iter().map(|n| self.get(n)).collect::<Result<_, _>>()?,
+                "all" => self
+                    .names()
+                    .iter()
+                    .filter(|n| !REGISTRY.iter().any(|e| e.name == n.as_str() && e.bench_only))
+                    .map(|n| self.get(n))
+                    .collect::<Result<_, _>>()?,
                 name => vec![self.get(name)?],
             };
             for spec in add {
@@ -235,7 +242,7 @@ pub fn describe_registry() -> String {
     for e in REGISTRY {
         out += &format!("  {:<8} {}{}\n", e.name, e.about, if e.independent { " [independent judge]" } else { "" });
     }
-    out += "  both     interp,jit\n  all      every backend above, plus --external ones\n";
+    out += "  both     interp,jit\n  all      every backend above but bench-only ones, plus --external ones\n";
     out += "  NAME     a backend declared with --external NAME=COMMAND (docs/protocol.md)\n";
     out
 }

@@ -10,5 +10,6 @@ pub const ENTRY: Entry = Entry {
     about: "reference model written straight from PVMSPEC-1 (javm-model)",
     independent: true,
     supports: EVERYTHING,
+    bench_only: false,
     create: || Ok(Box::new(Model::new()) as Boxed),
 };

@@ -40,6 +40,7 @@ pub const ENTRY: Entry = Entry {
         single_step: true,
         kernel_frame: false,
     },
+    bench_only: false,
     create: || PolkaVm::new().map(|b| Box::new(b) as Boxed),
 };
 
@@ -50,6 +51,7 @@ pub const ENTRY_FAST: Entry = Entry {
     about: "PolkaVM 0.37's interpreter without step tracing (for bench: no pc on halt or trap)",
     independent: true,
     supports: Supports { single_step: false, ..ENTRY.supports },
+    bench_only: true,
     create: || {
         PolkaVm::new().map(|mut b| {
             b.traced = false;

@@ -131,7 +131,15 @@ pub fn run(args: VectorsArgs) -> i32 {
         )
         .collect();
     bar.finish();
-    outcomes.extend(crate::kernel_vectors::run_kernel_vectors(&kernel, &kinds));
+    // Kernel vectors run on the backends that can be kernel frames.
+    let frames: Vec<_> = kinds.iter().filter(|k| k.supports().kernel_frame).cloned().collect();
+    if !kernel.is_empty() && frames.len() < kinds.len() {
+        let left: Vec<&str> = kinds.iter().filter(|k| !k.supports().kernel_frame).map(|k| k.name()).collect();
+        eprintln!("kernel vectors are not run on {} (not usable as kernel frames)", left.join(", "));
+    }
+    if !kernel.is_empty() && !frames.is_empty() {
+        outcomes.extend(crate::kernel_vectors::run_kernel_vectors(&kernel, &frames));
+    }
     let elapsed = started.elapsed();
 
     let mut stdout = std::io::stdout().lock();
