@@ -1082,6 +1082,34 @@ impl DispatchCase {
                     {
                         fail("the child entry does not enter the named Instance with its chain and image (KSPEC-1 §9.5.11, §6.2)".into());
                     }
+                    // §6.2 steps 7–8 and §6.4: the endpoint's pc and registers, the instance's
+                    // non-zero registers over them, φ7..φ10 = 0; the image's pins.
+                    let endpoint = (regs[8] & 0xFF) as usize;
+                    if let Some(Cap::Image(image)) = cache.get_blob(&inst.image_hash) {
+                        if endpoint >= 64 {
+                            fail(format!("HOST_CALL entered endpoint {endpoint} (KSPEC-1 §6.2 step 5)"));
+                        }
+                        if let Some(e) = image.endpoints.get(endpoint) {
+                            let mut seeded = e.initial_regs;
+                            for (r, &v) in seeded.iter_mut().zip(&inst.regs) {
+                                if v != 0 {
+                                    *r = v;
+                                }
+                            }
+                            seeded[7..=10].fill(0);
+                            let pc = if e.entry_pc >= 1 << 32 { u64::from(u32::MAX) } else { e.entry_pc };
+                            match &child.state {
+                                Some(st) if st.regs == seeded && st.pc == pc => {}
+                                other => fail(format!(
+                                    "the child starts with {other:?}, expected pc {pc} and registers {seeded:x?} (KSPEC-1 §6.4)"
+                                )),
+                            }
+                        }
+                        let pins: Vec<u32> = image.pinned.iter().map(|p| p.slot.0).collect();
+                        if child.pinned != pins || child.yield_slot != image.yield_marker_slot.map(|s| s.0) {
+                            fail("the child's pins or yield slot are not the image's (KSPEC-1 §6.2 step 8)".into());
+                        }
+                    }
                 } else if d.outcome != Trap {
                     fail(format!("HOST_CALL returned {:?} (KSPEC-1 §9.5.11)", d.outcome));
                 }
