@@ -1026,6 +1026,9 @@ impl DispatchCase {
                         }
                     } else if d.outcome != Trap {
                         fail(format!("SET_IMAGE returned {:?} (KSPEC-1 §9.5.2)", d.outcome));
+                    } else if matches!(cache.get_blob(ih), Some(Cap::Image(i)) if !i.code.is_empty()) {
+                        // An Image with code always decodes (PVMSPEC-1 §3.4's decision).
+                        fail("SET_IMAGE to an Image with code must succeed but trapped (KSPEC-1 §9.5.2)".into());
                     }
                 }
                 _ => expect_trap("the slot names no Image by hash"),
@@ -1112,6 +1115,26 @@ impl DispatchCase {
                     }
                 } else if d.outcome != Trap {
                     fail(format!("HOST_CALL returned {:?} (KSPEC-1 §9.5.11)", d.outcome));
+                } else {
+                    // §6.2: the build succeeds when the image, the root cnode and the endpoint
+                    // exist, the code is not empty and every overlay fits the address space.
+                    let endpoint = (regs[8] & 0xFF) as usize;
+                    let buildable = match (cache.get_blob(&inst.image_hash), cache.get(&inst.root_cnode)) {
+                        (Some(Cap::Image(image)), Some(Cap::CNode(_))) => {
+                            !image.code.is_empty()
+                                && endpoint < 64.min(image.endpoints.len())
+                                && inst.rw_overlays.iter().all(|o| {
+                                    o.bytes.is_empty()
+                                        || (o.start % 4096 == 0
+                                            && u64::from(o.start) + (o.bytes.len() as u64).div_ceil(4096) * 4096
+                                                <= ADDRESS_END)
+                                })
+                        }
+                        _ => false,
+                    };
+                    if buildable {
+                        fail("HOST_CALL could build the child and the stack has room, but it trapped (KSPEC-1 §9.5.11, §6.2)".into());
+                    }
                 }
             }
             // §9.5.10: the source slot is left alone and φ7 is the new file id.
