@@ -4,7 +4,8 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::memory::MemoryError;
+/// The host-side memory error of [`Backend`]'s `map`, `write_memory` and `read_memory`.
+pub use crate::memory::MemoryError;
 use crate::program::{Config, Program};
 
 pub const NUM_REGS: usize = 13;

@@ -19,7 +19,7 @@ pub mod memory;
 pub mod program;
 pub mod semantics;
 
-pub use backend::{Backend, Exit, NUM_REGS};
+pub use backend::{Backend, Exit, MemoryError, NUM_REGS};
 pub use blob::{Blob, BlobError};
 pub use gas::GasModel;
 pub use interp::Interpreter;

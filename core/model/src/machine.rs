@@ -4,12 +4,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use javm_engine::memory::MemoryError;
-use javm_engine::{Backend, Config, Exit, GasModel, Profile, Program, NUM_REGS};
+use javm_engine::{Backend, Config, Exit, GasModel, MemoryError, Profile, Program, NUM_REGS};
 
 use crate::blob::{self, ModelBlob};
 use crate::coverage::{Coverage, Rule};
-use crate::memory::{AccessError, Memory};
+use crate::memory::{AccessError, HostError, Memory};
 use crate::table::{Layout, Numbering, OpcodeMap, Row, I};
 
 /// The dynamic-jump address that halts (§6): 2^32 − 2^16.
@@ -1012,6 +1011,14 @@ fn three_regs(i: I, a: u64, b: u64, d: u64) -> u64 {
     }
 }
 
+/// The model's host error as the trait's.
+fn host(e: HostError) -> MemoryError {
+    match e {
+        HostError::OutOfRange { address, length } => MemoryError::OutOfRange { address, length },
+        HostError::Unmapped { address } => MemoryError::Unmapped { address },
+    }
+}
+
 impl Backend for Model {
     fn name(&self) -> &'static str {
         "model"
@@ -1071,15 +1078,15 @@ impl Backend for Model {
     }
 
     fn map(&mut self, address: u32, length: u64, writable: bool) -> Result<(), MemoryError> {
-        self.memory.map(address, length, writable)
+        self.memory.map(address, length, writable).map_err(host)
     }
 
     fn write_memory(&mut self, address: u32, bytes: &[u8]) -> Result<(), MemoryError> {
-        self.memory.write(address, bytes)
+        self.memory.write(address, bytes).map_err(host)
     }
 
     fn read_memory(&self, address: u32, length: u64) -> Result<Vec<u8>, MemoryError> {
-        self.memory.read(address, length)
+        self.memory.read(address, length).map_err(host)
     }
 
     fn memory_pages(&self) -> Vec<(u32, bool, Vec<u8>)> {

@@ -3,11 +3,18 @@
 
 use std::collections::BTreeMap;
 
-use javm_engine::memory::MemoryError;
-
 pub const PAGE: u64 = 4096;
 /// `Z_Z`: failing accesses whose first bad byte is below this panic.
 pub const LOW_LIMIT: u64 = 1 << 16;
+
+/// Why a host operation (map, write, read) fails.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostError {
+    /// The range runs past 2^32.
+    OutOfRange { address: u64, length: u64 },
+    /// This byte of the range is not mapped.
+    Unmapped { address: u32 },
+}
 
 /// How a guest access fails (§7's failure rule).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,15 +116,15 @@ impl Memory {
         Ok(())
     }
 
-    fn host_range(address: u32, length: u64) -> Result<(), MemoryError> {
+    fn host_range(address: u32, length: u64) -> Result<(), HostError> {
         if address as u64 + length > 1 << 32 {
-            return Err(MemoryError::OutOfRange { address: address as u64, length });
+            return Err(HostError::OutOfRange { address: address as u64, length });
         }
         Ok(())
     }
 
     /// Maps the pages covering the range with the permission and zeroes them.
-    pub fn map(&mut self, address: u32, length: u64, writable: bool) -> Result<(), MemoryError> {
+    pub fn map(&mut self, address: u32, length: u64, writable: bool) -> Result<(), HostError> {
         Self::host_range(address, length)?;
         if length == 0 {
             return Ok(());
@@ -131,13 +138,13 @@ impl Memory {
     }
 
     /// The first byte of the range that is not mapped.
-    fn unmapped(&self, address: u32, length: u64) -> Result<(), MemoryError> {
+    fn unmapped(&self, address: u32, length: u64) -> Result<(), HostError> {
         Self::host_range(address, length)?;
         let mut page = address as u64 / PAGE;
         while page * PAGE < address as u64 + length {
             if !self.pages.contains_key(&(page as u32)) {
                 let at = (page * PAGE).max(address as u64) as u32;
-                return Err(MemoryError::Unmapped { address: at });
+                return Err(HostError::Unmapped { address: at });
             }
             page += 1;
         }
@@ -145,7 +152,7 @@ impl Memory {
     }
 
     /// Host write, ignoring write protection; all or nothing.
-    pub fn write(&mut self, address: u32, bytes: &[u8]) -> Result<(), MemoryError> {
+    pub fn write(&mut self, address: u32, bytes: &[u8]) -> Result<(), HostError> {
         self.unmapped(address, bytes.len() as u64)?;
         for (i, &b) in bytes.iter().enumerate() {
             self.set_byte(address + i as u32, b);
@@ -154,7 +161,7 @@ impl Memory {
     }
 
     /// Host read.
-    pub fn read(&self, address: u32, length: u64) -> Result<Vec<u8>, MemoryError> {
+    pub fn read(&self, address: u32, length: u64) -> Result<Vec<u8>, HostError> {
         self.unmapped(address, length)?;
         Ok((0..length).map(|i| self.byte(address + i as u32)).collect())
     }
@@ -193,7 +200,7 @@ mod tests {
         assert_eq!(n.load(0xFFFF_FFFF, 8), Err(AccessError::PageFault(0xFFFF_F000)));
         assert_eq!(
             n.map(0xFFFF_F000, 0x1001, true),
-            Err(MemoryError::OutOfRange { address: 0xFFFF_F000, length: 0x1001 })
+            Err(HostError::OutOfRange { address: 0xFFFF_F000, length: 0x1001 })
         );
     }
 }

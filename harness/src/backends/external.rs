@@ -14,8 +14,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use javm_engine::memory::MemoryError;
-use javm_engine::{Backend, Config, Exit, GasModel, Program, NUM_REGS};
+use javm_engine::{Backend, Config, Exit, GasModel, MemoryError, Program, NUM_REGS};
 
 use crate::protocol::{hex, unhex, Reply, Request, State, VERSION};
 

@@ -16,8 +16,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use javm_engine::memory::MemoryError;
-use javm_engine::{Backend, Config, Exit, GasModel, Profile, Program, NUM_REGS};
+use javm_engine::{Backend, Config, Exit, GasModel, MemoryError, Profile, Program, NUM_REGS};
 use polkavm::{
     ArcBytes, BackendKind, CostModel, CostModelKind, Engine, GasMeteringKind, InterruptKind, MemoryProtection, Module,
     ModuleConfig, ProgramBlob, ProgramCounter, ProgramParts, RawInstance, Reg,
