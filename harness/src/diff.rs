@@ -56,38 +56,12 @@ pub enum Verdict {
     Diverge,
 }
 
-/// The name of a known difference in an outcome's `known` line: `backend: name: detail` for
-/// a refusal, `a vs b at step N: name` for a classified difference.
-pub fn known_name(line: &str) -> String {
-    let rest = match line.split_once(" at step ") {
-        Some((_, r)) => r.split_once(": ").map_or(r, |x| x.1),
-        None => line.split_once(": ").map_or(line, |x| x.1),
-    };
-    let name = rest.split(':').next().unwrap_or(rest).trim();
-    // A refusal is named with the implementation's own reason.
-    match rest.split_once(": ") {
-        Some((_, why)) if name == "refused" => {
-            // Offsets and numbers vary per program; the kind of reason does not.
-            let mut reason = String::new();
-            for c in why.chars().take(70) {
-                if !c.is_ascii_digit() {
-                    reason.push(c);
-                } else if !reason.ends_with('N') {
-                    reason.push('N');
-                }
-            }
-            format!("refused: {reason}")
-        }
-        _ => name.to_string(),
-    }
-}
-
 /// Runs a program on two backends and judges the outcome (a backend panic diverges).
 pub fn judge(program: &GenProgram, a: &mut dyn Backend, b: &mut dyn Backend) -> Verdict {
     let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_pair(program, a, b)));
     match run {
         Ok(o) if o.passed && o.known.is_empty() => Verdict::Agree,
-        Ok(o) if o.passed => Verdict::Known(o.known.iter().map(|k| known_name(k)).collect()),
+        Ok(o) if o.passed => Verdict::Known(o.known.into_iter().map(|k| k.name).collect()),
         _ => Verdict::Diverge,
     }
 }
@@ -96,8 +70,7 @@ pub fn judge(program: &GenProgram, a: &mut dyn Backend, b: &mut dyn Backend) -> 
 /// A backend that panics counts as diverging (the panic message is printed by the default
 /// hook); callers should replace both backends afterwards, as their state is unknown.
 pub fn diverges(program: &GenProgram, a: &mut dyn Backend, b: &mut dyn Backend) -> bool {
-    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_pair(program, a, b)));
-    run.map_or(true, |outcome| !outcome.passed)
+    judge(program, a, b) == Verdict::Diverge
 }
 
 /// Whether any of several backends disagrees with the first (or panics).

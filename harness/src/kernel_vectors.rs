@@ -1095,6 +1095,7 @@ pub fn outcome(v: &KernelVector, backends: &[(&str, BackendFactory<'_>)]) -> Out
         exits: run.exits,
         failures: run.failures,
         known: Vec::new(),
+        snapshots: Vec::new(),
     }
 }
 

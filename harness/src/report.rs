@@ -145,6 +145,7 @@ mod tests {
             passed,
             exits: vec![],
             known: vec![],
+            snapshots: vec![],
             failures: if passed {
                 vec![]
             } else {

@@ -81,13 +81,36 @@ pub struct Outcome {
     /// Differences that are listed known differences of an external implementation (a
     /// program it refuses, a rule it reads differently): reported, not failures.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub known: Vec<String>,
+    pub known: Vec<KnownDifference>,
+    /// Per backend that ran (in order), its snapshot after every run step.
+    #[serde(skip)]
+    pub snapshots: Vec<Vec<Snapshot>>,
+}
+
+/// A listed known difference seen in a case.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct KnownDifference {
+    /// The backend that refused, or the pair that differed (`a vs b`).
+    pub who: String,
+    /// Its name in the backend's list.
+    pub name: String,
+    /// Where or why (the step, the implementation's reason).
+    pub detail: String,
+}
+
+impl std::fmt::Display for KnownDifference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.who, self.name)?;
+        if !self.detail.is_empty() {
+            write!(f, " ({})", self.detail)?;
+        }
+        Ok(())
+    }
 }
 
 impl Outcome {
-    /// A case during which a backend panicked (an external backend whose process failed, or
-    /// a bug): a failure naming the backends and the message.
-    pub fn crashed(case: &Case, backends: &str, message: String) -> Outcome {
+    /// A case not run yet.
+    fn new(case: &Case) -> Outcome {
         Outcome {
             name: case.name.clone(),
             file: case.path.display().to_string(),
@@ -96,13 +119,22 @@ impl Outcome {
             gas_model: String::new(),
             passed: false,
             exits: Vec::new(),
+            failures: Vec::new(),
             known: Vec::new(),
-            failures: vec![Failure {
-                backend: backends.to_string(),
-                step: 0,
-                difference: Difference { field: "backend".into(), expected: "no crash".into(), got: message },
-            }],
+            snapshots: Vec::new(),
         }
+    }
+
+    /// A case during which a backend panicked (an external backend whose process failed, or
+    /// a bug): a failure naming the backends and the message.
+    pub fn crashed(case: &Case, backends: &str, message: String) -> Outcome {
+        let mut outcome = Outcome::new(case);
+        outcome.failures.push(Failure {
+            backend: backends.to_string(),
+            step: 0,
+            difference: Difference { field: "backend".into(), expected: "no crash".into(), got: message },
+        });
+        outcome
     }
 }
 
@@ -113,34 +145,6 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .cloned()
         .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
         .unwrap_or_else(|| "panicked".into())
-}
-
-/// Runs a case's steps on one backend and returns its snapshot after every run step (no
-/// checks). `None` when the case's configuration cannot be built.
-pub fn observe(case: &Case, options: &RunOptions, backend: &mut dyn Backend) -> Option<Vec<Snapshot>> {
-    let config = case_config(case, options).ok()?;
-    let program = prepare(case, config.clone());
-    load_program(backend, &case.program, &config, &program);
-    backend.set_pc(case.initial_pc);
-    backend.set_gas(case.initial_gas);
-    let mut out = Vec::new();
-    for step in &case.steps {
-        match step {
-            Step::Map(r) => {
-                let _ = backend.map(r.address, r.length as u64, r.is_writable);
-            }
-            Step::Write(c) => {
-                let _ = backend.write_memory(c.address, &c.contents);
-            }
-            Step::SetReg { reg, value } => backend.set_reg(*reg, *value),
-            Step::Run => {
-                let exit = backend.run();
-                out.push(fold_trap(&Snapshot::take(backend, exit)));
-            }
-            Step::Assert(_) => {}
-        }
-    }
-    Some(out)
 }
 
 /// The snapshot with a trap reported as a panic (for backends that do not tell them apart).
@@ -180,17 +184,7 @@ pub fn load_program(
 /// case's assertions; with more than one backend, their full states are also compared with
 /// the first one's after every run.
 pub fn run_case(case: &Case, options: &RunOptions, backends: &mut [&mut dyn Backend]) -> Outcome {
-    let mut outcome = Outcome {
-        name: case.name.clone(),
-        file: case.path.display().to_string(),
-        format: case.format.name(),
-        profile: String::new(),
-        gas_model: String::new(),
-        passed: false,
-        exits: Vec::new(),
-        failures: Vec::new(),
-        known: Vec::new(),
-    };
+    let mut outcome = Outcome::new(case);
     let config = match case_config(case, options) {
         Ok(c) => c,
         Err(message) => {
@@ -210,26 +204,7 @@ pub fn run_case(case: &Case, options: &RunOptions, backends: &mut [&mut dyn Back
         b.set_pc(case.initial_pc);
         b.set_gas(case.initial_gas);
     }
-    // A backend that refuses the program (a listed known difference) sits the case out.
-    let refusals: Vec<Option<String>> = backends.iter().map(|b| b.refusal()).collect();
-    for (b, r) in backends.iter().zip(&refusals) {
-        if let Some(reason) = r {
-            outcome.known.push(format!("{}: {reason}", b.name()));
-        }
-    }
-    if refusals.iter().filter(|r| r.is_none()).count() < backends.len() {
-        let mut kept: Vec<&mut dyn Backend> = Vec::new();
-        for (b, r) in backends.iter_mut().zip(&refusals) {
-            if r.is_none() {
-                kept.push(&mut **b);
-            }
-        }
-        let known = std::mem::take(&mut outcome.known);
-        let mut inner = run_case(case, options, &mut kept);
-        inner.known.splice(0..0, known);
-        return inner;
-    }
-    let mut last: Vec<Option<Snapshot>> = vec![None; backends.len()];
+    outcome.snapshots = vec![Vec::new(); backends.len()];
     let mut finished = false;
     let setup_failure = |backend: &str, step: usize, field: &str, message: String| Failure {
         backend: backend.to_string(),
@@ -258,26 +233,16 @@ pub fn run_case(case: &Case, options: &RunOptions, backends: &mut [&mut dyn Back
                 }
             }
             Step::Run => {
-                // A refusal can also come from the setup (a mapping the backend cannot make):
-                // run the case again without that backend.
+                // A backend that refuses the program (at load, or a mapping it cannot make)
+                // sits the case out: the case runs again without it.
                 if backends.iter().any(|b| b.refusal().is_some()) {
-                    let mut kept: Vec<&mut dyn Backend> = Vec::new();
-                    let mut known = Vec::new();
-                    for b in backends.iter_mut() {
-                        match b.refusal() {
-                            Some(reason) => known.push(format!("{}: {reason}", b.name())),
-                            None => kept.push(&mut **b),
-                        }
-                    }
-                    let mut inner = run_case(case, options, &mut kept);
-                    inner.known.splice(0..0, known);
-                    return inner;
+                    return without_refusing(case, options, backends);
                 }
                 for (k, b) in backends.iter_mut().enumerate() {
                     let exit: Exit = b.run();
-                    last[k] = Some(Snapshot::take(&**b, exit));
+                    outcome.snapshots[k].push(Snapshot::take(&**b, exit));
                 }
-                if let Some(Some(first)) = last.first() {
+                if let Some(first) = outcome.snapshots.first().and_then(|s| s.last()) {
                     outcome.exits.push(first.exit.to_string());
                     // A finished program only repeats its exit; the model checks fresh exits.
                     let repeated = finished;
@@ -288,7 +253,7 @@ pub fn run_case(case: &Case, options: &RunOptions, backends: &mut [&mut dyn Back
                         }
                     }
                     for k in 1..backends.len() {
-                        let other = last[k].as_ref().expect("every backend ran");
+                        let other = outcome.snapshots[k].last().expect("every backend ran");
                         let pair = format!("{} vs {}", backends[0].name(), backends[k].name());
                         let fold = !backends[0].distinguishes_trap() || !backends[k].distinguishes_trap();
                         let differences = if fold {
@@ -306,7 +271,9 @@ pub fn run_case(case: &Case, options: &RunOptions, backends: &mut [&mut dyn Back
                             options,
                         );
                         match known {
-                            Some(name) => outcome.known.push(format!("{pair} at step {i}: {name}")),
+                            Some(name) => {
+                                outcome.known.push(KnownDifference { who: pair, name, detail: format!("step {i}") })
+                            }
                             None => outcome.failures.extend(differences.into_iter().map(|d| Failure {
                                 backend: pair.clone(),
                                 step: i,
@@ -318,7 +285,7 @@ pub fn run_case(case: &Case, options: &RunOptions, backends: &mut [&mut dyn Back
             }
             Step::Assert(expect) => {
                 for (k, b) in backends.iter().enumerate() {
-                    match &last[k] {
+                    match outcome.snapshots[k].last() {
                         Some(s) => {
                             for d in check_expect(expect, s) {
                                 outcome.failures.push(Failure { backend: b.name().into(), step: i, difference: d });
@@ -334,4 +301,23 @@ pub fn run_case(case: &Case, options: &RunOptions, backends: &mut [&mut dyn Back
     }
     outcome.passed = outcome.failures.is_empty();
     outcome
+}
+
+/// Runs a case again on the backends that do not refuse it, recording each refusal (its
+/// reason reads `name: detail`) as a known difference.
+fn without_refusing(case: &Case, options: &RunOptions, backends: &mut [&mut dyn Backend]) -> Outcome {
+    let mut kept: Vec<&mut dyn Backend> = Vec::new();
+    let mut known = Vec::new();
+    for b in backends.iter_mut() {
+        match b.refusal() {
+            Some(reason) => {
+                let (name, detail) = reason.split_once(": ").unwrap_or((&reason, ""));
+                known.push(KnownDifference { who: b.name().into(), name: name.into(), detail: detail.into() });
+            }
+            None => kept.push(&mut **b),
+        }
+    }
+    let mut inner = run_case(case, options, &mut kept);
+    inner.known.splice(0..0, known);
+    inner
 }

@@ -24,6 +24,8 @@ use polkavm::{
 
 use javm_model::Readings;
 
+use crate::state::Snapshot;
+
 use super::{Boxed, Entry, Supports};
 
 /// Turns one alternative reading on.
@@ -211,128 +213,83 @@ impl PolkaVm {
     }
 }
 
-/// A GP varint (PVMSPEC-1 §1.1) at `*at`.
-fn varint(bytes: &[u8], at: &mut usize) -> Option<u64> {
-    let first = *bytes.get(*at)?;
-    let l = first.leading_ones() as usize;
-    let mut tail = 0u64;
-    for i in 0..l {
-        tail |= (*bytes.get(*at + 1 + i)? as u64) << (8 * i);
-    }
-    *at += 1 + l;
-    Some(if l == 8 { tail } else { (((first & (0x7F >> l)) as u64) << (8 * l)) + tail })
-}
-
-/// Whether `pc` is an instruction start of a blob (`pc < N` and `k[pc] = 1`).
-fn is_instruction_start(bytes: &[u8], pc: u32) -> Option<bool> {
-    let mut at = 0usize;
-    let entries = varint(bytes, &mut at)?;
-    let z = *bytes.get(at)? as u64;
-    at += 1;
-    let n = varint(bytes, &mut at)?;
-    if pc as u64 >= n {
-        return Some(false);
-    }
-    let mask_at = at as u64 + entries * z + n + pc as u64 / 8;
-    Some(bytes.get(mask_at as usize)? >> (pc % 8) & 1 == 1)
-}
-
 /// The memory-access cost of PolkaVM's full cost model that reproduces the spectool
 /// vectors' tables (all 363 with L2; L1 and L3 each miss 65).
 fn full_cache_model() -> polkavm::CacheModel {
     polkavm::CacheModel::L2Hit
 }
 
-/// Rewrites a blob for PolkaVM: profile A's opcodes in profile B's numbering, and one `trap`
-/// appended to the code (with its bitmask bit).
+/// Rewrites a blob for PolkaVM: profile A's opcodes in profile B's numbering, what traps by
+/// the spec written as explicit traps, and one `trap` appended to the code (with its bitmask
+/// bit). The blob is read with the reference model's parser, so the engine's parser cannot
+/// shape what PolkaVM sees.
 fn append_trap(bytes: &[u8], renumber: bool) -> Result<Vec<u8>, String> {
-    fn write_varint(out: &mut Vec<u8>, x: u64) {
-        if x < 0x80 {
-            out.push(x as u8);
-            return;
-        }
-        for l in 1..8u32 {
-            if x < 1u64 << (7 * (l + 1)) {
-                out.push(((256 - (1u32 << (8 - l))) as u64 + (x >> (8 * l))) as u8);
-                out.extend_from_slice(&x.to_le_bytes()[..l as usize]);
-                return;
-            }
-        }
-        out.push(0xFF);
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    let malformed = || "refused: the blob does not decode".to_string();
-    let mut at = 0;
-    let entries = varint(bytes, &mut at).ok_or_else(malformed)?;
-    let z = *bytes.get(at).ok_or_else(malformed)? as u64;
-    at += 1;
-    let n = varint(bytes, &mut at).ok_or_else(malformed)?;
-    if z > 4 || n == 0 || n >= 1 << 32 || entries >= 1 << 32 {
-        return Err(malformed());
-    }
-    let table_end = at.checked_add((entries * z) as usize).ok_or_else(malformed)?;
-    let code_end = table_end.checked_add(n as usize).ok_or_else(malformed)?;
-    let mask_end = code_end.checked_add(n.div_ceil(8) as usize).ok_or_else(malformed)?;
-    if mask_end != bytes.len() {
-        return Err(malformed());
-    }
-    let mut code = bytes[table_end..code_end].to_vec();
-    let mask = &bytes[code_end..mask_end];
-    let bit = |i: usize| mask[i / 8] >> (i % 8) & 1 == 1;
-    if (n as usize..mask.len() * 8).any(bit) {
-        return Err(malformed());
-    }
+    use javm_engine::blob::write_varint;
+    let blob = javm_model::blob::parse(bytes).ok_or("refused: the blob does not decode")?;
+    let mut code = blob.code.clone();
+    let mut starts = blob.k.clone();
+    let n = code.len();
     if renumber {
-        for (i, byte) in code.iter_mut().enumerate() {
-            if bit(i) {
-                *byte = match *byte {
-                    // sbrk panics in this project; B has no sbrk, so it becomes a trap (the
-                    // same status; the block then ends there, which the known-difference
-                    // check runs the model on too).
-                    101 => 0,
-                    // A's undefined 2 must stay undefined (B's 2 is `unlikely`).
-                    2 => 3,
-                    b @ 102..=111 => b - 1,
-                    b => b,
-                };
-            }
+        for (byte, _) in code.iter_mut().zip(&starts).filter(|(_, &k)| k) {
+            *byte = match *byte {
+                // sbrk panics in this project; B has no sbrk, so it becomes a trap (the same
+                // status; the block then ends there, which the known-difference check runs
+                // the model on too).
+                101 => 0,
+                // A's undefined 2 must stay undefined (B's 2 is `unlikely`).
+                2 => 3,
+                b @ 102..=111 => b - 1,
+                b => b,
+            };
         }
     }
     // PolkaVM refuses code holding anything that decodes as its `invalid`; the spec runs such
     // code and traps there. Write what traps as an explicit trap: an undefined opcode at an
     // instruction start, and the byte 25 after an instruction start followed by a longer gap
     // (PolkaVM's own model of that gap). Both bytes lie beyond every operand read.
-    let mut starts: Vec<bool> = (0..n as usize).map(bit).collect();
     let defined = javm_model::table::OpcodeMap::new(javm_model::table::Numbering::B);
-    let mut i = 0usize;
-    while i < n as usize {
+    for i in 0..n {
         if starts[i] {
             if defined.get(code[i]).is_none() {
                 code[i] = 0;
             }
-            let next = (i + 1..n as usize).find(|&j| starts[j]).unwrap_or(n as usize);
+            let next = (i + 1..n).find(|&j| starts[j]).unwrap_or(n);
             if next - i > 25 {
                 starts[i + 25] = true;
                 code[i + 25] = 0;
             }
         }
-        i += 1;
     }
     code.push(0);
     starts.push(true);
-    let n2 = code.len();
     let mut out = Vec::with_capacity(bytes.len() + 8);
-    write_varint(&mut out, entries);
-    out.push(z as u8);
-    write_varint(&mut out, n2 as u64);
-    out.extend_from_slice(&bytes[at..table_end]);
-    out.extend_from_slice(&code);
-    let mut new_mask = vec![0u8; n2.div_ceil(8)];
-    for i in (0..n2).filter(|&i| starts[i]) {
-        new_mask[i / 8] |= 1 << (i % 8);
+    write_varint(&mut out, blob.table_len);
+    out.push(blob.entry_size as u8);
+    write_varint(&mut out, code.len() as u64);
+    if blob.entry_size > 0 {
+        for e in 0..blob.table_len {
+            out.extend_from_slice(&blob.entry(e).to_le_bytes()[..blob.entry_size]);
+        }
     }
-    out.extend(new_mask);
+    out.extend_from_slice(&code);
+    let mut mask = vec![0u8; code.len().div_ceil(8)];
+    for i in (0..code.len()).filter(|&i| starts[i]) {
+        mask[i / 8] |= 1 << (i % 8);
+    }
+    out.extend(mask);
     Ok(out)
+}
+
+/// Snapshots (trap folded into panic) of a case run on one backend alone; `None` when it
+/// refuses the case.
+fn observe(
+    case: &crate::vectors::Case,
+    options: &crate::run::RunOptions,
+    backend: &mut dyn Backend,
+) -> Option<Vec<Snapshot>> {
+    let outcome = crate::run::run_case(case, options, &mut [backend]);
+    let runs = outcome.snapshots.into_iter().next()?;
+    Some(runs.iter().map(crate::run::fold_trap).collect())
 }
 
 /// Whether a difference between PolkaVM and a backend that follows the spec is explained by
@@ -341,7 +298,7 @@ fn append_trap(bytes: &[u8], renumber: bool) -> Result<Vec<u8>, String> {
 /// PolkaVM's results. Then the name of the known difference; else `None`: PolkaVM and the
 /// model disagree on the same program, a real divergence.
 pub fn known_difference(case: &crate::vectors::Case, options: &crate::run::RunOptions) -> Option<String> {
-    use crate::run::{case_config, observe, RunOptions};
+    use crate::run::{case_config, RunOptions};
     let config = case_config(case, options).ok()?;
     let transformed = append_trap(&case.program, config.profile == Profile::A).ok()?;
     let mut theirs = PolkaVm::new().ok()?;
@@ -350,7 +307,9 @@ pub fn known_difference(case: &crate::vectors::Case, options: &crate::run::RunOp
     as_run.program = transformed;
     // Starting at or past the end of the code after a gap of more than 24 bytes: PolkaVM
     // traps at the appended trap without charging its block.
-    if !is_instruction_start(&case.program, case.initial_pc)?
+    let blob = javm_model::blob::parse(&case.program)?;
+    let start = case.initial_pc as usize;
+    if !blob.k.get(start).copied().unwrap_or(false)
         && polkavm.first().is_some_and(|s| s.exit == Exit::Panic && s.gas == case.initial_gas)
     {
         return Some("start-not-an-instruction".into());

@@ -179,7 +179,8 @@ pub fn run(args: VectorsArgs) -> i32 {
     if not_run > 0 {
         let _ = writeln!(stdout, "known differences (listed, not failures):");
         for o in outcomes.iter().filter(|o| !o.known.is_empty()).take(20) {
-            let _ = writeln!(stdout, "  {}: {}", o.name, o.known.join("; "));
+            let known: Vec<String> = o.known.iter().map(|k| k.to_string()).collect();
+            let _ = writeln!(stdout, "  {}: {}", o.name, known.join("; "));
         }
     }
     let _ = writeln!(
