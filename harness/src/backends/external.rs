@@ -131,7 +131,7 @@ impl External {
         });
         let channel = Channel { child, stdin, lines, stderr, broken: None };
         let ext = External { spec, channel: Mutex::new(channel), state: State::default() };
-        let hello = ext.request(&Request::Hello { version: VERSION })?;
+        let hello = ext.request(&Request::Hello { version: VERSION }).map_err(RequestError::into_message)?;
         match hello.protocol {
             Some(VERSION) => Ok(ext),
             other => Err(ext.error(&format!("speaks protocol {other:?}, this harness speaks {VERSION}"))),
@@ -152,11 +152,11 @@ impl External {
     }
 
     /// Sends one request and waits for its reply.
-    pub fn request(&self, request: &Request) -> Result<Reply, String> {
+    pub fn request(&self, request: &Request) -> Result<Reply, RequestError> {
         let result = {
             let mut ch = self.channel.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(e) = &ch.broken {
-                return Err(e.clone());
+                return Err(RequestError::Broken(e.clone()));
             }
             let line = serde_json::to_string(request).expect("requests serialise") + "\n";
             match ch.stdin.write_all(line.as_bytes()).and_then(|_| ch.stdin.flush()) {
@@ -174,22 +174,22 @@ impl External {
                 },
             }
         };
-        let result = result.and_then(|reply| {
-            if reply.ok {
-                Ok(reply)
-            } else {
-                Err(format!("refused {:?}: {}", op_name(request), reply.error.unwrap_or_default()))
-            }
-        });
-        result.map_err(|message| {
-            let full = self.error(&message);
-            let mut ch = self.channel.lock().unwrap_or_else(|p| p.into_inner());
-            if !message.starts_with("refused") {
+        match result {
+            Ok(reply) if reply.ok => Ok(reply),
+            Ok(reply) => Err(RequestError::Refused(self.error(&format!(
+                "refused {:?}: {}",
+                op_name(request),
+                reply.error.unwrap_or_default()
+            )))),
+            Err(message) => {
+                // The process can no longer be trusted: every later call fails the same way.
+                let full = self.error(&message);
+                let mut ch = self.channel.lock().unwrap_or_else(|p| p.into_inner());
                 ch.broken = Some(full.clone());
                 let _ = ch.child.kill();
+                Err(RequestError::Broken(full))
             }
-            full
-        })
+        }
     }
 
     /// A request that must succeed (the trait has no error channel: see the module docs).
@@ -201,7 +201,7 @@ impl External {
                 }
                 reply
             }
-            Err(e) => fail(e),
+            Err(e) => fail(e.into_message()),
         }
     }
 
@@ -220,16 +220,31 @@ fn op_name(request: &Request) -> String {
     serde_json::to_value(request).ok().and_then(|v| v["op"].as_str().map(String::from)).unwrap_or_default()
 }
 
-fn memory_error(message: String) -> MemoryError {
-    // The protocol carries host-side errors as text; the harness only reports them.
-    let address = message
-        .split_whitespace()
-        .find_map(|w| {
-            w.strip_prefix("0x")
-                .and_then(|h| u32::from_str_radix(h.trim_end_matches(|c: char| !c.is_ascii_hexdigit()), 16).ok())
-        })
-        .unwrap_or(0);
-    MemoryError::Unmapped { address }
+/// Why a request failed.
+#[derive(Debug)]
+pub enum RequestError {
+    /// The backend answered `ok: false` (a host memory operation it cannot do, say).
+    Refused(String),
+    /// No usable answer: a crash, a timeout, a malformed reply.
+    Broken(String),
+}
+
+impl RequestError {
+    pub fn into_message(self) -> String {
+        match self {
+            RequestError::Refused(m) | RequestError::Broken(m) => m,
+        }
+    }
+}
+
+/// The host memory error of a refused map, write or read of `length` bytes at `address` (the
+/// protocol carries the reason as text, for people).
+fn memory_error(address: u32, length: u64) -> MemoryError {
+    if address as u64 + length > 1 << 32 {
+        MemoryError::OutOfRange { address: address as u64, length }
+    } else {
+        MemoryError::Unmapped { address }
+    }
 }
 
 impl Backend for External {
@@ -305,29 +320,29 @@ impl Backend for External {
     fn map(&mut self, address: u32, length: u64, writable: bool) -> Result<(), MemoryError> {
         match self.request(&Request::Map { address, length, writable }) {
             Ok(_) => Ok(()),
-            Err(e) if e.contains("refused") => Err(memory_error(e)),
-            Err(e) => fail(e),
+            Err(RequestError::Refused(_)) => Err(memory_error(address, length)),
+            Err(RequestError::Broken(e)) => fail(e),
         }
     }
 
     fn write_memory(&mut self, address: u32, bytes: &[u8]) -> Result<(), MemoryError> {
         match self.request(&Request::Write { address, bytes: hex(bytes) }) {
             Ok(_) => Ok(()),
-            Err(e) if e.contains("refused") => Err(memory_error(e)),
-            Err(e) => fail(e),
+            Err(RequestError::Refused(_)) => Err(memory_error(address, bytes.len() as u64)),
+            Err(RequestError::Broken(e)) => fail(e),
         }
     }
 
     fn read_memory(&self, address: u32, length: u64) -> Result<Vec<u8>, MemoryError> {
         match self.request(&Request::Read { address, length }) {
             Ok(reply) => unhex(reply.bytes.as_deref().unwrap_or("")).map_err(|e| fail(self.error(&e))),
-            Err(e) if e.contains("refused") => Err(memory_error(e)),
-            Err(e) => fail(e),
+            Err(RequestError::Refused(_)) => Err(memory_error(address, length)),
+            Err(RequestError::Broken(e)) => fail(e),
         }
     }
 
     fn memory_pages(&self) -> Vec<(u32, bool, Vec<u8>)> {
-        let reply = self.request(&Request::Pages).unwrap_or_else(|e| fail(e));
+        let reply = self.request(&Request::Pages).unwrap_or_else(|e| fail(e.into_message()));
         let mut pages = Vec::new();
         for p in reply.pages.unwrap_or_default() {
             let bytes = unhex(&p.bytes).unwrap_or_else(|e| fail(self.error(&format!("page {:#x}: {e}", p.address))));
