@@ -178,7 +178,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Vectors { paths, backend, external, profile, gas_model, json, junit, markdown, html } => {
-            let backends = match backends(&external).and_then(|b| b.select(&backend)) {
+            let backends = match backends(&external).and_then(|b| b.select_for_checks(&backend)) {
                 Ok(b) => b,
                 Err(e) => return unusable(e),
             };

@@ -118,6 +118,11 @@ impl BackendSpec {
         }
     }
 
+    /// Only for timing: its results are not comparable (see [`Entry::bench_only`]).
+    pub fn bench_only(&self) -> bool {
+        matches!(&self.kind, Kind::Builtin(e) if e.bench_only)
+    }
+
     /// Creates a fresh instance, or says why it cannot.
     pub fn create(&self) -> Result<Boxed, String> {
         match &self.kind {
@@ -199,10 +204,23 @@ impl Backends {
         Ok(out)
     }
 
+    /// A selection of backends whose results are checked (`vectors`): bench-only backends
+    /// are refused.
+    pub fn select_for_checks(&self, text: &str) -> Result<Vec<BackendSpec>, String> {
+        let specs = self.select(text)?;
+        for s in &specs {
+            checkable(s)?;
+        }
+        Ok(specs)
+    }
+
     /// `A:B` for `diff --pair`.
     pub fn pair(&self, text: &str) -> Result<(BackendSpec, BackendSpec), String> {
         let (a, b) = text.split_once(':').ok_or_else(|| format!("--pair {text:?}: expected A:B"))?;
-        Ok((self.get(a)?, self.get(b)?))
+        let (a, b) = (self.get(a)?, self.get(b)?);
+        checkable(&a)?;
+        checkable(&b)?;
+        Ok((a, b))
     }
 
     /// The names, with `both`, `all` and what each is, for error messages.
@@ -212,6 +230,17 @@ impl Backends {
         names.push("all".into());
         names.join(", ")
     }
+}
+
+/// An error for a backend whose results cannot be checked.
+fn checkable(spec: &BackendSpec) -> Result<(), String> {
+    if spec.bench_only() {
+        return Err(format!(
+            "backend `{}` is for bench only (it does not report the pc of a halt or trap); choose another",
+            spec.name()
+        ));
+    }
+    Ok(())
 }
 
 /// Whether a difference between two backends' snapshots is a listed known difference of one
