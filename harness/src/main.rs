@@ -74,9 +74,18 @@ enum Command {
         /// Seed of the run (program i of seed S is always the same program).
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Index of the first program: the run covers programs FIRST .. FIRST+COUNT of the
+        /// seed (`--first I --count 1` replays program I alone).
+        #[arg(long, default_value_t = 0)]
+        first: u64,
         /// Number of programs.
         #[arg(long, default_value_t = 10_000)]
         count: u64,
+        /// Wall-clock limit in seconds for one program on both backends. A program still
+        /// running after it (a backend that never runs out of gas, a livelock) is reported as
+        /// a hang with its replay command, and the run ends with exit code 1.
+        #[arg(long, default_value_t = 10.0)]
+        timeout: f64,
         /// Opcode profile of the generated programs.
         #[arg(long, default_value = "a", value_parser = ["a", "b", "j"])]
         profile: String,
@@ -189,7 +198,20 @@ fn main() -> ExitCode {
             let reports = ReportPaths { json, junit, markdown, html };
             vectors::run(VectorsArgs { paths, backends, options, reports })
         }
-        Command::Diff { seed, count, profile, gas_model, raw, pair, external, explain, reports, coverage } => {
+        Command::Diff {
+            seed,
+            first,
+            count,
+            timeout,
+            profile,
+            gas_model,
+            raw,
+            pair,
+            external,
+            explain,
+            reports,
+            coverage,
+        } => {
             let pair = match backends(&external).and_then(|b| b.pair(&pair)) {
                 Ok(p) => p,
                 Err(e) => return unusable(e),
@@ -199,7 +221,11 @@ fn main() -> ExitCode {
                 gas: GasChoice::parse(&gas_model).unwrap_or_default(),
                 raw,
             };
-            diff::run(DiffArgs { seed, count, config, pair, explain, reports, coverage })
+            if !(timeout.is_finite() && timeout > 0.0) {
+                return unusable(format!("--timeout must be a positive number of seconds, not {timeout}"));
+            }
+            let timeout = std::time::Duration::from_secs_f64(timeout.min(1e6));
+            diff::run(DiffArgs { seed, first, count, timeout, config, pair, explain, reports, coverage })
         }
         Command::Disasm { file, profile } => text::disasm(&file, profile.as_deref().and_then(Profile::parse)),
         Command::Asm { file, profile, output } => {

@@ -110,3 +110,43 @@ fn the_gas_model_can_be_forced() {
     assert_eq!(code, 2);
     assert!(stderr.contains("tiny.json") && stderr.contains("block-gas-costs"), "{stderr}");
 }
+
+/// A backend that answers the handshake and then never replies: `diff` must report the
+/// program as a hang with the command that replays it, well before the external timeout.
+#[test]
+fn diff_reports_a_program_that_never_finishes_as_a_hang() {
+    let dir = scratch("hang");
+    let server = write(
+        &dir,
+        "stuck.py",
+        "import sys, time\nsys.stdin.readline()\nprint('{\"ok\": true, \"protocol\": 1, \"name\": \"stuck\"}', flush=True)\ntime.sleep(600)\n",
+    );
+    let external = format!("stuck=python3 {server}");
+    let started = std::time::Instant::now();
+    let (code, stdout, stderr) = harness(&[
+        "diff",
+        "--external",
+        &external,
+        "--pair",
+        "interp:stuck",
+        "--seed",
+        "7",
+        "--first",
+        "40",
+        "--count",
+        "1",
+        "--timeout",
+        "1",
+    ]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "took {:?}", started.elapsed());
+    assert!(stdout.contains("HANG program 40"), "{stdout}");
+    assert!(stdout.contains("--seed 7 --first 40 --count 1"), "{stdout}");
+}
+
+#[test]
+fn diff_refuses_a_timeout_that_is_not_positive() {
+    let (code, _, stderr) = harness(&["diff", "--count", "1", "--timeout", "0"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("--timeout"), "{stderr}");
+}

@@ -2,7 +2,9 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::progress::Progress;
 use rayon::prelude::*;
@@ -17,7 +19,12 @@ use javm_model::Model;
 
 pub struct DiffArgs {
     pub seed: u64,
+    /// Index of the first program (programs `first .. first + count` of the seed).
+    pub first: u64,
     pub count: u64,
+    /// Wall-clock limit for one program on both backends; a program still running after it
+    /// is reported as a hang and ends the run.
+    pub timeout: Duration,
     pub config: GenConfig,
     pub pair: (BackendSpec, BackendSpec),
     /// How many divergences to minimise and explain.
@@ -36,6 +43,70 @@ struct Worker {
     known: u64,
     /// Programs per known-difference name.
     known_names: std::collections::BTreeMap<String, u64>,
+}
+
+/// What each worker thread is running: the program index plus one (0 = idle) and when it
+/// started, in milliseconds since the run began.
+struct Watch {
+    started: Instant,
+    slots: Vec<(AtomicU64, AtomicU64)>,
+    done: AtomicBool,
+}
+
+impl Watch {
+    fn new(threads: usize) -> Watch {
+        Watch {
+            started: Instant::now(),
+            slots: (0..threads.max(1)).map(|_| (AtomicU64::new(0), AtomicU64::new(0))).collect(),
+            done: AtomicBool::new(false),
+        }
+    }
+
+    fn slot(&self) -> Option<&(AtomicU64, AtomicU64)> {
+        self.slots.get(rayon::current_thread_index().unwrap_or(0))
+    }
+
+    fn begin(&self, index: u64) {
+        if let Some((program, since)) = self.slot() {
+            since.store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
+            program.store(index + 1, Ordering::Release);
+        }
+    }
+
+    fn end(&self) {
+        if let Some((program, _)) = self.slot() {
+            program.store(0, Ordering::Release);
+        }
+    }
+
+    /// The first program running for longer than `limit`, with how long it has run.
+    fn overdue(&self, limit: Duration) -> Option<(u64, Duration)> {
+        let now = self.started.elapsed().as_millis() as u64;
+        self.slots.iter().find_map(|(program, since)| {
+            let index = program.load(Ordering::Acquire).checked_sub(1)?;
+            let ran = Duration::from_millis(now.saturating_sub(since.load(Ordering::Relaxed)));
+            (ran > limit).then_some((index, ran))
+        })
+    }
+}
+
+/// The command line that runs one program of this run alone, but for `--first I --count 1`.
+fn replay_prefix(args: &DiffArgs) -> String {
+    let (a, b) = &args.pair;
+    let gas = match args.config.gas {
+        crate::run::GasChoice::Auto => "auto",
+        crate::run::GasChoice::BlockUnit => "block-unit",
+        crate::run::GasChoice::BlockTable => "block-table",
+        crate::run::GasChoice::Instruction => "instruction",
+    };
+    format!(
+        "javm-harness diff --pair {}:{} --profile {} --gas-model {gas}{} --seed {}",
+        a.name(),
+        b.name(),
+        args.config.profile.name(),
+        if args.config.raw { " --raw" } else { "" },
+        args.seed
+    )
 }
 
 /// Runs the command and returns the exit code: 1 when any program diverged.
@@ -59,6 +130,28 @@ pub fn run(args: DiffArgs) -> i32 {
     );
     let bar = Progress::new(args.count, "programs");
     let started = Instant::now();
+    let watch = Arc::new(Watch::new(rayon::current_num_threads()));
+    let watchdog = {
+        let watch = watch.clone();
+        let limit = args.timeout;
+        let replay = replay_prefix(&args);
+        std::thread::spawn(move || {
+            while !watch.done.load(Ordering::Acquire) {
+                std::thread::sleep(Duration::from_millis(100));
+                if let Some((index, ran)) = watch.overdue(limit) {
+                    eprintln!();
+                    println!(
+                        "HANG program {index}: no result after {:.1}s (limit {:.1}s, --timeout)",
+                        ran.as_secs_f64(),
+                        limit.as_secs_f64()
+                    );
+                    println!("replay: {replay} --first {index} --count 1");
+                    let _ = std::io::stdout().flush();
+                    std::process::exit(EXIT_FAILED);
+                }
+            }
+        })
+    };
     let config = args.config;
     let seed = args.seed;
     let new_worker = || {
@@ -76,9 +169,11 @@ pub fn run(args: DiffArgs) -> i32 {
             known_names: Default::default(),
         }
     };
-    let (mut divergent, known, coverage) = (0..args.count)
+    let range = args.first..args.first.saturating_add(args.count);
+    let (mut divergent, known, coverage) = range
         .into_par_iter()
         .fold(new_worker, |mut w, index| {
+            watch.begin(index);
             let program = generate(seed, index, config);
             match judge(&program, &mut *w.a, &mut *w.b) {
                 Verdict::Agree => {}
@@ -104,6 +199,7 @@ pub fn run(args: DiffArgs) -> i32 {
                     run_case(&case, &program.options(), &mut [m as &mut dyn javm_engine::Backend])
                 }));
             }
+            watch.end();
             bar.inc();
             w
         })
@@ -123,6 +219,8 @@ pub fn run(args: DiffArgs) -> i32 {
             },
         );
     let (known, known_names) = known;
+    watch.done.store(true, Ordering::Release);
+    let _ = watchdog.join();
     bar.finish();
     let elapsed = started.elapsed().as_secs_f64();
     divergent.sort_unstable();

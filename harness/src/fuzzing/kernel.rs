@@ -1265,6 +1265,49 @@ impl DispatchCase {
             _ => {}
         }
 
+        // §7.2 and P9: the file registry changes only by a successful SAVE, which registers
+        // its source slot's target under the old next_file_id and advances it by one.
+        let (fb, fa) = (&d.pre.assist, &d.post.assist);
+        let saved = d.outcome == Continue && o == op::SAVE && self.cached;
+        if saved {
+            let target = frame.and_then(|f| f.cnode.get(SlotIdx(slot(regs[7])))).cloned();
+            let mut want = fb.files.clone();
+            if let Some(t) = target {
+                want.push((fb.next_file_id, t));
+                want.sort_by_key(|(id, _)| *id);
+            }
+            if fa.files != want || fa.next_file_id != fb.next_file_id + 1 {
+                fail(format!(
+                    "after SAVE the files are {:?} with next id {}, expected {:?} with next id {} (KSPEC-1 §7.2, §13.2 P9)",
+                    fa.files,
+                    fa.next_file_id,
+                    want,
+                    fb.next_file_id + 1
+                ));
+            }
+        } else if fa.files != fb.files || fa.next_file_id != fb.next_file_id {
+            fail("the file registry changed, but only a successful SAVE registers a file (KSPEC-1 §7.2)".into());
+        }
+
+        // §11: a trap that has exactly one possible cause names it (with no frame to act on,
+        // CallStackEmpty is a second possible cause).
+        if d.outcome == Trap {
+            let expected = match o {
+                _ if running.is_none() => None,
+                6..=15 => Some(KernelError::UnknownMgmtOp(o)),
+                op::MAKE_IMAGE => Some(KernelError::NotImplemented),
+                _ => None,
+            };
+            if let Some(e) = expected {
+                if d.error.as_ref() != Some(&e) {
+                    fail(format!("trapped with error kind {:?}, expected {e:?} (KSPEC-1 §11)", d.error));
+                }
+            }
+            if d.error.is_none() {
+                fail("trapped without an error kind (KSPEC-1 §11)".into());
+            }
+        }
+
         self.check_host_effects(d);
 
         if d.outcome == Trap {
