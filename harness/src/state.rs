@@ -15,13 +15,22 @@ pub struct Snapshot {
     pub pc: u32,
     pub gas: i64,
     pub regs: [u64; NUM_REGS],
-    /// Mapped pages as `(address, writable, contents)` in address order.
+    /// Mapped pages as `(address, writable, contents)` in address order; the contents of
+    /// a page that reads as all zero are empty.
     pub pages: Vec<(u32, bool, Vec<u8>)>,
 }
 
 impl Snapshot {
+    /// The backend's state; pages that read as all zero have empty contents (whatever the
+    /// backend gave), so large mappings cost nothing and equal states compare equal.
     pub fn take(backend: &dyn Backend, exit: Exit) -> Snapshot {
-        Snapshot { exit, pc: backend.pc(), gas: backend.gas(), regs: backend.regs(), pages: backend.memory_pages() }
+        let mut pages = backend.memory_pages_sparse();
+        for (_, _, contents) in &mut pages {
+            if !contents.is_empty() && contents.iter().all(|&b| b == 0) {
+                *contents = Vec::new();
+            }
+        }
+        Snapshot { exit, pc: backend.pc(), gas: backend.gas(), regs: backend.regs(), pages }
     }
 
     /// Every non-zero byte of mapped memory.

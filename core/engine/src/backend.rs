@@ -132,6 +132,18 @@ pub trait Backend {
     fn read_memory(&self, address: u32, length: u64) -> Result<Vec<u8>, MemoryError>;
     /// Every mapped page as `(address, writable, contents)`, in address order.
     fn memory_pages(&self) -> Vec<(u32, bool, Vec<u8>)>;
+    /// Like [`Backend::memory_pages`], but a page that reads as all zero may come with empty
+    /// contents, so a large mapping is observed without copying it. The default empties the
+    /// all-zero pages of `memory_pages`.
+    fn memory_pages_sparse(&self) -> Vec<(u32, bool, Vec<u8>)> {
+        let mut pages = self.memory_pages();
+        for (_, _, contents) in &mut pages {
+            if contents.iter().all(|&b| b == 0) {
+                *contents = Vec::new();
+            }
+        }
+        pages
+    }
 
     /// Does any ahead-of-time work for the loaded program (the JIT compiles it), so that it
     /// can be timed apart from execution. Running without it does the same work lazily.

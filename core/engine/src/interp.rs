@@ -403,6 +403,14 @@ impl Backend for Interpreter {
         self.memory.pages().into_iter().map(|(a, w, bytes)| (a, w, bytes.to_vec())).collect()
     }
 
+    fn memory_pages_sparse(&self) -> Vec<(u32, bool, Vec<u8>)> {
+        self.memory
+            .sparse_pages()
+            .into_iter()
+            .map(|(a, w, bytes)| (a, w, bytes.map_or_else(Vec::new, |b| b.to_vec())))
+            .collect()
+    }
+
     fn run(&mut self) -> Exit {
         self.exec(false).unwrap_or(Exit::Panic)
     }

@@ -9,6 +9,9 @@ pub const PAGE_SHIFT: u32 = 12;
 pub const LOW_MEMORY_LIMIT: u32 = 1 << 16;
 const PAGE_COUNT: usize = 1 << 20;
 const WRITABLE: u32 = 1 << 31;
+const MAPPED: u32 = 1 << 30;
+/// The slot bits of a page-table entry; slot 0 is the shared zero page.
+const SLOT: u32 = MAPPED - 1;
 
 /// Why a guest access failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,12 +63,17 @@ pub fn host_range(address: u32, length: u64) -> Result<(u64, u64), MemoryError> 
     Ok((address as u64, end))
 }
 
-/// A sparse paged memory. Pages are allocated on first mapping and kept for reuse after
-/// [`PageMemory::reset`], so one instance can run many programs cheaply.
+/// A sparse paged memory. A mapped page gets storage only when it is first written (until
+/// then it reads as the shared zero page), so a large mapping costs what the program touches.
+/// Storage is kept for reuse after [`PageMemory::reset`], so one instance can run many
+/// programs cheaply.
 pub struct PageMemory {
-    /// Per page: 0 when unmapped, else `(slot + 1) | WRITABLE?`.
+    /// Per page: 0 when unmapped, else `MAPPED | WRITABLE? | slot` (slot 0: all zero).
     table: Vec<u32>,
+    /// Page storage; slot 0 is the zero page and is never written.
     slots: Vec<Box<[u8; PAGE_SIZE as usize]>>,
+    /// Slots in use (slot 0 included).
+    used: usize,
     /// Mapped page numbers, in the order they were first mapped.
     mapped: Vec<u32>,
 }
@@ -78,13 +86,21 @@ impl Default for PageMemory {
 
 impl fmt::Debug for PageMemory {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PageMemory").field("mapped_pages", &self.mapped.len()).finish()
+        f.debug_struct("PageMemory")
+            .field("mapped_pages", &self.mapped.len())
+            .field("stored_pages", &(self.used - 1))
+            .finish()
     }
 }
 
 impl PageMemory {
     pub fn new() -> Self {
-        PageMemory { table: vec![0; PAGE_COUNT], slots: Vec::new(), mapped: Vec::new() }
+        PageMemory {
+            table: vec![0; PAGE_COUNT],
+            slots: vec![Box::new([0; PAGE_SIZE as usize])],
+            used: 1,
+            mapped: Vec::new(),
+        }
     }
 
     /// Unmaps everything, keeping allocated pages for reuse.
@@ -93,10 +109,12 @@ impl PageMemory {
             self.table[page as usize] = 0;
         }
         self.mapped.clear();
+        self.used = 1;
     }
 
     /// Maps the pages covering `[address, address + length)` with the given permission and
-    /// zeroes them. Already-mapped pages get the new permission and are zeroed too.
+    /// zeroes them. Already-mapped pages get the new permission and are zeroed too. No page
+    /// storage is allocated here.
     pub fn map(&mut self, address: u32, length: u64, writable: bool) -> Result<(), MemoryError> {
         let (start, end) = host_range(address, length)?;
         if length == 0 {
@@ -104,25 +122,37 @@ impl PageMemory {
         }
         let first = (start >> PAGE_SHIFT) as u32;
         let last = ((end - 1) >> PAGE_SHIFT) as u32;
+        let perm = MAPPED | if writable { WRITABLE } else { 0 };
         for page in first..=last {
             let entry = self.table[page as usize];
-            let slot = if entry == 0 {
-                let slot = self.mapped.len();
-                if slot == self.slots.len() {
-                    self.slots.push(Box::new([0; PAGE_SIZE as usize]));
-                } else {
-                    self.slots[slot].fill(0);
-                }
+            if entry == 0 {
                 self.mapped.push(page);
-                slot as u32
-            } else {
-                let slot = (entry & !WRITABLE) - 1;
-                self.slots[slot as usize].fill(0);
-                slot
-            };
-            self.table[page as usize] = (slot + 1) | if writable { WRITABLE } else { 0 };
+            } else if entry & SLOT != 0 {
+                self.slots[(entry & SLOT) as usize].fill(0);
+            }
+            self.table[page as usize] = perm | (entry & SLOT);
         }
         Ok(())
+    }
+
+    /// Gives the page holding `address` (mapped) storage of its own, zeroed.
+    #[cold]
+    fn store_page(&mut self, address: u32) -> u32 {
+        let page = (address >> PAGE_SHIFT) as usize;
+        let slot = self.used;
+        if slot == self.slots.len() {
+            self.slots.push(Box::new([0; PAGE_SIZE as usize]));
+        } else {
+            self.slots[slot].fill(0);
+        }
+        self.used += 1;
+        self.table[page] |= slot as u32;
+        slot as u32
+    }
+
+    /// How many mapped pages have storage (were written since they were mapped).
+    pub fn stored_pages(&self) -> usize {
+        self.used - 1
     }
 
     /// Whether the page holding `address` is mapped, and writable.
@@ -156,16 +186,21 @@ impl PageMemory {
         Err(fault_at(address))
     }
 
+    /// The contents of the mapped page holding `address`.
     #[inline]
     fn slot(&self, address: u32) -> &[u8; PAGE_SIZE as usize] {
         let entry = self.table[(address >> PAGE_SHIFT) as usize];
-        &self.slots[((entry & !WRITABLE) - 1) as usize]
+        &self.slots[(entry & SLOT) as usize]
     }
 
+    /// The storage of the mapped page holding `address`, given on first write.
     #[inline]
     fn slot_mut(&mut self, address: u32) -> &mut [u8; PAGE_SIZE as usize] {
-        let entry = self.table[(address >> PAGE_SHIFT) as usize];
-        &mut self.slots[((entry & !WRITABLE) - 1) as usize]
+        let mut slot = self.table[(address >> PAGE_SHIFT) as usize] & SLOT;
+        if slot == 0 {
+            slot = self.store_page(address);
+        }
+        &mut self.slots[slot as usize]
     }
 
     /// Guest load of `N` bytes (little-endian value assembled by the caller).
@@ -258,6 +293,21 @@ impl PageMemory {
         Ok(out)
     }
 
+    /// Every mapped page as `(address, writable, contents)`, in address order, or `None` as
+    /// the contents of a page that was not written since it was mapped (all zero).
+    pub fn sparse_pages(&self) -> Vec<(u32, bool, Option<&[u8; PAGE_SIZE as usize]>)> {
+        let mut pages: Vec<u32> = self.mapped.clone();
+        pages.sort_unstable();
+        pages
+            .into_iter()
+            .map(|page| {
+                let entry = self.table[page as usize];
+                let contents = (entry & SLOT != 0).then(|| &*self.slots[(entry & SLOT) as usize]);
+                (page << PAGE_SHIFT, entry & WRITABLE != 0, contents)
+            })
+            .collect()
+    }
+
     /// Every mapped page as `(address, writable, contents)`, in address order.
     pub fn pages(&self) -> Vec<(u32, bool, &[u8; PAGE_SIZE as usize])> {
         let mut pages: Vec<u32> = self.mapped.clone();
@@ -285,6 +335,26 @@ pub fn fault_at(address: u32) -> Fault {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mapping_allocates_nothing_until_a_page_is_written() {
+        let mut m = PageMemory::new();
+        m.map(0x10000, (1 << 32) - 0x10000, true).unwrap();
+        assert_eq!(m.stored_pages(), 0);
+        assert_eq!(m.load::<8>(0xFFFF_FFF8), Ok([0; 8]));
+        m.store(0x8000_0FFE, [1u8, 2, 3, 4]).unwrap();
+        assert_eq!(m.stored_pages(), 2, "a store straddling two pages stores both");
+        assert_eq!(m.load::<4>(0x8000_0FFE), Ok([1, 2, 3, 4]));
+        m.map(0x8000_0000, 0x1000, false).unwrap();
+        assert_eq!(m.load::<4>(0x8000_0FFE), Ok([0, 0, 3, 4]), "mapping again zeroes the page");
+        assert_eq!(m.store(0x8000_0000, [9u8]), Err(Fault::PageFault(0x8000_0000)));
+        m.reset();
+        assert_eq!(m.stored_pages(), 0);
+        m.map(0x20000, 0x1000, true).unwrap();
+        assert_eq!(m.load::<4>(0x20000), Ok([0; 4]), "reused storage reads as zero");
+        m.write_bypass(0x20000, &[7]).unwrap();
+        assert_eq!(m.read(0x20000, 2).unwrap(), vec![7, 0]);
+    }
 
     #[test]
     fn unmapped_low_memory_panics_and_high_memory_faults() {

@@ -1093,6 +1093,10 @@ impl Backend for Model {
         self.memory.pages()
     }
 
+    fn memory_pages_sparse(&self) -> Vec<(u32, bool, Vec<u8>)> {
+        self.memory.sparse_pages()
+    }
+
     fn run(&mut self) -> Exit {
         match self.last_exit.take() {
             Some(Exit::HostCall(_) | Exit::Ecall) => self.cov.hit(Rule::ResumeHostCall),

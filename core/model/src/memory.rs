@@ -166,6 +166,16 @@ impl Memory {
         Ok((0..length).map(|i| self.byte(address + i as u32)).collect())
     }
 
+    /// Every mapped page in address order, with empty contents for a page never written.
+    pub fn sparse_pages(&self) -> Vec<(u32, bool, Vec<u8>)> {
+        self.pages
+            .iter()
+            .map(|(&n, p)| {
+                ((n as u64 * PAGE) as u32, p.writable, p.bytes.as_ref().map_or_else(Vec::new, |b| b.to_vec()))
+            })
+            .collect()
+    }
+
     /// Every mapped page in address order.
     pub fn pages(&self) -> Vec<(u32, bool, Vec<u8>)> {
         self.pages

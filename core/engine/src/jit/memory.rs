@@ -359,6 +359,28 @@ impl JitMemory {
         Ok(out)
     }
 
+    /// Like [`JitMemory::pages`], with empty contents for pages that read as all zero: no
+    /// allocation for them, however large the mapping.
+    pub(crate) fn sparse_pages(&self) -> Vec<(u32, bool, Vec<u8>)> {
+        let mut pages = self.mapped.clone();
+        pages.sort_unstable();
+        let mut buffer = [0u8; PAGE_SIZE as usize];
+        pages
+            .into_iter()
+            .map(|page| {
+                let address = page << PAGE_SHIFT;
+                // SAFETY: the page is mapped, hence host-readable (the host protection is never
+                // narrower than the permission), and lies inside our reservation; the copy
+                // goes to a local buffer, so no Rust reference points into guest memory.
+                unsafe {
+                    ptr::copy_nonoverlapping(self.base().add(address as usize), buffer.as_mut_ptr(), buffer.len())
+                };
+                let contents = if buffer.iter().all(|&b| b == 0) { Vec::new() } else { buffer.to_vec() };
+                (address, self.perm[page as usize] == WRITE, contents)
+            })
+            .collect()
+    }
+
     /// Every mapped page as `(address, writable, contents)`, in address order.
     pub(crate) fn pages(&self) -> Vec<(u32, bool, Vec<u8>)> {
         let mut pages = self.mapped.clone();

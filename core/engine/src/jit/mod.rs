@@ -409,6 +409,10 @@ impl Backend for Jit {
         self.memory.pages()
     }
 
+    fn memory_pages_sparse(&self) -> Vec<(u32, bool, Vec<u8>)> {
+        self.memory.sparse_pages()
+    }
+
     fn run(&mut self) -> Exit {
         self.exec(false).unwrap_or(Exit::Panic)
     }
