@@ -78,10 +78,10 @@ impl BenchProgram {
     /// Loads `NAME.json` and its code blob from `dir`.
     pub fn load(dir: &Path, name: &str) -> Result<BenchProgram, String> {
         let sidecar_path = dir.join(format!("{name}.json"));
-        let text = std::fs::read_to_string(&sidecar_path).map_err(|e| format!("{}: {e}", sidecar_path.display()))?;
+        let text = crate::input::read_text(&sidecar_path).map_err(|e| format!("{}: {e}", sidecar_path.display()))?;
         let s: Sidecar = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", sidecar_path.display()))?;
         let code_path = dir.join(&s.files.code);
-        let code = std::fs::read(&code_path).map_err(|e| format!("{}: {e}", code_path.display()))?;
+        let code = crate::input::read_file(&code_path).map_err(|e| format!("{}: {e}", code_path.display()))?;
         let mut memory = Vec::new();
         for m in s.memory {
             let bytes = unhex(&m.contents).map_err(|e| format!("{}: memory contents: {e}", sidecar_path.display()))?;

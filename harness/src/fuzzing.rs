@@ -142,20 +142,64 @@ pub fn blob_decode(data: &[u8]) {
 pub type Target = fn(&[u8]);
 
 /// Every target by name, for the replay test and the corpus command.
-pub const TARGETS: [(&str, Target); 6] = [
+pub const TARGETS: [(&str, Target); 7] = [
     ("blob_decode", blob_decode),
     ("differential", differential),
     ("differential_raw", differential_raw),
     ("ecall_dispatch", kernel::ecall_dispatch),
     ("mgmt_ops", kernel::mgmt_ops),
     ("derive_spawn", kernel::derive_spawn),
+    ("vector_parse", vector_parse),
 ];
+
+/// The vector readers on arbitrary bytes: the first byte picks the reader (even: PVM vector
+/// formats, odd: kernel vectors), the rest is the file's text. Reading never panics, and a
+/// case that reads runs on the interpreter without panicking (with its gas capped, so a run
+/// stays short).
+pub fn vector_parse(data: &[u8]) {
+    let Some((&selector, rest)) = data.split_first() else { return };
+    let text = String::from_utf8_lossy(rest);
+    let path = std::path::Path::new("fuzz.json");
+    if selector & 1 == 1 {
+        let _ = crate::kernel_vectors::parse_kernel_vector(&text, path);
+        return;
+    }
+    let Ok(mut case) = crate::vectors::parse_case_text(&text, path) else { return };
+    case.initial_gas = case.initial_gas.clamp(-1, 20_000);
+    let mut interp = javm_engine::Interpreter::new();
+    let _ = crate::run::run_case(&case, &crate::run::RunOptions::default(), &mut [&mut interp]);
+}
+
+/// Vector files as `vector_parse` inputs: a sample of the public suites and our own vectors
+/// (found from the working folder).
+fn vector_parse_seeds() -> Vec<Vec<u8>> {
+    let mut files: Vec<std::path::PathBuf> = Vec::new();
+    if let Ok(dir) = crate::vectors::default_vector_dir() {
+        if let Ok(found) = crate::vectors::collect_files(&dir) {
+            files.extend(found.into_iter().step_by(8));
+        }
+    }
+    if let Ok(found) = crate::vectors::collect_files(std::path::Path::new("vectors")) {
+        files.extend(found);
+    }
+    files
+        .iter()
+        .filter_map(|f| {
+            let text = crate::input::read_file(f).ok()?;
+            let selector = u8::from(crate::kernel_vectors::is_kernel_vector(f));
+            Some([vec![selector], text].concat())
+        })
+        .collect()
+}
 
 /// Seed inputs for a target: the public vectors' programs (when the vector folder is found)
 /// and generator inputs from fixed seeds.
 pub fn seeds(target: &str) -> Vec<Vec<u8>> {
     if let Some(kernel_seeds) = kernel::seeds(target) {
         return kernel_seeds;
+    }
+    if target == "vector_parse" {
+        return vector_parse_seeds();
     }
     let mut programs: Vec<Vec<u8>> = Vec::new();
     if let Ok(dir) = crate::vectors::default_vector_dir() {

@@ -626,6 +626,7 @@ impl GenProgram {
             steps,
             profile_hint: Some(self.profile),
             gas_hint: Some(self.gas_model),
+            unknown_fields: Vec::new(),
         }
     }
 

@@ -34,7 +34,7 @@ pub const FORMAT_VERSION: u64 = 1;
 
 /// Whether the JSON file at `path` is a kernel vector (a top-level `"kernel"` field).
 pub fn is_kernel_vector(path: &Path) -> bool {
-    let Ok(text) = std::fs::read_to_string(path) else { return false };
+    let Ok(text) = crate::input::read_text(path) else { return false };
     if !text.contains("\"kernel\"") {
         return false;
     }
@@ -331,7 +331,21 @@ struct Loader<'a> {
     building: BTreeSet<String>,
     cache: CacheDirectory,
     names: BTreeMap<Hash, String>,
+    /// How deep references nest right now (`pair:` inside `pair:`, caps naming caps).
+    depth: usize,
 }
+
+/// An error message cut to a readable length (references can be arbitrarily long).
+fn clip(message: &str) -> String {
+    const MAX: usize = 300;
+    match message.char_indices().nth(MAX) {
+        Some((i, _)) => format!("{}… ({} more bytes)", &message[..i], message.len() - i),
+        None => message.to_string(),
+    }
+}
+
+/// How deep references may nest in a kernel vector.
+const MAX_NESTING: usize = 64;
 
 fn parse_hex(s: &str) -> Option<Vec<u8>> {
     if !s.len().is_multiple_of(2) {
@@ -429,7 +443,22 @@ pub fn image_from_asm(text: &str) -> Result<ImageCap, String> {
 }
 
 impl Loader<'_> {
+    /// Runs `f` one nesting level deeper, refusing to go past [`MAX_NESTING`].
+    fn nested<T>(&mut self, at: &str, f: impl FnOnce(&mut Self) -> Result<T, String>) -> Result<T, String> {
+        if self.depth >= MAX_NESTING {
+            return Err(format!("{at}: references nest deeper than {MAX_NESTING} levels"));
+        }
+        self.depth += 1;
+        let r = f(self);
+        self.depth -= 1;
+        r
+    }
+
     fn resolve(&mut self, name: &str, at: &str) -> Result<Hash, String> {
+        self.nested(at, |l| l.resolve_here(name, at)).map_err(|e| clip(&e))
+    }
+
+    fn resolve_here(&mut self, name: &str, at: &str) -> Result<Hash, String> {
         if name.starts_with('#') {
             return hash_literal(name)
                 .ok_or_else(|| format!("{at}: `{name}` is not a hash literal (`#` and 2 or 64 hex digits)"));
@@ -459,6 +488,10 @@ impl Loader<'_> {
     }
 
     fn build(&mut self, name: &str) -> Result<Hash, String> {
+        self.nested(&format!("caps.{name}"), |l| l.build_here(name))
+    }
+
+    fn build_here(&mut self, name: &str) -> Result<Hash, String> {
         if let Some(h) = self.built.get(name) {
             return Ok(*h);
         }
@@ -597,7 +630,7 @@ const RESULTS: [&str; 7] = ["halt", "trap", "panic", "out-of-gas", "page-fault",
 /// Reads one kernel vector.
 pub fn load_kernel_vector(path: &Path) -> Result<KernelVector, VectorError> {
     let err = |message: String| VectorError { path: path.to_path_buf(), message };
-    let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read: {e}")))?;
+    let text = crate::input::read_text(path).map_err(err)?;
     parse_kernel_vector(&text, path).map_err(err)
 }
 
@@ -628,6 +661,7 @@ pub fn parse_kernel_vector(text: &str, path: &Path) -> Result<KernelVector, Stri
         building: BTreeSet::new(),
         cache: CacheDirectory::new(),
         names,
+        depth: 0,
     };
     for name in file.caps.keys() {
         l.build(name)?;
@@ -861,7 +895,7 @@ impl KernelVector {
     fn show_result(&self, r: &Result<CallResult, javm_kernel::VmError>) -> String {
         match r {
             Ok(r) => show_outcome(&ObsOutcome::Leg(*r), &|h| self.name_of(h)),
-            Err(e) => format!("error: {e:?}"),
+            Err(e) => format!("error {e:?} ({e})"),
         }
     }
 
@@ -929,7 +963,14 @@ impl KernelVector {
             Err(_) => ("error", None, None, None, None),
         };
         if let Some(r) = &e.result {
-            check("result", r.clone(), kind.into());
+            if r != kind {
+                // An error is named with its kind and message, not only as "error".
+                let got = match &leg.result {
+                    Err(x) => format!("error {x:?} ({x})"),
+                    Ok(_) => kind.into(),
+                };
+                check("result", r.clone(), got);
+            }
         }
         if let Some(v) = e.return_value {
             let got = match &leg.result {
@@ -1071,7 +1112,7 @@ impl KernelVector {
             }
             let shown = match &leg.result {
                 Ok(r) => show_outcome(&ObsOutcome::Leg(*r), &name),
-                Err(e) => format!("error: {e:?}"),
+                Err(e) => format!("error {e:?} ({e})"),
             };
             let _ = writeln!(s, "-- result: {shown}");
             if let Some(e) = &leg.last_error {
@@ -1096,6 +1137,7 @@ pub fn outcome(v: &KernelVector, backends: &[(&str, BackendFactory<'_>)]) -> Out
         failures: run.failures,
         known: Vec::new(),
         snapshots: Vec::new(),
+        single_run: false,
     }
 }
 
@@ -1177,7 +1219,7 @@ mod tests {
             assert!(e.contains(want), "{e:?} should contain {want:?}");
         }
         let e = load_kernel_vector(Path::new("/nonexistent/k.json")).unwrap_err().to_string();
-        assert!(e.starts_with("/nonexistent/k.json: cannot read"), "{e}");
+        assert!(e.starts_with("/nonexistent/k.json: cannot open"), "{e}");
     }
 
     #[test]

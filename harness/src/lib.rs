@@ -9,6 +9,7 @@ pub mod coverage;
 pub mod diff;
 pub mod fuzzing;
 pub mod gen;
+pub mod input;
 pub mod kernel_vectors;
 pub mod oracle;
 pub mod progress;

@@ -51,6 +51,9 @@ enum Command {
         #[arg(long = "gas-model", default_value = "auto",
               value_parser = ["auto", "block-unit", "block-table", "instruction"])]
         gas_model: String,
+        /// Unknown fields in a vector file are errors (exit code 2) instead of warnings.
+        #[arg(long)]
+        strict: bool,
         /// Write per-case results as JSON to this file.
         #[arg(long)]
         json: Option<PathBuf>,
@@ -153,9 +156,9 @@ enum Command {
         /// Declare a backend served by another process: NAME=COMMAND (repeatable).
         #[arg(long = "external", value_name = "NAME=COMMAND")]
         external: Vec<String>,
-        /// Timed runs per program and backend (the median is reported).
-        #[arg(long, default_value_t = 5)]
-        runs: usize,
+        /// Timed runs per program and backend (the median is reported): 1 to 10000.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        runs: u32,
     },
     /// Serve one backend over the external-backend protocol on stdin/stdout (docs/protocol.md).
     ///
@@ -186,7 +189,7 @@ fn unusable(message: String) -> ExitCode {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
-        Command::Vectors { paths, backend, external, profile, gas_model, json, junit, markdown, html } => {
+        Command::Vectors { paths, backend, external, profile, gas_model, strict, json, junit, markdown, html } => {
             let backends = match backends(&external).and_then(|b| b.select_for_checks(&backend)) {
                 Ok(b) => b,
                 Err(e) => return unusable(e),
@@ -196,7 +199,7 @@ fn main() -> ExitCode {
                 gas: GasChoice::parse(&gas_model).unwrap_or_default(),
             };
             let reports = ReportPaths { json, junit, markdown, html };
-            vectors::run(VectorsArgs { paths, backends, options, reports })
+            vectors::run(VectorsArgs { paths, backends, options, reports, strict })
         }
         Command::Diff {
             seed,
@@ -241,7 +244,7 @@ fn main() -> ExitCode {
                 Ok(b) => b,
                 Err(e) => return unusable(e),
             };
-            bench::run(BenchArgs { dir, programs, backends, runs })
+            bench::run(BenchArgs { dir, programs, backends, runs: runs as usize })
         }
     };
     ExitCode::from(code as u8)

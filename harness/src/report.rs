@@ -48,7 +48,13 @@ impl Summary<'_> {
             let first = o.failures.first().map(|f| f.difference.to_string()).unwrap_or_default();
             let _ = writeln!(out, ">\n    <failure message=\"{}\">", xml(&first));
             for f in &o.failures {
-                let _ = writeln!(out, "step {} {}: {}", f.step, xml(&f.backend), xml(&f.difference.to_string()));
+                let _ = writeln!(
+                    out,
+                    "{} {}: {}",
+                    xml(&o.step_label(f.step)),
+                    xml(&f.backend),
+                    xml(&f.difference.to_string())
+                );
             }
             out += "    </failure>\n  </testcase>\n";
         }
@@ -59,7 +65,7 @@ impl Summary<'_> {
     pub fn markdown(&self) -> String {
         let mut out = format!(
             "# Conformance report\n\nBackends: {}. **{} passed, {} failed** in {:.2} s.\n",
-            self.backends.join(" + "),
+            markdown(&self.backends.join(" + ")),
             self.outcomes.len() - self.failed(),
             self.failed(),
             self.seconds
@@ -71,12 +77,12 @@ impl Summary<'_> {
                     let _ = writeln!(
                         out,
                         "| {} | {} | {} | {} | {} | {} |",
-                        o.name,
-                        o.profile,
-                        o.gas_model,
-                        f.step,
-                        f.backend,
-                        f.difference.to_string().replace('|', "\\|")
+                        markdown(&o.name),
+                        markdown(&o.profile),
+                        markdown(&o.gas_model),
+                        markdown(&o.step_label(f.step)),
+                        markdown(&f.backend),
+                        markdown(&f.difference.to_string())
                     );
                 }
             }
@@ -106,7 +112,14 @@ impl Summary<'_> {
                 let lines: Vec<String> = o
                     .failures
                     .iter()
-                    .map(|f| format!("step {} {}: {}", f.step, xml(&f.backend), xml(&f.difference.to_string())))
+                    .map(|f| {
+                        format!(
+                            "{} {}: {}",
+                            xml(&o.step_label(f.step)),
+                            xml(&f.backend),
+                            xml(&f.difference.to_string())
+                        )
+                    })
                     .collect();
                 format!("<span class=\"fail\">fail</span><br>{}", lines.join("<br>"))
             };
@@ -124,9 +137,48 @@ impl Summary<'_> {
     }
 }
 
-/// Escapes text for XML and HTML.
-fn xml(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+/// Control characters written out visibly (`\u{1b}`), so no report or terminal line carries
+/// raw escape sequences, and XML (which cannot hold most of them even encoded) stays
+/// well-formed.
+fn visible_controls(s: &str, keep_newlines: bool) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() && !(keep_newlines && c == '\n') {
+            let _ = write!(out, "\\u{{{:x}}}", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Text for a terminal line: control characters (escape sequences, newlines) made visible.
+pub fn terminal(s: &str) -> String {
+    visible_controls(s, false)
+}
+
+/// Text for XML and HTML (attribute values and content): control characters made visible,
+/// markup characters encoded.
+pub fn xml(s: &str) -> String {
+    visible_controls(s, false)
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+/// Text for a Markdown table cell: control characters and newlines made visible, HTML
+/// encoded, and the characters that end a cell or start formatting escaped.
+pub fn markdown(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in xml(s).chars() {
+        if matches!(c, '|' | '\\' | '`' | '*' | '_' | '[' | ']') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -146,6 +198,7 @@ mod tests {
             exits: vec![],
             known: vec![],
             snapshots: vec![],
+            single_run: true,
             failures: if passed {
                 vec![]
             } else {
@@ -167,9 +220,28 @@ mod tests {
         assert!(junit.contains("<testcase classname=\"w3f-v0.4\" name=\"ok\"/>"));
         assert!(junit.contains("r7: expected 0x1, got 0x&lt;2&gt;"));
         assert!(s.markdown().contains("**1 passed, 1 failed**"));
-        assert!(s.markdown().contains("| bad | A | block-unit | 3 | interp | r7: expected 0x1, got 0x<2> |"));
+        assert!(
+            s.markdown().contains("| bad | A | block-unit | run | interp | r7: expected 0x1, got 0x&lt;2&gt; |"),
+            "{}",
+            s.markdown()
+        );
         assert!(s.html().contains("got 0x&lt;2&gt;"));
         let json: serde_json::Value = serde_json::from_str(&s.json()).unwrap();
         assert_eq!(json["failed"], 1);
+    }
+
+    #[test]
+    fn hostile_names_cannot_break_a_report() {
+        let name = "a\u{1b}[31m|b\n<i>&\u{0}\"'";
+        let outcomes = [outcome(name, false)];
+        let s = Summary { backends: &["interp"], outcomes: &outcomes, seconds: 0.0 };
+        for text in [s.junit(), s.html(), s.markdown(), terminal(name)] {
+            assert!(!text.chars().any(|c| c.is_control() && c != '\n'), "{text:?}");
+        }
+        assert!(s.junit().contains("name=\"a\\u{1b}[31m|b\\u{a}&lt;i&gt;&amp;\\u{0}&quot;&#39;\""), "{}", s.junit());
+        let md = s.markdown();
+        let row = md.lines().find(|l| l.starts_with("| a")).expect("one row per failure");
+        assert!(row.contains("a\\\\u{1b}\\[31m\\|b\\\\u{a}&lt;i&gt;&amp;"), "{row}");
+        assert_eq!(row.matches(" | ").count(), 5, "{row}");
     }
 }

@@ -85,6 +85,9 @@ pub struct Outcome {
     /// Per backend that ran (in order), its snapshot after every run step.
     #[serde(skip)]
     pub snapshots: Vec<Vec<Snapshot>>,
+    /// The case came from a single-run file: its steps are not the file's own.
+    #[serde(skip)]
+    pub single_run: bool,
 }
 
 /// A listed known difference seen in a case.
@@ -122,6 +125,16 @@ impl Outcome {
             failures: Vec::new(),
             known: Vec::new(),
             snapshots: Vec::new(),
+            single_run: case.format.single_run(),
+        }
+    }
+
+    /// How step `i` of this case is named (see [`Case::step_label`]).
+    pub fn step_label(&self, i: usize) -> String {
+        if self.single_run {
+            "run".into()
+        } else {
+            format!("step {i}")
         }
     }
 

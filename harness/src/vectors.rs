@@ -1,6 +1,7 @@
 //! Test-vector files: the w3f v0.4 single-run format and the PolkaVM spectool multi-step
 //! format (PVMSPEC-1 §10), read into one step-based [`Case`], and discovery of vector folders.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -10,13 +11,18 @@ use serde_json::Value;
 
 use crate::run::GasChoice;
 
-/// Which file format a case came from.
+/// Which file format a case came from (detected per file).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum VectorFormat {
-    /// w3f jamtestvectors PVM v0.4: one run, flat fields.
+    /// w3f jamtestvectors PVM v0.4: one run, flat fields. Also read: the spectool status
+    /// names (`out-of-gas`, `ecalli`) with `expected-hostcall`, and a `block-gas-costs`
+    /// table, as other generators write them.
     W3f,
     /// PolkaVM spectool: steps and a block-cost table.
     Spectool,
+    /// The earlier spectool variant (the GP 0.8.0 gas-model draft): steps tagged with
+    /// `"kind"`, `block-gas-costs` as a map from pc to cost, snake_case keys.
+    SpectoolDraft,
 }
 
 impl VectorFormat {
@@ -24,6 +30,7 @@ impl VectorFormat {
         match self {
             VectorFormat::W3f => "w3f-v0.4",
             VectorFormat::Spectool => "spectool",
+            VectorFormat::SpectoolDraft => "spectool-draft",
         }
     }
 
@@ -31,8 +38,13 @@ impl VectorFormat {
     pub fn default_profile(self) -> Profile {
         match self {
             VectorFormat::W3f => Profile::A,
-            VectorFormat::Spectool => Profile::B,
+            VectorFormat::Spectool | VectorFormat::SpectoolDraft => Profile::B,
         }
+    }
+
+    /// Whether a file of this format describes a single run (its steps are not the file's).
+    pub fn single_run(self) -> bool {
+        self == VectorFormat::W3f
     }
 }
 
@@ -49,18 +61,25 @@ pub struct Expect {
     pub hostcall: Option<u32>,
 }
 
+impl Expect {
+    /// Whether this checks anything at all.
+    pub fn is_empty(&self) -> bool {
+        *self == Expect::default()
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
 pub struct Chunk {
     pub address: u32,
     pub contents: Vec<u8>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+#[serde(rename_all = "kebab-case")]
 pub struct Region {
     pub address: u32,
     pub length: u32,
+    #[serde(alias = "is_writable")]
     pub is_writable: bool,
 }
 
@@ -83,13 +102,16 @@ pub struct Case {
     pub program: Vec<u8>,
     pub initial_pc: u32,
     pub initial_gas: i64,
-    /// `block-gas-costs` of spectool files.
+    /// `block-gas-costs` of the file, when it has them.
     pub block_costs: Option<Vec<(u32, u64)>>,
     pub steps: Vec<Step>,
     /// Profile named by the file (`javm-profile`), used by `--profile auto`.
     pub profile_hint: Option<Profile>,
     /// Gas model named by the file (`javm-gas-model`), used by `--gas-model auto`.
     pub gas_hint: Option<GasChoice>,
+    /// Fields of the file this reader does not know (JSON paths such as
+    /// `steps[2].assert.foo`); they were ignored.
+    pub unknown_fields: Vec<String>,
 }
 
 impl Case {
@@ -99,6 +121,16 @@ impl Case {
         match &self.block_costs {
             Some(costs) => GasModel::table(costs.iter().copied()),
             None => GasModel::BlockUnit,
+        }
+    }
+
+    /// How a report names step `i`: `run` in single-run files (their steps are ours, not the
+    /// file's), else `step i` (the index in the file's `steps`).
+    pub fn step_label(&self, i: usize) -> String {
+        if self.format.single_run() {
+            "run".into()
+        } else {
+            format!("step {i}")
         }
     }
 }
@@ -118,8 +150,32 @@ impl fmt::Display for VectorError {
 
 impl std::error::Error for VectorError {}
 
+/// `block-gas-costs`: a list of `{pc, cost}` (spectool) or a map from pc to cost (the
+/// draft variant).
 #[derive(Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+#[serde(untagged)]
+enum Costs {
+    List(Vec<BlockCost>),
+    Map(BTreeMap<String, u64>),
+}
+
+impl Costs {
+    fn into_table(self) -> Result<Vec<(u32, u64)>, String> {
+        match self {
+            Costs::List(l) => Ok(l.into_iter().map(|c| (c.pc, c.cost)).collect()),
+            Costs::Map(m) => m
+                .into_iter()
+                .map(|(pc, cost)| match pc.trim().parse::<u32>() {
+                    Ok(pc) => Ok((pc, cost)),
+                    Err(_) => Err(format!("block-gas-costs: key {pc:?} is not a pc (a u32)")),
+                })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case")]
 struct W3fFile {
     name: String,
     initial_regs: [u64; NUM_REGS],
@@ -136,19 +192,43 @@ struct W3fFile {
     #[serde(default)]
     expected_page_fault_address: Option<u32>,
     #[serde(default)]
+    expected_hostcall: Option<u32>,
+    #[serde(default)]
+    block_gas_costs: Option<Costs>,
+    #[serde(default)]
     javm_profile: Option<String>,
     #[serde(default)]
     javm_gas_model: Option<String>,
 }
 
+const W3F_KEYS: &[&str] = &[
+    "name",
+    "initial-regs",
+    "initial-pc",
+    "initial-page-map",
+    "initial-memory",
+    "initial-gas",
+    "program",
+    "expected-status",
+    "expected-regs",
+    "expected-pc",
+    "expected-memory",
+    "expected-gas",
+    "expected-page-fault-address",
+    "expected-hostcall",
+    "block-gas-costs",
+    "javm-profile",
+    "javm-gas-model",
+];
+
 #[derive(Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+#[serde(rename_all = "kebab-case")]
 struct SpectoolFile {
     name: String,
     initial_pc: u32,
     initial_gas: i64,
     program: Vec<u8>,
-    block_gas_costs: Vec<BlockCost>,
+    block_gas_costs: Costs,
     steps: Vec<SpectoolStep>,
     #[serde(default)]
     javm_profile: Option<String>,
@@ -156,15 +236,17 @@ struct SpectoolFile {
     javm_gas_model: Option<String>,
 }
 
+const SPECTOOL_KEYS: &[&str] =
+    &["name", "initial-pc", "initial-gas", "program", "block-gas-costs", "steps", "javm-profile", "javm-gas-model"];
+
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct BlockCost {
     pc: u32,
     cost: u64,
 }
 
 #[derive(Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+#[serde(rename_all = "kebab-case")]
 enum SpectoolStep {
     Run {},
     Assert(SpectoolAssert),
@@ -174,15 +256,34 @@ enum SpectoolStep {
 }
 
 #[derive(Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+#[serde(rename_all = "kebab-case")]
 struct SpectoolAssert {
     status: Option<String>,
     gas: Option<i64>,
     pc: Option<u32>,
     regs: Option<[u64; NUM_REGS]>,
     memory: Option<Vec<Chunk>>,
+    #[serde(alias = "page_fault_address")]
     page_fault_address: Option<u32>,
     hostcall: Option<u32>,
+}
+
+const ASSERT_KEYS: &[&str] = &["status", "gas", "pc", "regs", "memory", "page-fault-address", "hostcall"];
+const DRAFT_ASSERT_KEYS: &[&str] = &["status", "gas", "pc", "regs", "memory", "page_fault_address", "hostcall"];
+const REGION_KEYS: &[&str] = &["address", "length", "is-writable"];
+const DRAFT_REGION_KEYS: &[&str] = &["address", "length", "is_writable"];
+const CHUNK_KEYS: &[&str] = &["address", "contents"];
+const SET_REG_KEYS: &[&str] = &["reg", "value"];
+
+/// A step of the draft variant: `{"kind": "map", "address": …, "is_writable": …}`.
+#[derive(Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+enum DraftStep {
+    Run,
+    Assert(SpectoolAssert),
+    Map(Region),
+    Write(Chunk),
+    SetReg { reg: u8, value: u64 },
 }
 
 const STATUSES: [&str; 6] = ["halt", "panic", "page-fault", "out-of-gas", "ecalli", "ecall"];
@@ -200,29 +301,135 @@ fn is_schema(value: &Value) -> bool {
     value.get("$schema").is_some()
 }
 
-/// Reads one vector file. Detects the format from its fields.
+/// Reads one vector file (at most [`crate::input::max_file_bytes`], a regular file). Detects
+/// the format from its fields.
 pub fn load_case(path: &Path) -> Result<Case, VectorError> {
     let err = |message: String| VectorError { path: path.to_path_buf(), message };
-    let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read: {e}")))?;
-    let value: Value = serde_json::from_str(&text).map_err(|e| err(format!("malformed JSON: {e}")))?;
-    parse_case(value, path).map_err(err)
+    let text = crate::input::read_text(path).map_err(err)?;
+    parse_case_text(&text, path).map_err(err)
 }
 
-fn parse_case(value: Value, path: &Path) -> Result<Case, String> {
+/// Parses the text of a vector file.
+pub fn parse_case_text(text: &str, path: &Path) -> Result<Case, String> {
+    let value: Value = serde_json::from_str(text).map_err(|e| format!("malformed JSON: {e}"))?;
     let Some(object) = value.as_object() else {
         return Err("not a JSON object".into());
     };
-    if object.contains_key("steps") {
-        let file: SpectoolFile = serde_json::from_value(value).map_err(|e| format!("spectool format: {e}"))?;
-        from_spectool(file, path)
+    let draft = object
+        .get("steps")
+        .and_then(Value::as_array)
+        .is_some_and(|steps| steps.iter().any(|s| s.get("kind").is_some()));
+    if object.contains_key("steps") && draft {
+        let file: SpectoolDraftFile = typed(text, "spectool draft format")?;
+        from_draft(file, path, unknown_fields(&value, VectorFormat::SpectoolDraft))
+    } else if object.contains_key("steps") {
+        let file: SpectoolFile = typed(text, "spectool format")?;
+        from_spectool(file, path, unknown_fields(&value, VectorFormat::Spectool))
     } else if object.contains_key("expected-status") {
-        let file: W3fFile = serde_json::from_value(value).map_err(|e| format!("w3f v0.4 format: {e}"))?;
-        from_w3f(file, path)
+        let file: W3fFile = typed(text, "w3f v0.4 format")?;
+        from_w3f(file, path, unknown_fields(&value, VectorFormat::W3f))
     } else if is_schema(&value) {
         Err("this is a JSON Schema, not a test vector".into())
     } else {
         Err("not a PVM test vector: no `steps` (spectool format) or `expected-status` (w3f v0.4 format)".into())
     }
+}
+
+/// Deserialises `text` as `T`; an error names the field (as a JSON path), the line and the
+/// column.
+fn typed<T: serde::de::DeserializeOwned>(text: &str, format: &str) -> Result<T, String> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path.is_empty() || path == "." {
+            format!("{format}: {inner}")
+        } else {
+            format!("{format}: field `{path}`: {inner}")
+        }
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case")]
+struct SpectoolDraftFile {
+    name: String,
+    initial_pc: u32,
+    initial_gas: i64,
+    program: Vec<u8>,
+    block_gas_costs: Costs,
+    steps: Vec<DraftStep>,
+    #[serde(default)]
+    javm_profile: Option<String>,
+    #[serde(default)]
+    javm_gas_model: Option<String>,
+}
+
+/// The JSON paths of every field of `value` that its format does not define.
+fn unknown_fields(value: &Value, format: VectorFormat) -> Vec<String> {
+    fn keys(out: &mut Vec<String>, at: &str, v: &Value, known: &[&str]) {
+        if let Some(o) = v.as_object() {
+            for k in o.keys() {
+                if !known.contains(&k.as_str()) {
+                    out.push(if at.is_empty() { k.clone() } else { format!("{at}.{k}") });
+                }
+            }
+        }
+    }
+    fn each(out: &mut Vec<String>, at: &str, v: Option<&Value>, known: &[&str]) {
+        for (i, item) in v.and_then(Value::as_array).into_iter().flatten().enumerate() {
+            keys(out, &format!("{at}[{i}]"), item, known);
+        }
+    }
+    let mut out = Vec::new();
+    match format {
+        VectorFormat::W3f => {
+            keys(&mut out, "", value, W3F_KEYS);
+            each(&mut out, "initial-page-map", value.get("initial-page-map"), REGION_KEYS);
+            each(&mut out, "initial-memory", value.get("initial-memory"), CHUNK_KEYS);
+            each(&mut out, "expected-memory", value.get("expected-memory"), CHUNK_KEYS);
+        }
+        VectorFormat::Spectool => {
+            keys(&mut out, "", value, SPECTOOL_KEYS);
+            each(&mut out, "block-gas-costs", value.get("block-gas-costs"), &["pc", "cost"]);
+            for (i, step) in value.get("steps").and_then(Value::as_array).into_iter().flatten().enumerate() {
+                let Some((kind, payload)) = step.as_object().and_then(|o| o.iter().next()) else { continue };
+                let at = format!("steps[{i}].{kind}");
+                match kind.as_str() {
+                    "run" => keys(&mut out, &at, payload, &[]),
+                    "assert" => {
+                        keys(&mut out, &at, payload, ASSERT_KEYS);
+                        each(&mut out, &format!("{at}.memory"), payload.get("memory"), CHUNK_KEYS);
+                    }
+                    "map" => keys(&mut out, &at, payload, REGION_KEYS),
+                    "write" => keys(&mut out, &at, payload, CHUNK_KEYS),
+                    "set-reg" => keys(&mut out, &at, payload, SET_REG_KEYS),
+                    _ => {}
+                }
+            }
+        }
+        VectorFormat::SpectoolDraft => {
+            keys(&mut out, "", value, SPECTOOL_KEYS);
+            for (i, step) in value.get("steps").and_then(Value::as_array).into_iter().flatten().enumerate() {
+                let at = format!("steps[{i}]");
+                fn with_kind(k: &[&'static str]) -> Vec<&'static str> {
+                    [&["kind"][..], k].concat()
+                }
+                match step.get("kind").and_then(Value::as_str) {
+                    Some("run") => keys(&mut out, &at, step, &with_kind(&[])),
+                    Some("assert") => {
+                        keys(&mut out, &at, step, &with_kind(DRAFT_ASSERT_KEYS));
+                        each(&mut out, &format!("{at}.memory"), step.get("memory"), CHUNK_KEYS);
+                    }
+                    Some("map") => keys(&mut out, &at, step, &with_kind(DRAFT_REGION_KEYS)),
+                    Some("write") => keys(&mut out, &at, step, &with_kind(CHUNK_KEYS)),
+                    Some("set-reg") => keys(&mut out, &at, step, &with_kind(SET_REG_KEYS)),
+                    _ => {}
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Reads the optional `javm-profile` / `javm-gas-model` fields our own vectors carry.
@@ -241,9 +448,82 @@ fn hints(profile: Option<String>, gas: Option<String>) -> Result<(Option<Profile
     Ok((profile, gas))
 }
 
-fn from_w3f(f: W3fFile, path: &Path) -> Result<Case, String> {
-    check_status(&f.expected_status)?;
+/// The host setup of a case, checked as it is read: page maps follow the schema (page-aligned
+/// address and length, length not 0, inside 2^32), writes land in mapped pages, and asserts
+/// come after a run.
+#[derive(Default)]
+struct Setup {
+    /// Mapped byte ranges `[start, end)`.
+    mapped: Vec<(u64, u64)>,
+    runs: usize,
+    asserts: usize,
+}
+
+const PAGE: u64 = 4096;
+
+impl Setup {
+    fn map(&mut self, at: &str, r: &Region) -> Result<(), String> {
+        let (start, len) = (u64::from(r.address), u64::from(r.length));
+        if start % PAGE != 0 {
+            return Err(format!("{at}: address {start:#x} is not page-aligned (a multiple of 4096)"));
+        }
+        if len == 0 || len % PAGE != 0 {
+            return Err(format!("{at}: length {len:#x} is not a positive multiple of the page size (4096)"));
+        }
+        if start + len > 1 << 32 {
+            return Err(format!("{at}: {start:#x}+{len:#x} runs past the 32-bit address space"));
+        }
+        self.mapped.push((start, start + len));
+        Ok(())
+    }
+
+    fn write(&mut self, at: &str, c: &Chunk) -> Result<(), String> {
+        let (start, end) = (u64::from(c.address), u64::from(c.address) + c.contents.len() as u64);
+        if end > 1 << 32 {
+            return Err(format!("{at}: {} bytes at {start:#x} run past the 32-bit address space", c.contents.len()));
+        }
+        let mut cur = start;
+        while cur < end {
+            match self.mapped.iter().filter(|(s, e)| *s <= cur && cur < *e).map(|(_, e)| *e).max() {
+                Some(e) => cur = e,
+                None => {
+                    return Err(format!(
+                        "{at}: writes {start:#x}..{end:#x}, but {cur:#x} is not in a mapped page (map it first)"
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn assert(&mut self, at: &str, e: &Expect) -> Result<(), String> {
+        if self.runs == 0 {
+            return Err(format!("{at}: assert before any run"));
+        }
+        if !e.is_empty() {
+            self.asserts += 1;
+        }
+        Ok(())
+    }
+
+    fn finish(&self) -> Result<(), String> {
+        if self.asserts == 0 {
+            return Err("asserts nothing: no assert step checks any field, so the file cannot pass or fail".into());
+        }
+        Ok(())
+    }
+}
+
+fn from_w3f(f: W3fFile, path: &Path, unknown_fields: Vec<String>) -> Result<Case, String> {
+    check_status(&f.expected_status).map_err(|e| format!("expected-status: {e}"))?;
     let (profile_hint, gas_hint) = hints(f.javm_profile, f.javm_gas_model)?;
+    let mut setup = Setup::default();
+    for (i, r) in f.initial_page_map.iter().enumerate() {
+        setup.map(&format!("initial-page-map[{i}]"), r)?;
+    }
+    for (i, c) in f.initial_memory.iter().enumerate() {
+        setup.write(&format!("initial-memory[{i}]"), c)?;
+    }
     let mut steps: Vec<Step> = f.initial_page_map.into_iter().map(Step::Map).collect();
     steps.extend(f.initial_memory.into_iter().map(Step::Write));
     steps.extend(f.initial_regs.iter().enumerate().map(|(reg, &value)| Step::SetReg { reg, value }));
@@ -251,14 +531,20 @@ fn from_w3f(f: W3fFile, path: &Path) -> Result<Case, String> {
     if f.expected_status == "page-fault" && f.expected_page_fault_address.is_none() {
         return Err("expected-status is page-fault but expected-page-fault-address is missing".into());
     }
+    if f.expected_hostcall.is_some() && f.expected_status != "ecalli" {
+        return Err(format!(
+            "expected-hostcall is given but expected-status is {:?}, not \"ecalli\"",
+            f.expected_status
+        ));
+    }
     steps.push(Step::Assert(Box::new(Expect {
         page_fault_address: f.expected_page_fault_address.filter(|_| f.expected_status == "page-fault"),
+        hostcall: f.expected_hostcall,
         status: Some(f.expected_status),
         pc: Some(f.expected_pc),
         gas: Some(f.expected_gas),
         regs: Some(f.expected_regs),
         memory: Some(f.expected_memory),
-        hostcall: None,
     })));
     Ok(Case {
         name: f.name,
@@ -267,32 +553,44 @@ fn from_w3f(f: W3fFile, path: &Path) -> Result<Case, String> {
         program: f.program,
         initial_pc: f.initial_pc,
         initial_gas: f.initial_gas,
-        block_costs: None,
+        block_costs: f.block_gas_costs.map(Costs::into_table).transpose()?,
         steps,
         profile_hint,
         gas_hint,
+        unknown_fields,
     })
 }
 
-fn from_spectool(f: SpectoolFile, path: &Path) -> Result<Case, String> {
-    let (profile_hint, gas_hint) = hints(f.javm_profile, f.javm_gas_model)?;
-    let mut steps = Vec::with_capacity(f.steps.len());
-    for (i, step) in f.steps.into_iter().enumerate() {
-        steps.push(match step {
-            SpectoolStep::Run {} => Step::Run,
-            SpectoolStep::Map(region) => Step::Map(region),
-            SpectoolStep::Write(chunk) => Step::Write(chunk),
+/// The steps of a spectool file (either variant), checked.
+fn spectool_steps(steps: Vec<SpectoolStep>) -> Result<Vec<Step>, String> {
+    let mut setup = Setup::default();
+    let mut out = Vec::with_capacity(steps.len());
+    for (i, step) in steps.into_iter().enumerate() {
+        let at = format!("steps[{i}]");
+        out.push(match step {
+            SpectoolStep::Run {} => {
+                setup.runs += 1;
+                Step::Run
+            }
+            SpectoolStep::Map(region) => {
+                setup.map(&format!("{at}.map"), &region)?;
+                Step::Map(region)
+            }
+            SpectoolStep::Write(chunk) => {
+                setup.write(&format!("{at}.write"), &chunk)?;
+                Step::Write(chunk)
+            }
             SpectoolStep::SetReg { reg, value } => {
                 if reg as usize >= NUM_REGS {
-                    return Err(format!("step {i}: set-reg register {reg} is not 0..=12"));
+                    return Err(format!("{at}.set-reg: register {reg} is not 0..=12"));
                 }
                 Step::SetReg { reg: reg as usize, value }
             }
             SpectoolStep::Assert(a) => {
                 if let Some(status) = &a.status {
-                    check_status(status).map_err(|e| format!("step {i}: {e}"))?;
+                    check_status(status).map_err(|e| format!("{at}.assert.status: {e}"))?;
                 }
-                Step::Assert(Box::new(Expect {
+                let expect = Expect {
                     status: a.status,
                     pc: a.pc,
                     gas: a.gas,
@@ -300,10 +598,18 @@ fn from_spectool(f: SpectoolFile, path: &Path) -> Result<Case, String> {
                     memory: a.memory,
                     page_fault_address: a.page_fault_address,
                     hostcall: a.hostcall,
-                }))
+                };
+                setup.assert(&format!("{at}.assert"), &expect)?;
+                Step::Assert(Box::new(expect))
             }
         });
     }
+    setup.finish()?;
+    Ok(out)
+}
+
+fn from_spectool(f: SpectoolFile, path: &Path, unknown_fields: Vec<String>) -> Result<Case, String> {
+    let (profile_hint, gas_hint) = hints(f.javm_profile, f.javm_gas_model)?;
     Ok(Case {
         name: f.name,
         path: path.to_path_buf(),
@@ -311,40 +617,61 @@ fn from_spectool(f: SpectoolFile, path: &Path) -> Result<Case, String> {
         program: f.program,
         initial_pc: f.initial_pc,
         initial_gas: f.initial_gas,
-        block_costs: Some(f.block_gas_costs.into_iter().map(|c| (c.pc, c.cost)).collect()),
-        steps,
+        block_costs: Some(f.block_gas_costs.into_table()?),
+        steps: spectool_steps(f.steps)?,
         profile_hint,
         gas_hint,
+        unknown_fields,
     })
 }
 
+fn from_draft(f: SpectoolDraftFile, path: &Path, unknown_fields: Vec<String>) -> Result<Case, String> {
+    let (profile_hint, gas_hint) = hints(f.javm_profile, f.javm_gas_model)?;
+    let steps = f
+        .steps
+        .into_iter()
+        .map(|s| match s {
+            DraftStep::Run => SpectoolStep::Run {},
+            DraftStep::Assert(a) => SpectoolStep::Assert(a),
+            DraftStep::Map(r) => SpectoolStep::Map(r),
+            DraftStep::Write(c) => SpectoolStep::Write(c),
+            DraftStep::SetReg { reg, value } => SpectoolStep::SetReg { reg, value },
+        })
+        .collect();
+    Ok(Case {
+        name: f.name,
+        path: path.to_path_buf(),
+        format: VectorFormat::SpectoolDraft,
+        program: f.program,
+        initial_pc: f.initial_pc,
+        initial_gas: f.initial_gas,
+        block_costs: Some(f.block_gas_costs.into_table()?),
+        steps: spectool_steps(steps)?,
+        profile_hint,
+        gas_hint,
+        unknown_fields,
+    })
+}
+
+/// Whether a path looks like a vector file (`*.json`, not a schema).
+fn is_vector_name(p: &Path) -> bool {
+    p.extension().is_some_and(|e| e == "json") && p.file_name().is_some_and(|n| n != "schema.json")
+}
+
 /// The JSON files a path names: the file itself, or every `*.json` below a folder (sorted,
-/// JSON Schemas skipped).
-pub fn collect_files(path: &Path) -> Result<Vec<PathBuf>, VectorError> {
+/// each once, JSON Schemas skipped), with the walk's warnings (see [`crate::input::walk`]).
+pub fn collect(path: &Path) -> Result<crate::input::Walk, VectorError> {
     let err = |message: String| VectorError { path: path.to_path_buf(), message };
-    let meta = std::fs::metadata(path).map_err(|e| err(format!("cannot open: {e}")))?;
-    if meta.is_file() {
-        return Ok(vec![path.to_path_buf()]);
-    }
-    let mut out = Vec::new();
-    let mut dirs = vec![path.to_path_buf()];
-    while let Some(dir) = dirs.pop() {
-        let entries = std::fs::read_dir(&dir).map_err(|e| err(format!("cannot list {}: {e}", dir.display())))?;
-        for entry in entries {
-            let entry = entry.map_err(|e| err(format!("cannot list {}: {e}", dir.display())))?;
-            let p = entry.path();
-            if p.is_dir() {
-                dirs.push(p);
-            } else if p.extension().is_some_and(|e| e == "json") && p.file_name().is_some_and(|n| n != "schema.json") {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    if out.is_empty() {
+    let walk = crate::input::walk(path, &is_vector_name).map_err(err)?;
+    if walk.files.is_empty() {
         return Err(err("no .json vector files found".into()));
     }
-    Ok(out)
+    Ok(walk)
+}
+
+/// The files of [`collect`], without its warnings.
+pub fn collect_files(path: &Path) -> Result<Vec<PathBuf>, VectorError> {
+    collect(path).map(|w| w.files)
 }
 
 /// Where the public suites live when no path is given: `$JAVM_VECTORS`, else
@@ -374,7 +701,7 @@ mod tests {
     use super::*;
 
     fn parse(json: &str) -> Result<Case, String> {
-        parse_case(serde_json::from_str(json).unwrap(), Path::new("t.json"))
+        parse_case_text(json, Path::new("t.json"))
     }
 
     #[test]

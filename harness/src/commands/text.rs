@@ -16,7 +16,7 @@ fn read_program(path: &Path) -> Result<(Vec<u8>, Option<Profile>), String> {
         let profile = case.profile_hint.unwrap_or(case.format.default_profile());
         Ok((case.program, Some(profile)))
     } else {
-        std::fs::read(path).map(|b| (b, None)).map_err(|e| format!("{}: {e}", path.display()))
+        crate::input::read_file(path).map(|b| (b, None)).map_err(|e| format!("{}: {e}", path.display()))
     }
 }
 
@@ -45,7 +45,7 @@ pub fn disasm(path: &Path, profile: Option<Profile>) -> i32 {
 
 /// Assembles a text file into a blob written to `out` (or printed as a JSON byte array).
 pub fn asm(path: &Path, profile: Profile, out: Option<PathBuf>) -> i32 {
-    let source = match std::fs::read_to_string(path) {
+    let source = match crate::input::read_text(path) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {}: {e}", path.display());

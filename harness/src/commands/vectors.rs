@@ -10,7 +10,7 @@ use rayon::prelude::*;
 
 use crate::backends::BackendSpec;
 use crate::run::{panic_message, run_case, Outcome, RunOptions};
-use crate::vectors::{collect_files, default_vector_dir, load_case, Case};
+use crate::vectors::{collect, default_vector_dir, load_case, Case};
 
 /// Exit code: everything passed.
 pub const EXIT_OK: i32 = 0;
@@ -24,6 +24,8 @@ pub struct VectorsArgs {
     pub backends: Vec<BackendSpec>,
     pub options: RunOptions,
     pub reports: ReportPaths,
+    /// Unknown fields in a vector file are errors (else warnings).
+    pub strict: bool,
 }
 
 /// Where to write reports (each optional).
@@ -60,13 +62,27 @@ pub fn run(args: VectorsArgs) -> i32 {
 
     let mut files = Vec::new();
     for path in &paths {
-        match collect_files(path) {
-            Ok(f) => files.extend(f),
+        match collect(path) {
+            Ok(walk) => {
+                for w in &walk.warnings {
+                    eprintln!("warning: {w}");
+                }
+                files.extend(walk.files);
+            }
             Err(e) => {
                 eprintln!("error: {e}");
                 return EXIT_UNUSABLE;
             }
         }
+    }
+    {
+        // The same file named twice (or reached through two PATH arguments) runs once.
+        let mut seen = std::collections::BTreeSet::new();
+        files.retain(|f| seen.insert(std::fs::canonicalize(f).unwrap_or_else(|_| f.clone())));
+    }
+    if let Err(e) = args.reports.check(&files) {
+        eprintln!("error: {e}");
+        return EXIT_UNUSABLE;
     }
     let (kernel_files, files): (Vec<PathBuf>, Vec<PathBuf>) =
         files.into_iter().partition(|f| crate::kernel_vectors::is_kernel_vector(f));
@@ -74,9 +90,26 @@ pub fn run(args: VectorsArgs) -> i32 {
     let loaded: Vec<_> = files.par_iter().map(|f| load_case(f)).collect();
     let mut cases: Vec<Case> = Vec::with_capacity(loaded.len());
     let mut bad = 0;
+    let mut warned = std::collections::BTreeSet::new();
     for result in loaded {
         match result {
-            Ok(c) => cases.push(c),
+            Ok(c) if args.strict && !c.unknown_fields.is_empty() => {
+                eprintln!("error: {}: unknown field `{}` (--strict)", c.path.display(), c.unknown_fields.join("`, `"));
+                bad += 1;
+            }
+            Ok(c) => {
+                for field in &c.unknown_fields {
+                    // Once per field per run, whatever its index in an array.
+                    let pattern = strip_indices(field);
+                    if warned.insert(pattern.clone()) {
+                        eprintln!(
+                            "warning: {}: unknown field `{field}` ignored (further files with `{pattern}` are not named; --strict makes it an error)",
+                            c.path.display()
+                        );
+                    }
+                }
+                cases.push(c)
+            }
             Err(e) => {
                 eprintln!("error: {e}");
                 bad += 1;
@@ -145,9 +178,22 @@ pub fn run(args: VectorsArgs) -> i32 {
     let mut stdout = std::io::stdout().lock();
     let failed = outcomes.iter().filter(|o| !o.passed).count();
     for o in outcomes.iter().filter(|o| !o.passed) {
-        let _ = writeln!(stdout, "FAIL {} ({}) [profile {}, gas {}]", o.name, o.file, o.profile, o.gas_model);
+        let _ = writeln!(
+            stdout,
+            "FAIL {} ({}) [profile {}, gas {}]",
+            crate::report::terminal(&o.name),
+            crate::report::terminal(&o.file),
+            o.profile,
+            o.gas_model
+        );
         for f in &o.failures {
-            let _ = writeln!(stdout, "  step {} {}: {}", f.step, f.backend, f.difference);
+            let _ = writeln!(
+                stdout,
+                "  {} {}: {}",
+                o.step_label(f.step),
+                crate::report::terminal(&f.backend),
+                crate::report::terminal(&f.difference.to_string())
+            );
         }
     }
     let summary = Summary { backends: &names, outcomes: &outcomes, seconds: elapsed.as_secs_f64() };
@@ -157,6 +203,9 @@ pub fn run(args: VectorsArgs) -> i32 {
         (&args.reports.markdown, "markdown"),
         (&args.reports.html, "html"),
     ];
+    // Every report is attempted; each one that cannot be written is named, and the summary
+    // line is printed whatever happens.
+    let mut unwritten = 0;
     for (path, kind) in reports {
         let Some(path) = path else { continue };
         let text = match kind {
@@ -168,11 +217,13 @@ pub fn run(args: VectorsArgs) -> i32 {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             let _ = std::fs::create_dir_all(dir);
         }
-        if let Err(e) = std::fs::write(path, text) {
-            eprintln!("error: cannot write {}: {e}", path.display());
-            return EXIT_UNUSABLE;
+        match std::fs::write(path, text) {
+            Ok(()) => eprintln!("wrote {}", path.display()),
+            Err(e) => {
+                eprintln!("error: cannot write the {kind} report {}: {e}", path.display());
+                unwritten += 1;
+            }
         }
-        eprintln!("wrote {}", path.display());
     }
     eprintln!("{} case(s) on {} in {:.2}s", outcomes.len(), names.join(" + "), elapsed.as_secs_f64());
     let not_run = outcomes.iter().filter(|o| o.passed && !o.known.is_empty()).count();
@@ -192,7 +243,65 @@ pub fn run(args: VectorsArgs) -> i32 {
     );
     if failed > 0 {
         EXIT_FAILED
+    } else if unwritten > 0 {
+        EXIT_UNUSABLE
     } else {
         EXIT_OK
+    }
+}
+
+/// A JSON path with its array indices removed (`steps[3].assert.x` → `steps[].assert.x`).
+fn strip_indices(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut in_index = false;
+    for c in path.chars() {
+        match c {
+            '[' => {
+                in_index = true;
+                out.push('[');
+            }
+            ']' => {
+                in_index = false;
+                out.push(']');
+            }
+            _ if in_index => {}
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+impl ReportPaths {
+    /// Refuses, before anything runs, a report that would overwrite an input file and two
+    /// reports written to one path.
+    pub fn check(&self, inputs: &[PathBuf]) -> Result<(), String> {
+        let canonical = |p: &std::path::Path| -> PathBuf {
+            // The report may not exist yet: canonicalise its folder and keep its name.
+            match (p.parent().filter(|d| !d.as_os_str().is_empty()), p.file_name()) {
+                (Some(dir), Some(name)) => std::fs::canonicalize(dir).map(|d| d.join(name)).unwrap_or(p.to_path_buf()),
+                (None, Some(name)) => std::env::current_dir().map(|d| d.join(name)).unwrap_or(p.to_path_buf()),
+                _ => p.to_path_buf(),
+            }
+        };
+        let inputs: std::collections::BTreeSet<PathBuf> =
+            inputs.iter().map(|f| std::fs::canonicalize(f).unwrap_or_else(|_| f.clone())).collect();
+        let mut seen: Vec<(PathBuf, &str)> = Vec::new();
+        for (path, flag) in
+            [(&self.json, "--json"), (&self.junit, "--junit"), (&self.markdown, "--markdown"), (&self.html, "--html")]
+        {
+            let Some(path) = path else { continue };
+            let real = canonical(path);
+            if inputs.contains(&real) {
+                return Err(format!(
+                    "{flag} {} is one of the input vector files; refusing to overwrite it",
+                    path.display()
+                ));
+            }
+            if let Some((_, other)) = seen.iter().find(|(p, _)| *p == real) {
+                return Err(format!("{flag} and {other} both name {}; give each report its own file", path.display()));
+            }
+            seen.push((real, flag));
+        }
+        Ok(())
     }
 }
