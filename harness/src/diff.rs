@@ -455,6 +455,9 @@ pub fn write_vector(program: &GenProgram, name: &str, reference: &mut dyn Backen
         if let Exit::PageFault(a) = s.exit {
             doc["expected-page-fault-address"] = json!(a);
         }
+        if let Exit::HostCall(id) = s.exit {
+            doc["expected-hostcall"] = json!(id);
+        }
         doc
     } else {
         json!({
