@@ -99,9 +99,10 @@ fn w3f_ecalli(hostcall: u32) -> String {
     )
 }
 
+/// Memory stays bounded (time is measured by benchmarks, not here; a run that does not end
+/// within a minute fails as a hang).
 fn bounded(r: &Ran) {
-    assert!(r.seconds < 10.0, "took {:.1} s\n{}", r.seconds, r.stderr);
-    assert!(r.peak_kib < 1024 * 1024, "peak {} KiB", r.peak_kib);
+    assert!(r.peak_kib < 1024 * 1024, "peak {} KiB after {:.1} s", r.peak_kib, r.seconds);
 }
 
 fn unusable(r: &Ran, message: &str) {

@@ -362,6 +362,7 @@ impl JitMemory {
     /// Like [`JitMemory::pages`], with empty contents for pages that read as all zero: no
     /// allocation for them, however large the mapping.
     pub(crate) fn sparse_pages(&self) -> Vec<(u32, bool, Vec<u8>)> {
+        const ZERO_PAGE: [u8; PAGE_SIZE as usize] = [0; PAGE_SIZE as usize];
         let mut pages = self.mapped.clone();
         pages.sort_unstable();
         let mut buffer = [0u8; PAGE_SIZE as usize];
@@ -375,7 +376,7 @@ impl JitMemory {
                 unsafe {
                     ptr::copy_nonoverlapping(self.base().add(address as usize), buffer.as_mut_ptr(), buffer.len())
                 };
-                let contents = if buffer.iter().all(|&b| b == 0) { Vec::new() } else { buffer.to_vec() };
+                let contents = if buffer == ZERO_PAGE { Vec::new() } else { buffer.to_vec() };
                 (address, self.perm[page as usize] == WRITE, contents)
             })
             .collect()
