@@ -627,6 +627,7 @@ impl GenProgram {
             profile_hint: Some(self.profile),
             gas_hint: Some(self.gas_model),
             unknown_fields: Vec::new(),
+            asserts_nothing: true,
         }
     }
 

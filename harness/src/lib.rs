@@ -16,5 +16,6 @@ pub mod progress;
 pub mod protocol;
 pub mod report;
 pub mod run;
+pub mod snapshot;
 pub mod state;
 pub mod vectors;

@@ -54,6 +54,11 @@ enum Command {
         /// Unknown fields in a vector file are errors (exit code 2) instead of warnings.
         #[arg(long)]
         strict: bool,
+        /// Write each PVM case's observed outputs (status, pc, gas, registers, memory after
+        /// every run, on the first backend) to DIR/<case>.snap, for snapshot review of any
+        /// suite, expected values or not.
+        #[arg(long, value_name = "DIR")]
+        snapshots: Option<PathBuf>,
         /// Write per-case results as JSON to this file.
         #[arg(long)]
         json: Option<PathBuf>,
@@ -189,7 +194,19 @@ fn unusable(message: String) -> ExitCode {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
-        Command::Vectors { paths, backend, external, profile, gas_model, strict, json, junit, markdown, html } => {
+        Command::Vectors {
+            paths,
+            backend,
+            external,
+            profile,
+            gas_model,
+            strict,
+            snapshots,
+            json,
+            junit,
+            markdown,
+            html,
+        } => {
             let backends = match backends(&external).and_then(|b| b.select_for_checks(&backend)) {
                 Ok(b) => b,
                 Err(e) => return unusable(e),
@@ -199,7 +216,7 @@ fn main() -> ExitCode {
                 gas: GasChoice::parse(&gas_model).unwrap_or_default(),
             };
             let reports = ReportPaths { json, junit, markdown, html };
-            vectors::run(VectorsArgs { paths, backends, options, reports, strict })
+            vectors::run(VectorsArgs { paths, backends, options, reports, strict, snapshots })
         }
         Command::Diff {
             seed,

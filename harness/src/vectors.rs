@@ -112,6 +112,9 @@ pub struct Case {
     /// Fields of the file this reader does not know (JSON paths such as
     /// `steps[2].assert.foo`); they were ignored.
     pub unknown_fields: Vec<String>,
+    /// No assert step checks any field: the case can only be run for its outputs
+    /// (`vectors --snapshots`), never pass or fail.
+    pub asserts_nothing: bool,
 }
 
 impl Case {
@@ -506,11 +509,9 @@ impl Setup {
         Ok(())
     }
 
-    fn finish(&self) -> Result<(), String> {
-        if self.asserts == 0 {
-            return Err("asserts nothing: no assert step checks any field, so the file cannot pass or fail".into());
-        }
-        Ok(())
+    /// Whether no assert step checks anything.
+    fn asserts_nothing(&self) -> bool {
+        self.asserts == 0
     }
 }
 
@@ -558,11 +559,12 @@ fn from_w3f(f: W3fFile, path: &Path, unknown_fields: Vec<String>) -> Result<Case
         profile_hint,
         gas_hint,
         unknown_fields,
+        asserts_nothing: false,
     })
 }
 
-/// The steps of a spectool file (either variant), checked.
-fn spectool_steps(steps: Vec<SpectoolStep>) -> Result<Vec<Step>, String> {
+/// The steps of a spectool file (either variant), checked, and whether they assert nothing.
+fn spectool_steps(steps: Vec<SpectoolStep>) -> Result<(Vec<Step>, bool), String> {
     let mut setup = Setup::default();
     let mut out = Vec::with_capacity(steps.len());
     for (i, step) in steps.into_iter().enumerate() {
@@ -604,12 +606,12 @@ fn spectool_steps(steps: Vec<SpectoolStep>) -> Result<Vec<Step>, String> {
             }
         });
     }
-    setup.finish()?;
-    Ok(out)
+    Ok((out, setup.asserts_nothing()))
 }
 
 fn from_spectool(f: SpectoolFile, path: &Path, unknown_fields: Vec<String>) -> Result<Case, String> {
     let (profile_hint, gas_hint) = hints(f.javm_profile, f.javm_gas_model)?;
+    let (steps, asserts_nothing) = spectool_steps(f.steps)?;
     Ok(Case {
         name: f.name,
         path: path.to_path_buf(),
@@ -618,10 +620,11 @@ fn from_spectool(f: SpectoolFile, path: &Path, unknown_fields: Vec<String>) -> R
         initial_pc: f.initial_pc,
         initial_gas: f.initial_gas,
         block_costs: Some(f.block_gas_costs.into_table()?),
-        steps: spectool_steps(f.steps)?,
+        steps,
         profile_hint,
         gas_hint,
         unknown_fields,
+        asserts_nothing,
     })
 }
 
@@ -638,6 +641,7 @@ fn from_draft(f: SpectoolDraftFile, path: &Path, unknown_fields: Vec<String>) ->
             DraftStep::SetReg { reg, value } => SpectoolStep::SetReg { reg, value },
         })
         .collect();
+    let (steps, asserts_nothing) = spectool_steps(steps)?;
     Ok(Case {
         name: f.name,
         path: path.to_path_buf(),
@@ -646,10 +650,11 @@ fn from_draft(f: SpectoolDraftFile, path: &Path, unknown_fields: Vec<String>) ->
         initial_pc: f.initial_pc,
         initial_gas: f.initial_gas,
         block_costs: Some(f.block_gas_costs.into_table()?),
-        steps: spectool_steps(steps)?,
+        steps,
         profile_hint,
         gas_hint,
         unknown_fields,
+        asserts_nothing,
     })
 }
 

@@ -214,6 +214,11 @@ fn setup_that_cannot_be_carried_out_is_unusable_input_naming_the_field() {
     };
     let f = write(&dir, "noassert.json", &spectool(r#"[{"run": {}}]"#));
     unusable(&harness(&["vectors", &f]), "asserts nothing");
+    let snaps = dir.join("snaps");
+    let r = harness(&["vectors", &f, "--snapshots", &snaps.display().to_string()]);
+    assert_eq!(r.code, 0, "with --snapshots it runs for its outputs: {}{}", r.stdout, r.stderr);
+    let snap = std::fs::read_to_string(snaps.join("s.snap")).unwrap();
+    assert!(snap.contains("run 0: panic (trap) at pc 0, gas 9"), "{snap}");
     let f = write(&dir, "emptyassert.json", &spectool(r#"[{"run": {}}, {"assert": {}}]"#));
     unusable(&harness(&["vectors", &f]), "asserts nothing");
     let f = write(&dir, "early.json", &spectool(r#"[{"assert": {"status": "panic"}}, {"run": {}}]"#));

@@ -26,6 +26,8 @@ pub struct VectorsArgs {
     pub reports: ReportPaths,
     /// Unknown fields in a vector file are errors (else warnings).
     pub strict: bool,
+    /// Write each PVM case's observed outputs (first backend) as a snapshot file here.
+    pub snapshots: Option<PathBuf>,
 }
 
 /// Where to write reports (each optional).
@@ -93,6 +95,13 @@ pub fn run(args: VectorsArgs) -> i32 {
     let mut warned = std::collections::BTreeSet::new();
     for result in loaded {
         match result {
+            Ok(c) if c.asserts_nothing && args.snapshots.is_none() => {
+                eprintln!(
+                    "error: {}: asserts nothing: no assert step checks any field, so it cannot pass or fail (`--snapshots DIR` records its outputs instead)",
+                    c.path.display()
+                );
+                bad += 1;
+            }
             Ok(c) if args.strict && !c.unknown_fields.is_empty() => {
                 eprintln!("error: {}: unknown field `{}` (--strict)", c.path.display(), c.unknown_fields.join("`, `"));
                 bad += 1;
@@ -164,6 +173,15 @@ pub fn run(args: VectorsArgs) -> i32 {
         )
         .collect();
     bar.finish();
+    if let Some(dir) = &args.snapshots {
+        match write_snapshots(dir, &cases, &outcomes) {
+            Ok(n) => eprintln!("wrote {n} output snapshot(s) to {}", dir.display()),
+            Err(e) => {
+                eprintln!("error: cannot write snapshots to {}: {e}", dir.display());
+                return EXIT_UNUSABLE;
+            }
+        }
+    }
     // Kernel vectors run on the backends that can be kernel frames.
     let frames: Vec<_> = kinds.iter().filter(|k| k.supports().kernel_frame).cloned().collect();
     if !kernel.is_empty() && frames.len() < kinds.len() {
@@ -248,6 +266,24 @@ pub fn run(args: VectorsArgs) -> i32 {
     } else {
         EXIT_OK
     }
+}
+
+/// Writes `DIR/<case>.snap` for every case (names made file-safe; a repeated name gets a
+/// numbered suffix).
+fn write_snapshots(dir: &std::path::Path, cases: &[Case], outcomes: &[Outcome]) -> std::io::Result<usize> {
+    std::fs::create_dir_all(dir)?;
+    let mut used = std::collections::BTreeSet::new();
+    for (case, outcome) in cases.iter().zip(outcomes) {
+        let base = crate::snapshot::file_name(&case.name);
+        let mut name = base.clone();
+        let mut k = 2;
+        while !used.insert(name.clone()) {
+            name = format!("{}-{k}.snap", base.trim_end_matches(".snap"));
+            k += 1;
+        }
+        std::fs::write(dir.join(&name), crate::snapshot::render_outcome(case, outcome))?;
+    }
+    Ok(used.len())
 }
 
 /// A JSON path with its array indices removed (`steps[3].assert.x` → `steps[].assert.x`).
