@@ -452,17 +452,31 @@ fn hints(profile: Option<String>, gas: Option<String>) -> Result<(Option<Profile
 }
 
 /// The host setup of a case, checked as it is read: page maps follow the schema (page-aligned
-/// address and length, length not 0, inside 2^32), writes land in mapped pages, and asserts
-/// come after a run.
+/// address and length, length not 0, inside 2^32), writes land in mapped pages, asserts come
+/// after a run, and the work the steps ask of the host stays bounded.
 #[derive(Default)]
 struct Setup {
-    /// Mapped byte ranges `[start, end)`.
-    mapped: Vec<(u64, u64)>,
+    /// Mapped byte ranges, merged: start → end.
+    mapped: BTreeMap<u64, u64>,
+    /// Bytes currently mapped (the sum of `mapped`).
+    mapped_bytes: u64,
+    /// Pages mapped by all map steps so far (each step counts its whole range).
+    map_work: u64,
+    /// Mapped pages summed over the run steps (each run's state is observed page by page).
+    snapshot_work: u64,
     runs: usize,
     asserts: usize,
 }
 
 const PAGE: u64 = 4096;
+
+/// How many pages the map steps of one file may map in all (each step counted whole: 16
+/// times the address space).
+pub const MAX_MAPPED_PAGES: u64 = 16 << 20;
+
+/// How many mapped pages the run steps of one file may observe in all (a run observes every
+/// page mapped at the time: 64 runs over the whole address space).
+pub const MAX_OBSERVED_PAGES: u64 = 64 << 20;
 
 impl Setup {
     fn map(&mut self, at: &str, r: &Region) -> Result<(), String> {
@@ -476,7 +490,35 @@ impl Setup {
         if start + len > 1 << 32 {
             return Err(format!("{at}: {start:#x}+{len:#x} runs past the 32-bit address space"));
         }
-        self.mapped.push((start, start + len));
+        self.map_work += len / PAGE;
+        if self.map_work > MAX_MAPPED_PAGES {
+            return Err(format!(
+                "{at}: the map steps map more than {MAX_MAPPED_PAGES} pages in all; this file asks too much of the host"
+            ));
+        }
+        // Merge [start, end) with every range it touches.
+        let (mut lo, mut hi) = (start, start + len);
+        let touching: Vec<(u64, u64)> =
+            self.mapped.range(..=hi).rev().take_while(|(_, &e)| e >= lo).map(|(&s, &e)| (s, e)).collect();
+        for (s, e) in touching {
+            self.mapped.remove(&s);
+            self.mapped_bytes -= e - s;
+            lo = lo.min(s);
+            hi = hi.max(e);
+        }
+        self.mapped.insert(lo, hi);
+        self.mapped_bytes += hi - lo;
+        Ok(())
+    }
+
+    fn run(&mut self, at: &str) -> Result<(), String> {
+        self.runs += 1;
+        self.snapshot_work += self.mapped_bytes / PAGE + 1;
+        if self.snapshot_work > MAX_OBSERVED_PAGES {
+            return Err(format!(
+                "{at}: the run steps observe more than {MAX_OBSERVED_PAGES} mapped pages in all; this file asks too much of the host"
+            ));
+        }
         Ok(())
     }
 
@@ -485,18 +527,18 @@ impl Setup {
         if end > 1 << 32 {
             return Err(format!("{at}: {} bytes at {start:#x} run past the 32-bit address space", c.contents.len()));
         }
-        let mut cur = start;
-        while cur < end {
-            match self.mapped.iter().filter(|(s, e)| *s <= cur && cur < *e).map(|(_, e)| *e).max() {
-                Some(e) => cur = e,
-                None => {
-                    return Err(format!(
-                        "{at}: writes {start:#x}..{end:#x}, but {cur:#x} is not in a mapped page (map it first)"
-                    ))
-                }
+        if start == end {
+            return Ok(());
+        }
+        match self.mapped.range(..=start).next_back() {
+            Some((_, &e)) if e >= end => Ok(()),
+            Some((_, &e)) if e > start => {
+                Err(format!("{at}: writes {start:#x}..{end:#x}, but {e:#x} is not in a mapped page (map it first)"))
+            }
+            _ => {
+                Err(format!("{at}: writes {start:#x}..{end:#x}, but {start:#x} is not in a mapped page (map it first)"))
             }
         }
-        Ok(())
     }
 
     fn assert(&mut self, at: &str, e: &Expect) -> Result<(), String> {
@@ -525,6 +567,7 @@ fn from_w3f(f: W3fFile, path: &Path, unknown_fields: Vec<String>) -> Result<Case
     for (i, c) in f.initial_memory.iter().enumerate() {
         setup.write(&format!("initial-memory[{i}]"), c)?;
     }
+    setup.run("the run")?;
     let mut steps: Vec<Step> = f.initial_page_map.into_iter().map(Step::Map).collect();
     steps.extend(f.initial_memory.into_iter().map(Step::Write));
     steps.extend(f.initial_regs.iter().enumerate().map(|(reg, &value)| Step::SetReg { reg, value }));
@@ -571,7 +614,7 @@ fn spectool_steps(steps: Vec<SpectoolStep>) -> Result<(Vec<Step>, bool), String>
         let at = format!("steps[{i}]");
         out.push(match step {
             SpectoolStep::Run {} => {
-                setup.runs += 1;
+                setup.run(&at)?;
                 Step::Run
             }
             SpectoolStep::Map(region) => {

@@ -254,6 +254,21 @@ fn huge_mappings_cost_what_the_program_touches() {
     let r = harness(&["vectors", &f, "--backend", "both"]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     bounded(&r);
+
+    // Work multiplied by repetition is refused before anything runs.
+    let spectool = |steps: String| {
+        format!(
+            r#"{{"name": "s", "initial-pc": 0, "initial-gas": 10, "program": [0, 0, 1, 0, 1],
+                "block-gas-costs": [{{"pc": 0, "cost": 1}}], "steps": [{steps}]}}"#
+        )
+    };
+    let big = r#"{"map": {"address": 65536, "length": 4294901760, "is-writable": true}}"#;
+    let maps = vec![big; 40].join(",") + r#", {"run": {}}, {"assert": {"status": "panic"}}"#;
+    let f = write(&dir, "maps.json", &spectool(maps));
+    unusable(&harness(&["vectors", &f]), "map more than");
+    let runs = format!("{big}, {}", vec![r#"{"run": {}}, {"assert": {"status": "panic"}}"#; 200].join(","));
+    let f = write(&dir, "runs.json", &spectool(runs));
+    unusable(&harness(&["vectors", &f]), "observe more than");
 }
 
 #[cfg(unix)]
@@ -328,6 +343,13 @@ fn reports_never_overwrite_inputs_and_every_report_is_attempted() {
     let before = std::fs::read_to_string(&input).unwrap();
     unusable(&harness(&["vectors", &input, "--json", &input]), "is one of the input vector files");
     assert_eq!(std::fs::read_to_string(&input).unwrap(), before);
+    #[cfg(unix)]
+    {
+        let fifo = dir.join("report.fifo");
+        assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        unusable(&harness(&["vectors", &input, "--junit", &fifo.display().to_string()]), "not a regular file");
+        unusable(&harness(&["vectors", &input, "--json", &dir.display().to_string()]), "not a regular file");
+    }
     let same = dir.join("r.xml").display().to_string();
     unusable(&harness(&["vectors", &input, "--junit", &same, "--html", &same]), "both name");
     let blocked = dir.join("file-not-folder");

@@ -342,11 +342,22 @@ impl Backend for External {
     }
 
     fn memory_pages(&self) -> Vec<(u32, bool, Vec<u8>)> {
+        let mut pages = self.memory_pages_sparse();
+        for (_, _, bytes) in &mut pages {
+            if bytes.is_empty() {
+                *bytes = vec![0; 4096];
+            }
+        }
+        pages
+    }
+
+    /// The server's pages as sent: `""` stands for a page that reads as all zero.
+    fn memory_pages_sparse(&self) -> Vec<(u32, bool, Vec<u8>)> {
         let reply = self.request(&Request::Pages).unwrap_or_else(|e| fail(e.into_message()));
         let mut pages = Vec::new();
         for p in reply.pages.unwrap_or_default() {
             let bytes = unhex(&p.bytes).unwrap_or_else(|e| fail(self.error(&format!("page {:#x}: {e}", p.address))));
-            if bytes.len() != 4096 || p.address % 4096 != 0 {
+            if !(bytes.len() == 4096 || bytes.is_empty()) || p.address % 4096 != 0 {
                 fail(self.error(&format!("page {:#x}: not an aligned 4096-byte page", p.address)));
             }
             pages.push((p.address, p.writable, bytes));

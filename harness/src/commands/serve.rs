@@ -2,7 +2,7 @@
 //! protocol on stdin/stdout (`docs/protocol.md`), so the protocol is tested end to end and
 //! other tools can drive our backends.
 
-use std::io::{BufRead, Write};
+use std::io::{BufRead, Read, Write};
 
 use javm_engine::{Backend, Config, GasModel, Profile};
 
@@ -19,10 +19,21 @@ pub fn run(spec: &BackendSpec) -> i32 {
             return EXIT_UNUSABLE;
         }
     };
-    let stdin = std::io::stdin().lock();
+    let mut stdin = std::io::stdin().lock();
     let mut stdout = std::io::stdout().lock();
-    for line in stdin.lines() {
-        let Ok(line) = line else { break };
+    loop {
+        // One request per line, of bounded length: a longer line is refused, not buffered.
+        let mut bytes = Vec::new();
+        match (&mut stdin).take(MAX_REQUEST as u64 + 1).read_until(b'\n', &mut bytes) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        if bytes.len() > MAX_REQUEST {
+            let reply = refuse(format!("a request line is longer than {MAX_REQUEST} bytes"));
+            let _ = writeln!(stdout, "{}", serde_json::to_string(&reply).expect("replies serialise"));
+            break;
+        }
+        let line = String::from_utf8_lossy(&bytes);
         if line.trim().is_empty() {
             continue;
         }
@@ -37,6 +48,9 @@ pub fn run(spec: &BackendSpec) -> i32 {
     }
     EXIT_OK
 }
+
+/// The longest request line the server reads.
+const MAX_REQUEST: usize = 256 << 20;
 
 fn state(b: &dyn Backend) -> Option<State> {
     Some(State { regs: b.regs(), pc: b.pc(), resume_pc: b.resume_pc(), gas: b.gas() })
@@ -113,7 +127,7 @@ pub fn handle(b: &mut dyn Backend, name: &str, request: Request) -> Reply {
         }
         Request::Pages => {
             let pages = b
-                .memory_pages()
+                .memory_pages_sparse()
                 .into_iter()
                 .map(|(address, writable, bytes)| Page { address, writable, bytes: hex(&bytes) })
                 .collect();

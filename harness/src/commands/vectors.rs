@@ -326,6 +326,14 @@ impl ReportPaths {
             [(&self.json, "--json"), (&self.junit, "--junit"), (&self.markdown, "--markdown"), (&self.html, "--html")]
         {
             let Some(path) = path else { continue };
+            if let Ok(meta) = std::fs::metadata(path) {
+                if !meta.is_file() {
+                    return Err(format!(
+                        "{flag} {} exists and is not a regular file (a folder, a FIFO or a device); name a file",
+                        path.display()
+                    ));
+                }
+            }
             let real = canonical(path);
             if inputs.contains(&real) {
                 return Err(format!(
