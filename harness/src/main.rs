@@ -6,6 +6,7 @@ use javm_engine::Profile;
 use javm_harness::backends::{describe_registry, Backends};
 use javm_harness::commands::bench::{self, BenchArgs};
 use javm_harness::commands::diff::{self, DiffArgs};
+use javm_harness::commands::nightly::{self, NightlyArgs};
 use javm_harness::commands::vectors::{self, ReportPaths, VectorsArgs, EXIT_UNUSABLE};
 use javm_harness::commands::{corpus, serve, text};
 use javm_harness::gen::GenConfig;
@@ -165,6 +166,35 @@ enum Command {
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=10_000))]
         runs: u32,
     },
+    /// The nightly conformance job: spend a time budget across every vector suite on every
+    /// backend, `diff` in every profile × gas model (structured and raw) with every pair of
+    /// backends, and every fuzz target body (kept corpus, then fresh inputs).
+    ///
+    /// Each finding (failed vector, divergence, target panic) is minimised, de-duplicated by
+    /// a signature and written under DIR/findings/ with the command that replays it. Writes
+    /// DIR/summary.json, DIR/junit.xml and DIR/index.html. Exit code 0 when nothing was
+    /// found, 1 when something was, 2 when it could not run.
+    Nightly {
+        /// Seconds to spend in all (honoured to about 10%).
+        #[arg(long, default_value_t = 600)]
+        budget: u64,
+        /// Folder for the summary, the reports and findings/.
+        #[arg(long, default_value = "reports/nightly")]
+        reports: PathBuf,
+        /// Seed of the generated programs and fresh fuzz inputs. Default: today's date as
+        /// YYYYMMDD (printed).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Kept fuzz inputs, one folder per target (as cargo fuzz keeps them).
+        #[arg(long, default_value = "fuzz/corpus")]
+        corpus: PathBuf,
+        /// A previous run's summary.json: the dashboard then shows new and fixed findings
+        /// and the rates before and now.
+        #[arg(long)]
+        previous: Option<PathBuf>,
+        /// Vector files or folders. Default: the public suites and vectors/.
+        vectors: Vec<PathBuf>,
+    },
     /// Serve one backend over the external-backend protocol on stdin/stdout (docs/protocol.md).
     ///
     /// Reads one JSON request per line and writes one JSON reply per line until stdin ends.
@@ -252,6 +282,19 @@ fn main() -> ExitCode {
             text::asm(&file, Profile::parse(&profile).unwrap_or(Profile::A), output)
         }
         Command::FuzzCorpus { dir } => corpus::run(&dir),
+        Command::Nightly { budget, reports, seed, corpus, previous, vectors } => {
+            if budget == 0 || budget > 7 * 86_400 {
+                return unusable(format!("--budget {budget}: give 1 to 604800 seconds"));
+            }
+            nightly::run(NightlyArgs {
+                budget: std::time::Duration::from_secs(budget),
+                reports,
+                seed: seed.unwrap_or_else(nightly::date_seed),
+                corpus,
+                previous,
+                vectors,
+            })
+        }
         Command::Serve { backend } => match Backends::new().get(&backend) {
             Ok(spec) => serve::run(&spec),
             Err(e) => return unusable(e),

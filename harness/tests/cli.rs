@@ -150,3 +150,64 @@ fn diff_refuses_a_timeout_that_is_not_positive() {
     assert_eq!(code, 2);
     assert!(stderr.contains("--timeout"), "{stderr}");
 }
+
+#[test]
+fn nightly_spends_its_budget_and_writes_its_reports() {
+    let dir = scratch("nightly");
+    let vectors = dir.join("vectors");
+    std::fs::create_dir_all(&vectors).unwrap();
+    write(&vectors, "good.json", &w3f_vector(5));
+    let reports = dir.join("reports");
+    let started = std::time::Instant::now();
+    let (code, stdout, stderr) = harness(&[
+        "nightly",
+        "--budget",
+        "4",
+        "--seed",
+        "7",
+        "--reports",
+        &reports.display().to_string(),
+        "--corpus",
+        &dir.join("no-corpus").display().to_string(),
+        &vectors.display().to_string(),
+    ]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(started.elapsed().as_secs_f64() < 30.0);
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(reports.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["vectors"]["passed"], 1);
+    assert_eq!(summary["vectors"]["failed"], 0);
+    let profiles: std::collections::BTreeSet<String> =
+        summary["diff"].as_array().unwrap().iter().map(|r| r["profile"].as_str().unwrap().to_string()).collect();
+    assert_eq!(profiles.len(), 3, "{profiles:?}");
+    assert!(summary["diff"].as_array().unwrap().iter().all(|r| r["programs"].as_u64().unwrap() > 0));
+    assert_eq!(summary["fuzz"].as_array().unwrap().len(), 7);
+    assert!(summary["fuzz"].as_array().unwrap().iter().all(|r| r["runs"].as_u64().unwrap() > 0));
+    assert!(std::fs::read_to_string(reports.join("junit.xml")).unwrap().contains("<testsuite name=\"diff\""));
+    assert!(std::fs::read_to_string(reports.join("index.html")).unwrap().contains("nothing found"));
+
+    // A failing vector is a finding: exit 1, a replayable copy and its command.
+    write(&vectors, "bad.json", &w3f_vector(6));
+    let previous = reports.join("summary.json").display().to_string();
+    let again = dir.join("again");
+    let (code, stdout, _) = harness(&[
+        "nightly",
+        "--budget",
+        "3",
+        "--reports",
+        &again.display().to_string(),
+        "--previous",
+        &previous,
+        "--corpus",
+        &dir.join("no-corpus").display().to_string(),
+        &vectors.display().to_string(),
+    ]);
+    assert_eq!(code, 1, "{stdout}");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(again.join("summary.json")).unwrap()).unwrap();
+    let finding = summary["findings"][0].as_str().unwrap().to_string();
+    let (code, out, _) = harness(&["vectors", &finding]);
+    assert_eq!(code, 1, "the finding replays as a failure: {out}");
+    assert_eq!(summary["changes"]["new_failed_cases"].as_array().unwrap().len(), 1);
+    assert!(std::fs::read_to_string(again.join("index.html")).unwrap().contains("newly failing case"));
+}

@@ -62,134 +62,24 @@ pub fn run(args: VectorsArgs) -> i32 {
         args.paths.clone()
     };
 
-    let mut files = Vec::new();
-    for path in &paths {
-        match collect(path) {
-            Ok(walk) => {
-                for w in &walk.warnings {
-                    eprintln!("warning: {w}");
-                }
-                files.extend(walk.files);
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                return EXIT_UNUSABLE;
-            }
+    let suite = match load_suite(&paths, &args.options, args.strict, args.snapshots.is_some(), Some(&args.reports)) {
+        Ok(s) => s,
+        Err(message) => {
+            eprintln!("{message}");
+            return EXIT_UNUSABLE;
         }
-    }
-    {
-        // The same file named twice (or reached through two PATH arguments) runs once.
-        let mut seen = std::collections::BTreeSet::new();
-        files.retain(|f| seen.insert(std::fs::canonicalize(f).unwrap_or_else(|_| f.clone())));
-    }
-    if let Err(e) = args.reports.check(&files) {
-        eprintln!("error: {e}");
-        return EXIT_UNUSABLE;
-    }
-    let (kernel_files, files): (Vec<PathBuf>, Vec<PathBuf>) =
-        files.into_iter().partition(|f| crate::kernel_vectors::is_kernel_vector(f));
-    let mut kernel = Vec::new();
-    let loaded: Vec<_> = files.par_iter().map(|f| load_case(f)).collect();
-    let mut cases: Vec<Case> = Vec::with_capacity(loaded.len());
-    let mut bad = 0;
-    let mut warned = std::collections::BTreeSet::new();
-    for result in loaded {
-        match result {
-            Ok(c) if c.asserts_nothing && args.snapshots.is_none() => {
-                eprintln!(
-                    "error: {}: asserts nothing: no assert step checks any field, so it cannot pass or fail (`--snapshots DIR` records its outputs instead)",
-                    c.path.display()
-                );
-                bad += 1;
-            }
-            Ok(c) if args.strict && !c.unknown_fields.is_empty() => {
-                eprintln!("error: {}: unknown field `{}` (--strict)", c.path.display(), c.unknown_fields.join("`, `"));
-                bad += 1;
-            }
-            Ok(c) => {
-                for field in &c.unknown_fields {
-                    // Once per field per run, whatever its index in an array.
-                    let pattern = strip_indices(field);
-                    if warned.insert(pattern.clone()) {
-                        eprintln!(
-                            "warning: {}: unknown field `{field}` ignored (further files with `{pattern}` are not named; --strict makes it an error)",
-                            c.path.display()
-                        );
-                    }
-                }
-                cases.push(c)
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                bad += 1;
-            }
-        }
-    }
-    for result in kernel_files.par_iter().map(|f| crate::kernel_vectors::load_kernel_vector(f)).collect::<Vec<_>>() {
-        match result {
-            Ok(v) => kernel.push(v),
-            Err(e) => {
-                eprintln!("error: {e}");
-                bad += 1;
-            }
-        }
-    }
-    for case in &cases {
-        if let Err(e) = crate::run::case_config(case, &args.options) {
-            eprintln!("error: {}: {e}", case.path.display());
-            bad += 1;
-        }
-    }
-    if bad > 0 {
-        eprintln!("{bad} file(s) could not be used as test vectors; nothing was run");
-        return EXIT_UNUSABLE;
-    }
-
+    };
     let names: Vec<&str> = args.backends.iter().map(|k| k.name()).collect();
-    if !std::io::stderr().is_terminal() {
-        eprintln!("running {} case(s) on {}", cases.len() + kernel.len(), names.join(" + "));
-    }
-    let bar = Progress::new(cases.len() as u64, "cases");
     let started = Instant::now();
-    let kinds = args.backends.clone();
-    let mut outcomes: Vec<Outcome> = cases
-        .par_iter()
-        .map_init(
-            || kinds.iter().map(|k| k.create().expect("checked above")).collect::<Vec<_>>(),
-            |backends, case| {
-                let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    let mut refs: Vec<&mut dyn javm_engine::Backend> =
-                        backends.iter_mut().map(|b| &mut **b as &mut dyn javm_engine::Backend).collect();
-                    run_case(case, &args.options, &mut refs)
-                }));
-                let outcome = run.unwrap_or_else(|payload| {
-                    // The backends' state is unknown after a panic: start again from fresh ones.
-                    *backends = kinds.iter().map(|k| k.create().expect("created before")).collect();
-                    Outcome::crashed(case, &names.join(","), panic_message(&*payload))
-                });
-                bar.inc();
-                outcome
-            },
-        )
-        .collect();
-    bar.finish();
+    let outcomes = run_suite(&suite, &args.backends, &args.options);
     if let Some(dir) = &args.snapshots {
-        match write_snapshots(dir, &cases, &outcomes) {
+        match write_snapshots(dir, &suite.cases, &outcomes[..suite.cases.len()]) {
             Ok(n) => eprintln!("wrote {n} output snapshot(s) to {}", dir.display()),
             Err(e) => {
                 eprintln!("error: cannot write snapshots to {}: {e}", dir.display());
                 return EXIT_UNUSABLE;
             }
         }
-    }
-    // Kernel vectors run on the backends that can be kernel frames.
-    let frames: Vec<_> = kinds.iter().filter(|k| k.supports().kernel_frame).cloned().collect();
-    if !kernel.is_empty() && frames.len() < kinds.len() {
-        let left: Vec<&str> = kinds.iter().filter(|k| !k.supports().kernel_frame).map(|k| k.name()).collect();
-        eprintln!("kernel vectors are not run on {} (not usable as kernel frames)", left.join(", "));
-    }
-    if !kernel.is_empty() && !frames.is_empty() {
-        outcomes.extend(crate::kernel_vectors::run_kernel_vectors(&kernel, &frames));
     }
     let elapsed = started.elapsed();
 
@@ -266,6 +156,145 @@ pub fn run(args: VectorsArgs) -> i32 {
     } else {
         EXIT_OK
     }
+}
+
+/// Vector files read and checked, ready to run.
+pub struct Suite {
+    pub cases: Vec<Case>,
+    pub kernel: Vec<crate::kernel_vectors::KernelVector>,
+}
+
+/// Reads every vector file below `paths`, printing warnings (walk, unknown fields) and each
+/// unusable file's error on stderr. `Err` says how many files could not be used (nothing
+/// should run then). `unasserted` accepts files that assert nothing (for snapshots).
+pub fn load_suite(
+    paths: &[PathBuf],
+    options: &RunOptions,
+    strict: bool,
+    unasserted: bool,
+    reports: Option<&ReportPaths>,
+) -> Result<Suite, String> {
+    let mut files = Vec::new();
+    for path in paths {
+        match collect(path) {
+            Ok(walk) => {
+                for w in &walk.warnings {
+                    eprintln!("warning: {w}");
+                }
+                files.extend(walk.files);
+            }
+            Err(e) => return Err(format!("error: {e}")),
+        }
+    }
+    {
+        // The same file named twice (or reached through two PATH arguments) runs once.
+        let mut seen = std::collections::BTreeSet::new();
+        files.retain(|f| seen.insert(std::fs::canonicalize(f).unwrap_or_else(|_| f.clone())));
+    }
+    if let Some(reports) = reports {
+        reports.check(&files).map_err(|e| format!("error: {e}"))?;
+    }
+    let (kernel_files, files): (Vec<PathBuf>, Vec<PathBuf>) =
+        files.into_iter().partition(|f| crate::kernel_vectors::is_kernel_vector(f));
+    let mut kernel = Vec::new();
+    let loaded: Vec<_> = files.par_iter().map(|f| load_case(f)).collect();
+    let mut cases: Vec<Case> = Vec::with_capacity(loaded.len());
+    let mut bad = 0;
+    let mut warned = std::collections::BTreeSet::new();
+    for result in loaded {
+        match result {
+            Ok(c) if c.asserts_nothing && !unasserted => {
+                eprintln!(
+                    "error: {}: asserts nothing: no assert step checks any field, so it cannot pass or fail (`--snapshots DIR` records its outputs instead)",
+                    c.path.display()
+                );
+                bad += 1;
+            }
+            Ok(c) if strict && !c.unknown_fields.is_empty() => {
+                eprintln!("error: {}: unknown field `{}` (--strict)", c.path.display(), c.unknown_fields.join("`, `"));
+                bad += 1;
+            }
+            Ok(c) => {
+                for field in &c.unknown_fields {
+                    // Once per field per run, whatever its index in an array.
+                    let pattern = strip_indices(field);
+                    if warned.insert(pattern.clone()) {
+                        eprintln!(
+                            "warning: {}: unknown field `{field}` ignored (further files with `{pattern}` are not named; --strict makes it an error)",
+                            c.path.display()
+                        );
+                    }
+                }
+                cases.push(c)
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                bad += 1;
+            }
+        }
+    }
+    for result in kernel_files.par_iter().map(|f| crate::kernel_vectors::load_kernel_vector(f)).collect::<Vec<_>>() {
+        match result {
+            Ok(v) => kernel.push(v),
+            Err(e) => {
+                eprintln!("error: {e}");
+                bad += 1;
+            }
+        }
+    }
+    for case in &cases {
+        if let Err(e) = crate::run::case_config(case, options) {
+            eprintln!("error: {}: {e}", case.path.display());
+            bad += 1;
+        }
+    }
+    if bad > 0 {
+        return Err(format!("{bad} file(s) could not be used as test vectors; nothing was run"));
+    }
+    Ok(Suite { cases, kernel })
+}
+
+/// Runs a suite on the given backends (in lockstep, compared after every run): the PVM
+/// cases' outcomes in order, then the kernel vectors' (on the backends that can be kernel
+/// frames). Shows progress on stderr.
+pub fn run_suite(suite: &Suite, kinds: &[BackendSpec], options: &RunOptions) -> Vec<Outcome> {
+    let names: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
+    if !std::io::stderr().is_terminal() {
+        eprintln!("running {} case(s) on {}", suite.cases.len() + suite.kernel.len(), names.join(" + "));
+    }
+    let bar = Progress::new(suite.cases.len() as u64, "cases");
+    let mut outcomes: Vec<Outcome> = suite
+        .cases
+        .par_iter()
+        .map_init(
+            || kinds.iter().map(|k| k.create().expect("checked above")).collect::<Vec<_>>(),
+            |backends, case| {
+                let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    let mut refs: Vec<&mut dyn javm_engine::Backend> =
+                        backends.iter_mut().map(|b| &mut **b as &mut dyn javm_engine::Backend).collect();
+                    run_case(case, options, &mut refs)
+                }));
+                let outcome = run.unwrap_or_else(|payload| {
+                    // The backends' state is unknown after a panic: start again from fresh ones.
+                    *backends = kinds.iter().map(|k| k.create().expect("created before")).collect();
+                    Outcome::crashed(case, &names.join(","), panic_message(&*payload))
+                });
+                bar.inc();
+                outcome
+            },
+        )
+        .collect();
+    bar.finish();
+    // Kernel vectors run on the backends that can be kernel frames.
+    let frames: Vec<_> = kinds.iter().filter(|k| k.supports().kernel_frame).cloned().collect();
+    if !suite.kernel.is_empty() && frames.len() < kinds.len() {
+        let left: Vec<&str> = kinds.iter().filter(|k| !k.supports().kernel_frame).map(|k| k.name()).collect();
+        eprintln!("kernel vectors are not run on {} (not usable as kernel frames)", left.join(", "));
+    }
+    if !suite.kernel.is_empty() && !frames.is_empty() {
+        outcomes.extend(crate::kernel_vectors::run_kernel_vectors(&suite.kernel, &frames));
+    }
+    outcomes
 }
 
 /// Writes `DIR/<case>.snap` for every case (names made file-safe; a repeated name gets a
