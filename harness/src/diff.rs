@@ -102,6 +102,55 @@ pub struct Explanation {
     pub minimised: GenProgram,
     pub original_instructions: usize,
     pub minimised_instructions: usize,
+    /// When single-stepping shows no difference: the smallest gas budget at which the two
+    /// backends' full runs differ (found by bisection), which points at the block whose
+    /// charge differs in block mode.
+    pub gas_bisection: Option<GasBisection>,
+}
+
+/// The result of bisecting the gas budget of a divergence that single-stepping misses.
+#[derive(Clone, Debug)]
+pub struct GasBisection {
+    /// The smallest initial gas at which the runs differ (one less agrees).
+    pub budget: i64,
+    pub differences: Vec<Difference>,
+    /// Where the first backend stopped with that budget: the block whose entry is charged
+    /// differently, or the one after it.
+    pub pc: u32,
+    pub disassembly: String,
+}
+
+/// Bisects the initial gas of a diverging program for the smallest budget at which the two
+/// backends still diverge, and reports where they stop with it.
+pub fn bisect_gas(program: &GenProgram, a: &mut dyn Backend, b: &mut dyn Backend) -> Option<GasBisection> {
+    let with = |g: i64| {
+        let mut p = program.clone();
+        p.gas = g;
+        p
+    };
+    if !diverges(program, a, b) || program.gas <= 0 {
+        return None;
+    }
+    let (mut lo, mut hi) = (0i64, program.gas);
+    if diverges(&with(0), a, b) {
+        hi = 0;
+    } else {
+        // Invariant: `lo` agrees, `hi` diverges.
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if diverges(&with(mid), a, b) {
+                hi = mid;
+            } else {
+                lo = mid;
+            }
+        }
+    }
+    let found = with(hi);
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_pair(&found, a, b))).ok()?;
+    let differences: Vec<Difference> = outcome.failures.iter().map(|f| f.difference.clone()).collect();
+    let pc = outcome.snapshots.first().and_then(|s| s.last()).map_or(found.initial_pc, |s| s.pc);
+    let disassembly = disassemble_around(&found.blob(), found.profile, pc, 6, 4);
+    Some(GasBisection { budget: hi, differences, pc, disassembly })
 }
 
 fn setup(
@@ -328,6 +377,11 @@ pub fn explain(program: &GenProgram, a: &mut dyn Backend, b: &mut dyn Backend) -
         Err(_) => vec![Difference { field: "backend".into(), expected: "no panic".into(), got: "panicked".into() }],
     };
     let first = catch_unwind(AssertUnwindSafe(|| first_difference(&minimised, a, b))).ok().flatten();
+    let gas_bisection = if first.is_none() {
+        catch_unwind(AssertUnwindSafe(|| bisect_gas(&minimised, a, b))).ok().flatten()
+    } else {
+        None
+    };
     let pc = first.as_ref().map_or(minimised.initial_pc, |f| f.pc);
     let disassembly = disassemble_around(&minimised.blob(), minimised.profile, pc, 6, 4);
     Explanation {
@@ -337,6 +391,7 @@ pub fn explain(program: &GenProgram, a: &mut dyn Backend, b: &mut dyn Backend) -
         original_instructions: instruction_count(program),
         minimised_instructions: instruction_count(&minimised),
         minimised,
+        gas_bisection,
     }
 }
 
@@ -359,6 +414,18 @@ impl Explanation {
         if self.first.is_none() {
             for d in &self.at_exit {
                 out += &format!("  {d}\n");
+            }
+            if let Some(g) = &self.gas_bisection {
+                let smaller =
+                    if g.budget > 0 { format!("{} agrees", g.budget - 1) } else { "no smaller budget".into() };
+                out += &format!(
+                    "a gas-only divergence (block mode only): with initial gas {} the runs differ ({smaller}); {a} stops at pc {}:\n",
+                    g.budget, g.pc
+                );
+                for d in &g.differences {
+                    out += &format!("  {d}\n");
+                }
+                out += &format!("the block around it ({}):\n{}\n", self.minimised.profile, g.disassembly);
             }
         }
         out += &format!(

@@ -95,6 +95,10 @@ enum Command {
         /// a hang with its replay command, and the run ends with exit code 1.
         #[arg(long, default_value_t = 10.0)]
         timeout: f64,
+        /// Run only shard K of N (the programs whose index is K-1 modulo N), so N jobs with
+        /// the same arguments split the range between them.
+        #[arg(long, value_name = "K/N", default_value = "1/1")]
+        shard: String,
         /// Opcode profile of the generated programs.
         #[arg(long, default_value = "a", value_parser = ["a", "b", "j"])]
         profile: String,
@@ -192,6 +196,13 @@ enum Command {
         /// and the rates before and now.
         #[arg(long)]
         previous: Option<PathBuf>,
+        /// Run shard K of N: vector cases, generated programs and fresh fuzz inputs are split
+        /// by index, so N jobs cover one seed space once; merge their reports with --merge.
+        #[arg(long, value_name = "K/N", default_value = "1/1")]
+        shard: String,
+        /// Merge the reports of shards (their DIRs) into --reports instead of running.
+        #[arg(long, value_name = "DIR", num_args = 1..)]
+        merge: Vec<PathBuf>,
         /// Vector files or folders. Default: the public suites and vectors/.
         vectors: Vec<PathBuf>,
     },
@@ -214,6 +225,16 @@ fn backends(external: &[String]) -> Result<Backends, String> {
         b.declare_external(declaration)?;
     }
     Ok(b)
+}
+
+/// `K/N` with 1 ≤ K ≤ N.
+fn parse_shard(text: &str) -> Result<(u64, u64), String> {
+    let parsed =
+        text.split_once('/').and_then(|(k, n)| Some((k.trim().parse::<u64>().ok()?, n.trim().parse::<u64>().ok()?)));
+    match parsed {
+        Some((k, n)) if n >= 1 && (1..=n).contains(&k) => Ok((k, n)),
+        _ => Err(format!("--shard {text:?}: expected K/N with 1 <= K <= N (for example 2/4)")),
+    }
 }
 
 fn unusable(message: String) -> ExitCode {
@@ -253,6 +274,7 @@ fn main() -> ExitCode {
             first,
             count,
             timeout,
+            shard,
             profile,
             gas_model,
             raw,
@@ -275,14 +297,25 @@ fn main() -> ExitCode {
                 return unusable(format!("--timeout must be a positive number of seconds, not {timeout}"));
             }
             let timeout = std::time::Duration::from_secs_f64(timeout.min(1e6));
-            diff::run(DiffArgs { seed, first, count, timeout, config, pair, explain, reports, coverage })
+            let shard = match parse_shard(&shard) {
+                Ok(s) => s,
+                Err(e) => return unusable(e),
+            };
+            diff::run(DiffArgs { seed, first, count, shard, timeout, config, pair, explain, reports, coverage })
         }
         Command::Disasm { file, profile } => text::disasm(&file, profile.as_deref().and_then(Profile::parse)),
         Command::Asm { file, profile, output } => {
             text::asm(&file, Profile::parse(&profile).unwrap_or(Profile::A), output)
         }
         Command::FuzzCorpus { dir } => corpus::run(&dir),
-        Command::Nightly { budget, reports, seed, corpus, previous, vectors } => {
+        Command::Nightly { budget, reports, seed, corpus, previous, shard, merge, vectors } => {
+            if !merge.is_empty() {
+                return ExitCode::from(nightly::merge(&merge, &reports, previous.as_deref()) as u8);
+            }
+            let shard = match parse_shard(&shard) {
+                Ok(s) => s,
+                Err(e) => return unusable(e),
+            };
             if budget == 0 || budget > 7 * 86_400 {
                 return unusable(format!("--budget {budget}: give 1 to 604800 seconds"));
             }
@@ -293,6 +326,7 @@ fn main() -> ExitCode {
                 corpus,
                 previous,
                 vectors,
+                shard,
             })
         }
         Command::Serve { backend } => match Backends::new().get(&backend) {

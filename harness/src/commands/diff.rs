@@ -22,6 +22,9 @@ pub struct DiffArgs {
     /// Index of the first program (programs `first .. first + count` of the seed).
     pub first: u64,
     pub count: u64,
+    /// `(k, n)`: run only the programs whose index is `k - 1` modulo `n`, so `n` jobs with
+    /// the same arguments split the range between them exactly.
+    pub shard: (u64, u64),
     /// Wall-clock limit for one program on both backends; a program still running after it
     /// is reported as a hang and ends the run.
     pub timeout: Duration,
@@ -90,6 +93,12 @@ impl Watch {
     }
 }
 
+/// How many indices in `first..end` are `k - 1` modulo `n`.
+pub fn shard_size(first: u64, end: u64, k: u64, n: u64) -> u64 {
+    let below = |x: u64| x / n + u64::from(x % n > k - 1);
+    below(end) - below(first)
+}
+
 /// The command line that runs one program of this run alone, but for `--first I --count 1`.
 fn replay_prefix(args: &DiffArgs) -> String {
     let (a, b) = &args.pair;
@@ -119,16 +128,21 @@ pub fn run(args: DiffArgs) -> i32 {
         }
     }
     let mode = if args.config.raw { "raw bytes" } else { "structured" };
+    let (k, n) = args.shard;
+    let in_shard = move |i: &u64| i % n == k - 1;
+    let end = args.first.saturating_add(args.count);
+    let total = shard_size(args.first, end, k, n);
+    let shard = if n > 1 { format!(" (shard {k}/{n} of programs {}..{end})", args.first) } else { String::new() };
     eprintln!(
-        "seed {}: {} {mode} programs, profile {}, gas {:?}, {} vs {}",
+        "seed {}: {} {mode} programs{shard}, profile {}, gas {:?}, {} vs {}",
         args.seed,
-        args.count,
+        total,
         args.config.profile,
         args.config.gas,
         ka.name(),
         kb.name()
     );
-    let bar = Progress::new(args.count, "programs");
+    let bar = Progress::new(total, "programs");
     let started = Instant::now();
     let watch = Arc::new(Watch::new(rayon::current_num_threads()));
     let watchdog = {
@@ -169,9 +183,10 @@ pub fn run(args: DiffArgs) -> i32 {
             known_names: Default::default(),
         }
     };
-    let range = args.first..args.first.saturating_add(args.count);
+    let range = args.first..end;
     let (mut divergent, known, coverage) = range
         .into_par_iter()
+        .filter(in_shard)
         .fold(new_worker, |mut w, index| {
             watch.begin(index);
             let program = generate(seed, index, config);
@@ -268,11 +283,11 @@ pub fn run(args: DiffArgs) -> i32 {
         }
     }
     if args.coverage {
-        let _ = write!(stdout, "{}", crate::coverage::render(&coverage, &config, args.count));
+        let _ = write!(stdout, "{}", crate::coverage::render(&coverage, &config, total));
     }
-    let rate = args.count as f64 / elapsed.max(1e-9);
+    let rate = total as f64 / elapsed.max(1e-9);
     let known = if known > 0 { format!(", {known} with listed known differences only") } else { String::new() };
-    let _ = writeln!(stdout, "{} programs, {} divergences{known}, {:.0} programs/s", args.count, divergent.len(), rate);
+    let _ = writeln!(stdout, "{} programs, {} divergences{known}, {:.0} programs/s", total, divergent.len(), rate);
     if divergent.is_empty() {
         EXIT_OK
     } else {

@@ -27,6 +27,8 @@ pub struct NightlyArgs {
     pub previous: Option<PathBuf>,
     /// Vector files or folders; empty: the public suites and `vectors/`.
     pub vectors: Vec<PathBuf>,
+    /// `(k, n)`: this job's share of cases, programs and fresh inputs (index `k - 1` mod `n`).
+    pub shard: (u64, u64),
 }
 
 /// Vector results.
@@ -85,6 +87,9 @@ pub struct Changes {
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Summary {
     pub seed: u64,
+    /// `K/N` of a sharded run; merged summaries list every shard.
+    #[serde(default)]
+    pub shards: Vec<String>,
     pub budget_seconds: f64,
     pub seconds: f64,
     pub backends: Vec<String>,
@@ -195,8 +200,10 @@ pub fn run(args: NightlyArgs) -> i32 {
         args.reports.display()
     );
     let mut findings = Findings { dir: findings_dir, list: Vec::new() };
+    let (k, n) = args.shard;
     let mut summary = Summary {
         seed: args.seed,
+        shards: vec![format!("{k}/{n}")],
         budget_seconds: args.budget.as_secs_f64(),
         backends: names.clone(),
         ..Summary::default()
@@ -218,13 +225,16 @@ pub fn run(args: NightlyArgs) -> i32 {
     }
     eprintln!("vectors: {}", paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));
     let options = RunOptions::default();
-    let suite = match load_suite(&paths, &options, false, false, None) {
+    let mut suite = match load_suite(&paths, &options, false, false, None) {
         Ok(s) => s,
         Err(message) => {
             eprintln!("{message}");
             return EXIT_UNUSABLE;
         }
     };
+    let mine = |i: usize| i as u64 % n == k - 1;
+    suite.cases = suite.cases.into_iter().enumerate().filter(|(i, _)| mine(*i)).map(|(_, c)| c).collect();
+    suite.kernel = suite.kernel.into_iter().enumerate().filter(|(i, _)| mine(*i)).map(|(_, v)| v).collect();
     let outcomes = run_suite(&suite, &backends, &options);
     for o in &outcomes {
         if !o.passed {
@@ -280,7 +290,7 @@ pub fn run(args: NightlyArgs) -> i32 {
     }
     let slice_time = diff_budget.div_f64(slices.len().max(1) as f64);
     for (config, a, b) in &slices {
-        let row = diff_slice(args.seed, *config, a, b, slice_time, &mut findings);
+        let row = diff_slice(args.seed, args.shard, *config, a, b, slice_time, &mut findings);
         summary.diff.push(row);
     }
     let programs: u64 = summary.diff.iter().map(|r| r.programs).sum();
@@ -298,7 +308,7 @@ pub fn run(args: NightlyArgs) -> i32 {
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
     for (name, target) in crate::fuzzing::TARGETS {
-        let row = fuzz_slice(name, target, &args.corpus, args.seed, per_target, &mut findings);
+        let row = fuzz_slice(name, target, &args.corpus, args.seed, args.shard, per_target, &mut findings);
         summary.fuzz.push(row);
     }
     std::panic::set_hook(hook);
@@ -315,18 +325,13 @@ pub fn run(args: NightlyArgs) -> i32 {
     if let Some(prev) = &previous {
         summary.changes = Some(changes(prev, &summary));
     }
-    let mut unwritten = false;
-    for (file, text) in [
-        ("summary.json", serde_json::to_string_pretty(&summary).unwrap_or_default() + "\n"),
-        ("junit.xml", junit(&summary)),
-        ("index.html", dashboard(&summary)),
-    ] {
-        let path = args.reports.join(file);
-        if let Err(e) = std::fs::write(&path, text) {
-            eprintln!("error: cannot write {}: {e}", path.display());
-            unwritten = true;
+    let unwritten = match write_reports(&args.reports, &summary) {
+        Ok(()) => false,
+        Err(e) => {
+            eprintln!("error: {e}");
+            true
         }
-    }
+    };
     println!(
         "nightly: vectors {} passed, {} failed; diff {programs} programs, {divergences} divergences; fuzz {} runs; {} finding(s) in {:.0}s (budget {:.0}s)",
         summary.vectors.passed,
@@ -348,6 +353,116 @@ pub fn run(args: NightlyArgs) -> i32 {
     }
 }
 
+/// `nightly --merge DIR...`: the shards' summaries merged into `reports` (counts summed,
+/// findings de-duplicated by signature), with the same three files. Returns the exit code.
+pub fn merge(dirs: &[PathBuf], reports: &Path, previous: Option<&Path>) -> i32 {
+    let mut merged = Summary::default();
+    for dir in dirs {
+        let path = dir.join("summary.json");
+        let s: Summary =
+            match crate::input::read_text(&path).and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string())) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("error: {}: {e}", path.display());
+                    return EXIT_UNUSABLE;
+                }
+            };
+        if !merged.shards.is_empty() && (merged.seed != s.seed || merged.backends != s.backends) {
+            eprintln!(
+                "error: {}: another seed or backend set than the first summary; these are not shards of one run",
+                path.display()
+            );
+            return EXIT_UNUSABLE;
+        }
+        merged.seed = s.seed;
+        merged.backends = s.backends;
+        merged.shards.extend(s.shards);
+        merged.budget_seconds = merged.budget_seconds.max(s.budget_seconds);
+        merged.seconds = merged.seconds.max(s.seconds);
+        merged.vectors.passed += s.vectors.passed;
+        merged.vectors.failed += s.vectors.failed;
+        merged.vectors.known += s.vectors.known;
+        merged.failed_cases.extend(s.failed_cases);
+        for r in s.diff {
+            let same =
+                |m: &&mut DiffRow| m.profile == r.profile && m.gas == r.gas && m.raw == r.raw && m.pair == r.pair;
+            match merged.diff.iter_mut().find(same) {
+                Some(m) => {
+                    m.programs += r.programs;
+                    m.divergences += r.divergences;
+                    m.known += r.known;
+                    m.programs_per_second += r.programs_per_second;
+                }
+                None => merged.diff.push(r),
+            }
+        }
+        for r in s.fuzz {
+            match merged.fuzz.iter_mut().find(|m| m.target == r.target) {
+                Some(m) => {
+                    m.runs += r.runs;
+                    m.findings += r.findings;
+                }
+                None => merged.fuzz.push(r),
+            }
+        }
+        for f in s.finding_details {
+            match merged.finding_details.iter_mut().find(|m| m.signature == f.signature) {
+                Some(m) => m.count += f.count,
+                None => merged.finding_details.push(f),
+            }
+        }
+    }
+    merged.findings = merged.finding_details.iter().map(|f| f.path.clone()).collect();
+    if let Some(p) = previous {
+        match crate::input::read_text(p).and_then(|t| serde_json::from_str::<Summary>(&t).map_err(|e| e.to_string())) {
+            Ok(prev) => merged.changes = Some(changes(&prev, &merged)),
+            Err(e) => {
+                eprintln!("error: --previous {}: {e}", p.display());
+                return EXIT_UNUSABLE;
+            }
+        }
+    }
+    if let Err(e) = write_reports(reports, &merged) {
+        eprintln!("error: {e}");
+        return EXIT_UNUSABLE;
+    }
+    println!(
+        "merged {} shard(s): vectors {} passed, {} failed; diff {} programs, {} divergences; {} finding(s)",
+        merged.shards.len(),
+        merged.vectors.passed,
+        merged.vectors.failed,
+        merged.diff.iter().map(|r| r.programs).sum::<u64>(),
+        merged.diff.iter().map(|r| r.divergences).sum::<u64>(),
+        merged.finding_details.len()
+    );
+    if merged.finding_details.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_FAILED
+    }
+}
+
+/// Writes `summary.json`, `junit.xml` and `index.html` into `dir`.
+fn write_reports(dir: &Path, summary: &Summary) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let mut failed = Vec::new();
+    for (file, text) in [
+        ("summary.json", serde_json::to_string_pretty(summary).unwrap_or_default() + "\n"),
+        ("junit.xml", junit(summary)),
+        ("index.html", dashboard(summary)),
+    ] {
+        let path = dir.join(file);
+        if let Err(e) = std::fs::write(&path, text) {
+            failed.push(format!("cannot write {}: {e}", path.display()));
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(failed.join("; "))
+    }
+}
+
 /// Whether a pair can judge programs of a configuration (PolkaVM has no profile J and no
 /// per-instruction gas; it would refuse every program).
 fn pair_can_run(a: &BackendSpec, b: &BackendSpec, config: &GenConfig) -> bool {
@@ -359,6 +474,7 @@ fn pair_can_run(a: &BackendSpec, b: &BackendSpec, config: &GenConfig) -> bool {
 /// Runs generated programs of one configuration on a pair until `time` has passed.
 fn diff_slice(
     seed: u64,
+    (k, n): (u64, u64),
     config: GenConfig,
     a: &BackendSpec,
     b: &BackendSpec,
@@ -371,11 +487,12 @@ fn diff_slice(
     let mut known = 0u64;
     let chunk = 256u64;
     while started.elapsed() < time {
-        let (d, k): (Vec<u64>, u64) = (next..next + chunk)
+        let (d, found_known): (Vec<u64>, u64) = (next..next + chunk)
             .into_par_iter()
             .map_init(
                 || (a.create().expect("checked"), b.create().expect("checked")),
-                |(x, y), index| {
+                |(x, y), j| {
+                    let index = j * n + (k - 1);
                     let program = generate(seed, index, config);
                     match judge(&program, &mut **x, &mut **y) {
                         Verdict::Agree => (None, 0),
@@ -403,7 +520,7 @@ fn diff_slice(
                 },
             );
         divergent.extend(d);
-        known += k;
+        known += found_known;
         next += chunk;
     }
     let elapsed = started.elapsed().as_secs_f64();
@@ -469,13 +586,15 @@ fn fuzz_slice(
     target: crate::fuzzing::Target,
     corpus: &Path,
     seed: u64,
+    (k, n): (u64, u64),
     time: Duration,
     findings: &mut Findings,
 ) -> FuzzRow {
     let started = Instant::now();
     let mut kept: Vec<Vec<u8>> = Vec::new();
     if let Ok(walk) = crate::input::walk(&corpus.join(name), &|_| true) {
-        kept.extend(walk.files.iter().filter_map(|f| crate::input::read_file(f).ok()));
+        let files = walk.files.iter().enumerate().filter(|(i, _)| *i as u64 % n == k - 1);
+        kept.extend(files.filter_map(|(_, f)| crate::input::read_file(f).ok()));
     }
     let salt = name.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
     let fresh = |i: u64| -> Vec<u8> {
@@ -495,7 +614,7 @@ fn fuzz_slice(
             offset = end;
             v
         } else {
-            let v = (next_fresh..next_fresh + chunk as u64).map(fresh).collect();
+            let v = (next_fresh..next_fresh + chunk as u64).map(|j| fresh(j * n + (k - 1))).collect();
             next_fresh += chunk as u64;
             v
         };
@@ -615,8 +734,9 @@ fn dashboard(s: &Summary) -> String {
          .fail{color:#b00}.pass{color:#070}pre{background:#f4f4f4;padding:.5em;overflow-x:auto}</style></head><body>\n",
     );
     out += &format!(
-        "<h1>javm-harness nightly: <span class=\"{class}\">{verdict}</span></h1>\n<p>Seed {}, {:.0} s of a {:.0} s budget, backends {}.</p>\n",
+        "<h1>javm-harness nightly: <span class=\"{class}\">{verdict}</span></h1>\n<p>Seed {}{}, {:.0} s of a {:.0} s budget, backends {}.</p>\n",
         s.seed,
+        if s.shards.len() > 1 || s.shards.iter().any(|x| x != "1/1") { format!(" (shards {})", s.shards.join(", ")) } else { String::new() },
         s.seconds,
         s.budget_seconds,
         xml(&s.backends.join(", "))
