@@ -587,7 +587,7 @@ impl GenProgram {
 
     /// The run options this program needs.
     pub fn options(&self) -> RunOptions {
-        RunOptions { profile: Some(self.profile), gas: self.gas_model }
+        RunOptions { profile: Some(self.profile), gas: self.gas_model, details: false }
     }
 
     /// The program as a harness case (steps without assertions).

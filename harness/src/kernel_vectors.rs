@@ -1138,6 +1138,8 @@ pub fn outcome(v: &KernelVector, backends: &[(&str, BackendFactory<'_>)]) -> Out
         known: Vec::new(),
         snapshots: Vec::new(),
         single_run: false,
+        disassembly: None,
+        exit_ops: Vec::new(),
     }
 }
 

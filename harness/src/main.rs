@@ -265,6 +265,7 @@ fn main() -> ExitCode {
             let options = RunOptions {
                 profile: if profile == "auto" { None } else { Profile::parse(&profile) },
                 gas: GasChoice::parse(&gas_model).unwrap_or_default(),
+                details: true,
             };
             let reports = ReportPaths { json, junit, markdown, html };
             vectors::run(VectorsArgs { paths, backends, options, reports, strict, snapshots })

@@ -90,39 +90,171 @@ impl Summary<'_> {
         out
     }
 
+    /// The dashboard: the verdict, counts per suite and backend, then the failures only
+    /// (identical differences on several backends shown once, naming them) with the code
+    /// around the failing pc and the replay command, a heat map of the instructions runs
+    /// ended at by exit status and backend, and every case folded away at the end. No
+    /// JavaScript, no network.
     pub fn html(&self) -> String {
+        let failed = self.failed();
+        let known = self.outcomes.iter().filter(|o| o.passed && !o.known.is_empty()).count();
+        let passed = self.outcomes.len() - failed - known;
         let mut out = String::from(
-            "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Conformance report</title>\n\
-             <style>body{font-family:sans-serif}td,th{padding:2px 8px;text-align:left}\
-             .fail{color:#b00}.pass{color:#070}</style></head><body>\n",
+            "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Conformance report</title>\n<style>\
+             body{font-family:sans-serif;max-width:72em;margin:1em auto}td,th{padding:2px 8px;text-align:left}\
+             th{background:#eee}.fail{color:#b00}.pass{color:#070}pre{background:#f4f4f4;padding:.5em;overflow-x:auto}\
+             section{border-top:1px solid #ccc;margin-top:1em}.heat td{text-align:right}</style></head><body>\n",
         );
+        let verdict = if failed == 0 { ("pass", "all passed") } else { ("fail", "failures") };
         let _ = writeln!(
             out,
-            "<h1>Conformance report</h1>\n<p>Backends: {}. <b>{} passed, {} failed</b> in {:.2} s.</p>",
-            xml(&self.backends.join(" + ")),
-            self.outcomes.len() - self.failed(),
-            self.failed(),
-            self.seconds
+            "<h1>Conformance report: <span class=\"{}\">{}</span></h1>\n<p><b>{passed} passed, {failed} failed</b>{} in {:.2} s on {}.</p>",
+            verdict.0,
+            verdict.1,
+            if known > 0 { format!(", {known} with listed known differences") } else { String::new() },
+            self.seconds,
+            xml(&self.backends.join(" + "))
         );
-        out += "<table>\n<tr><th>case</th><th>format</th><th>profile</th><th>gas</th><th>result</th></tr>\n";
-        for o in self.outcomes {
-            let result = if o.passed {
-                "<span class=\"pass\">pass</span>".to_string()
-            } else {
-                let lines: Vec<String> = o
-                    .failures
+
+        // Per suite (format) and backend.
+        let mut suites: Vec<&str> = self.outcomes.iter().map(|o| o.format).collect();
+        suites.sort_unstable();
+        suites.dedup();
+        out += "<h2>By suite and backend</h2>\n<table>\n<tr><th>suite</th><th>cases</th><th>passed</th><th>failed</th>";
+        for b in self.backends {
+            let _ = write!(out, "<th>failing on {}</th>", xml(b));
+        }
+        out += "</tr>\n";
+        for suite in &suites {
+            let cases: Vec<&Outcome> = self.outcomes.iter().filter(|o| o.format == *suite).collect();
+            let bad = cases.iter().filter(|o| !o.passed).count();
+            let _ = write!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td class=\"pass\">{}</td><td class=\"{}\">{bad}</td>",
+                xml(suite),
+                cases.len(),
+                cases.len() - bad,
+                if bad > 0 { "fail" } else { "pass" }
+            );
+            for b in self.backends {
+                let n = cases.iter().filter(|o| o.failures.iter().any(|f| names_backend(&f.backend, b))).count();
+                let _ = write!(out, "<td class=\"{}\">{n}</td>", if n > 0 { "fail" } else { "pass" });
+            }
+            out += "</tr>\n";
+        }
+        out += "</table>\n";
+
+        // Failures only.
+        if failed == 0 {
+            out += "<h2>Failures</h2>\n<p class=\"pass\">No failures.</p>\n";
+        } else {
+            let _ = writeln!(out, "<h2>Failures ({failed})</h2>");
+        }
+        for o in self.outcomes.iter().filter(|o| !o.passed) {
+            let _ = writeln!(
+                out,
+                "<section><h3 class=\"fail\">FAIL {}</h3>\n<p>{} ({}), profile {}, gas {}</p>",
+                xml(&o.name),
+                xml(&o.file),
+                xml(o.format),
+                xml(&o.profile),
+                xml(&o.gas_model)
+            );
+            // Identical differences on several backends are one row naming them all.
+            let mut rows: Vec<(String, String, String, String, Vec<String>)> = Vec::new();
+            for f in &o.failures {
+                let key = (
+                    o.step_label(f.step),
+                    f.difference.field.clone(),
+                    f.difference.expected.clone(),
+                    f.difference.got.clone(),
+                );
+                match rows.iter_mut().find(|r| (&r.0, &r.1, &r.2, &r.3) == (&key.0, &key.1, &key.2, &key.3)) {
+                    Some(r) => r.4.push(f.backend.clone()),
+                    None => rows.push((key.0, key.1, key.2, key.3, vec![f.backend.clone()])),
+                }
+            }
+            out += "<table>\n<tr><th>where</th><th>field</th><th>expected</th><th>got</th><th>backends</th></tr>\n";
+            for (at, field, expected, got, backends) in &rows {
+                let _ = writeln!(
+                    out,
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    xml(at),
+                    xml(field),
+                    xml(expected),
+                    xml(got),
+                    xml(&backends.join(", "))
+                );
+            }
+            out += "</table>\n";
+            if let Some(d) = &o.disassembly {
+                let _ = writeln!(
+                    out,
+                    "<p>Code around the pc where {} stopped:</p>\n<pre>{}</pre>",
+                    xml(self.backends.first().copied().unwrap_or("it")),
+                    xml_block(d)
+                );
+            }
+            let _ = writeln!(
+                out,
+                "<p>Replay: <code>javm-harness vectors --backend {} {}</code></p></section>",
+                xml(&self.backends.join(",")),
+                xml(&o.file)
+            );
+        }
+
+        // Heat map: the instruction each run ended at × exit status × backend.
+        let mut statuses: Vec<&str> =
+            self.outcomes.iter().flat_map(|o| o.exit_ops.iter().map(|e| e.2.as_str())).collect();
+        statuses.sort_unstable();
+        statuses.dedup();
+        let mut ops: Vec<&str> = self.outcomes.iter().flat_map(|o| o.exit_ops.iter().map(|e| e.1.as_str())).collect();
+        ops.sort_unstable();
+        ops.dedup();
+        if !ops.is_empty() {
+            let count = |op: &str, status: &str, backend: &str| {
+                self.outcomes
                     .iter()
-                    .map(|f| {
-                        format!(
-                            "{} {}: {}",
-                            xml(&o.step_label(f.step)),
-                            xml(&f.backend),
-                            xml(&f.difference.to_string())
-                        )
-                    })
-                    .collect();
-                format!("<span class=\"fail\">fail</span><br>{}", lines.join("<br>"))
+                    .flat_map(|o| &o.exit_ops)
+                    .filter(|e| e.0 == backend && e.1 == op && e.2 == status)
+                    .count()
             };
+            let max = ops
+                .iter()
+                .flat_map(|op| statuses.iter().flat_map(move |st| self.backends.iter().map(move |b| (op, st, b))))
+                .map(|(op, st, b)| count(op, st, b))
+                .max()
+                .unwrap_or(1)
+                .max(1);
+            out += "<h2>Where runs ended</h2>\n<p>Runs by the instruction at their exit pc, exit status and backend (darker: more).</p>\n<table class=\"heat\">\n<tr><th>instruction</th>";
+            for st in &statuses {
+                for b in self.backends {
+                    let _ = write!(out, "<th>{} · {}</th>", xml(st), xml(b));
+                }
+            }
+            out += "</tr>\n";
+            for op in &ops {
+                let _ = write!(out, "<tr><th>{}</th>", xml(op));
+                for st in &statuses {
+                    for b in self.backends {
+                        let n = count(op, st, b);
+                        let alpha = if n == 0 { 0.0 } else { 0.15 + 0.85 * (n as f64 / max as f64) };
+                        let _ = write!(
+                            out,
+                            "<td style=\"background:rgba(40,90,200,{alpha:.2})\">{}</td>",
+                            if n == 0 { String::new() } else { n.to_string() }
+                        );
+                    }
+                }
+                out += "</tr>\n";
+            }
+            out += "</table>\n";
+        }
+
+        // Every case, folded.
+        let _ = writeln!(out, "<details><summary>All {} cases</summary>\n<table>\n<tr><th>case</th><th>suite</th><th>profile</th><th>gas</th><th>result</th></tr>", self.outcomes.len());
+        for o in self.outcomes {
+            let result = if o.passed { "<span class=\"pass\">pass</span>" } else { "<span class=\"fail\">fail</span>" };
             let _ = writeln!(
                 out,
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{result}</td></tr>",
@@ -132,9 +264,19 @@ impl Summary<'_> {
                 xml(&o.gas_model)
             );
         }
-        out += "</table>\n</body></html>\n";
+        out += "</table></details>\n</body></html>\n";
         out
     }
+}
+
+/// Whether a failure's backend field (`name`, or `a vs b`) names `backend`.
+fn names_backend(field: &str, backend: &str) -> bool {
+    field == backend || field.split(" vs ").any(|p| p == backend) || field.split(',').any(|p| p == backend)
+}
+
+/// Multi-line text for a `<pre>` block: each line escaped, the newlines kept.
+fn xml_block(s: &str) -> String {
+    s.lines().map(xml).collect::<Vec<_>>().join("\n")
 }
 
 /// Control characters written out visibly (`\u{1b}`), so no report or terminal line carries
@@ -199,6 +341,8 @@ mod tests {
             known: vec![],
             snapshots: vec![],
             single_run: true,
+            disassembly: Some(">      0: trap".into()),
+            exit_ops: vec![("interp".into(), "trap".into(), "panic".into())],
             failures: if passed {
                 vec![]
             } else {
@@ -225,7 +369,9 @@ mod tests {
             "{}",
             s.markdown()
         );
-        assert!(s.html().contains("got 0x&lt;2&gt;"));
+        let html = s.html();
+        assert!(html.contains("<td>r7</td><td>0x1</td><td>0x&lt;2&gt;</td><td>interp</td>"), "{html}");
+        assert!(html.contains("FAIL bad") && !html.contains("FAIL ok"), "{html}");
         let json: serde_json::Value = serde_json::from_str(&s.json()).unwrap();
         assert_eq!(json["failed"], 1);
     }

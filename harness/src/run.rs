@@ -35,6 +35,9 @@ impl GasChoice {
 pub struct RunOptions {
     pub profile: Option<Profile>,
     pub gas: GasChoice,
+    /// Also record what a report shows (the instruction each run ended at, the disassembly
+    /// around a failure); off where only the verdict counts (`diff`, fuzzing).
+    pub details: bool,
 }
 
 /// The configuration a case runs with under the given options.
@@ -88,6 +91,13 @@ pub struct Outcome {
     /// The case came from a single-run file: its steps are not the file's own.
     #[serde(skip)]
     pub single_run: bool,
+    /// For a failed case: the disassembly around the pc where the first backend stopped.
+    #[serde(skip)]
+    pub disassembly: Option<String>,
+    /// Per backend and run: `(backend, mnemonic of the instruction at the exit pc, status)`,
+    /// for the dashboard's heat map.
+    #[serde(skip)]
+    pub exit_ops: Vec<(String, String, String)>,
 }
 
 /// A listed known difference seen in a case.
@@ -126,6 +136,8 @@ impl Outcome {
             known: Vec::new(),
             snapshots: Vec::new(),
             single_run: case.format.single_run(),
+            disassembly: None,
+            exit_ops: Vec::new(),
         }
     }
 
@@ -313,6 +325,21 @@ pub fn run_case(case: &Case, options: &RunOptions, backends: &mut [&mut dyn Back
         }
     }
     outcome.passed = outcome.failures.is_empty();
+    // What the dashboard shows: the instruction each run ended at, and for a failure the
+    // code around where the first backend stopped.
+    if let (true, Ok(blob)) = (options.details, javm_engine::Blob::parse(&case.program)) {
+        for (k, b) in backends.iter().enumerate() {
+            for s in &outcome.snapshots[k] {
+                let op = blob.code.get(s.pc as usize).and_then(|&n| config.profile.op(n));
+                let mnemonic = op.map_or("(no instruction)", |o| o.mnemonic());
+                outcome.exit_ops.push((b.name().to_string(), mnemonic.to_string(), s.exit.status().to_string()));
+            }
+        }
+        if !outcome.passed {
+            let pc = outcome.snapshots.first().and_then(|s| s.last()).map_or(case.initial_pc, |s| s.pc);
+            outcome.disassembly = Some(javm_engine::disasm::disassemble_around(&blob, config.profile, pc, 6, 4));
+        }
+    }
     outcome
 }
 

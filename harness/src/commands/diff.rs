@@ -183,10 +183,11 @@ pub fn run(args: DiffArgs) -> i32 {
             known_names: Default::default(),
         }
     };
-    let range = args.first..end;
-    let (mut divergent, known, coverage) = range
+    // The shard's indices, as an indexed range (so rayon splits it evenly).
+    let start = (args.first..args.first.saturating_add(n)).find(|i| in_shard(i)).unwrap_or(end);
+    let (mut divergent, known, coverage) = (0..total)
         .into_par_iter()
-        .filter(in_shard)
+        .map(|j| start + j * n)
         .fold(new_worker, |mut w, index| {
             watch.begin(index);
             let program = generate(seed, index, config);

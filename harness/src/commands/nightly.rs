@@ -224,7 +224,7 @@ pub fn run(args: NightlyArgs) -> i32 {
         }
     }
     eprintln!("vectors: {}", paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));
-    let options = RunOptions::default();
+    let options = RunOptions { details: true, ..RunOptions::default() };
     let mut suite = match load_suite(&paths, &options, false, false, None) {
         Ok(s) => s,
         Err(message) => {
