@@ -1,12 +1,7 @@
-//! Interpreter tests, one small program per rule. Programs are written in the assembler's
-//! text form, or as raw `.inst` bytes where the encoding itself is what is being tested.
-//! Every expected exit, pc, gas value, register and memory byte is worked out by hand from
-//! PVMSPEC-1 (section numbers in the comments), independently of the engine's semantics.
-
 use std::sync::Arc;
 
 use javm_engine::asm::assemble;
-use javm_engine::{Backend, Config, Exit, GasModel, Interpreter, Profile, Program};
+use javm_engine::{Backend, Config, Exit, GasModel, Profile, Program};
 
 const GAS: i64 = 10_000;
 const MAX: u64 = u64::MAX;
@@ -22,38 +17,40 @@ fn program(src: &str, profile: Profile, gas: GasModel) -> Arc<Program> {
 }
 
 /// A machine with `src` loaded and `GAS` gas: registers 0, pc 0, no memory.
-fn machine(src: &str, profile: Profile, gas: GasModel) -> Interpreter {
-    let mut vm = Interpreter::new();
-    vm.load(program(src, profile, gas));
+fn machine(src: &str, profile: Profile, gas: GasModel) -> Vm {
+    let mut vm = new_vm();
+    let program = program(src, profile, gas);
+    CODE_LEN.with(|c| c.set(program.code_len()));
+    vm.load(program);
     vm.set_gas(GAS);
     vm
 }
 
-fn set_regs(vm: &mut Interpreter, regs: &[(usize, u64)]) {
+fn set_regs(vm: &mut Vm, regs: &[(usize, u64)]) {
     for &(r, v) in regs {
         vm.set_reg(r, v);
     }
 }
 
 /// Loads `src`, lets `setup` prepare the machine and runs it once.
-fn exec(src: &str, profile: Profile, gas: GasModel, setup: impl FnOnce(&mut Interpreter)) -> (Exit, Interpreter) {
+fn exec(src: &str, profile: Profile, gas: GasModel, setup: impl FnOnce(&mut Vm)) -> (Exit, Vm) {
     let mut vm = machine(src, profile, gas);
     setup(&mut vm);
     let exit = vm.run();
     (exit, vm)
 }
 
-fn run_in(profile: Profile, src: &str, regs: &[(usize, u64)]) -> (Exit, Interpreter) {
+fn run_in(profile: Profile, src: &str, regs: &[(usize, u64)]) -> (Exit, Vm) {
     exec(src, profile, GasModel::BlockUnit, |vm| set_regs(vm, regs))
 }
 
 /// Profile A, block-unit gas.
-fn run(src: &str, regs: &[(usize, u64)]) -> (Exit, Interpreter) {
+fn run(src: &str, regs: &[(usize, u64)]) -> (Exit, Vm) {
     run_in(Profile::A, src, regs)
 }
 
 /// Profile A, block-unit gas, one read-write page at `RW` holding `bytes` at the given addresses.
-fn run_mem(src: &str, regs: &[(usize, u64)], bytes: &[(u32, &[u8])]) -> (Exit, Interpreter) {
+fn run_mem(src: &str, regs: &[(usize, u64)], bytes: &[(u32, &[u8])]) -> (Exit, Vm) {
     exec(src, Profile::A, GasModel::BlockUnit, |vm| {
         vm.map(RW, 4096, true).unwrap();
         for &(address, data) in bytes {
@@ -63,17 +60,22 @@ fn run_mem(src: &str, regs: &[(usize, u64)], bytes: &[(u32, &[u8])]) -> (Exit, I
     })
 }
 
-fn code_len(vm: &Interpreter) -> u32 {
-    vm.program().expect("a program is loaded").code_len()
+thread_local! {
+    /// The code length of the program `machine` loaded last on this thread.
+    static CODE_LEN: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
 }
 
-fn mem(vm: &Interpreter, address: u32, length: u64) -> Vec<u8> {
+fn code_len(_vm: &Vm) -> u32 {
+    CODE_LEN.with(|c| c.get())
+}
+
+fn mem(vm: &Vm, address: u32, length: u64) -> Vec<u8> {
     vm.read_memory(address, length).unwrap()
 }
 
 /// Asserts exit, reported pc and gas.
 #[track_caller]
-fn check(exit: Exit, vm: &Interpreter, expected: Exit, pc: u32, gas: i64) {
+fn check(exit: Exit, vm: &Vm, expected: Exit, pc: u32, gas: i64) {
     assert_eq!((exit, vm.pc(), vm.gas()), (expected, pc, gas));
 }
 
@@ -105,7 +107,7 @@ fn taken(branch: &str, r1: u64, r2: u64) -> bool {
 }
 
 /// Runs to the next exit with `step`, returning the exit and the number of steps.
-fn run_by_steps(vm: &mut Interpreter) -> (Exit, usize) {
+fn run_by_steps(vm: &mut Vm) -> (Exit, usize) {
     for n in 1..100_000 {
         if let Some(exit) = vm.step() {
             return (exit, n);
