@@ -144,15 +144,14 @@ impl BenchProgram {
 /// The six programs, in the order of the corpus README.
 pub const NAMES: [&str; 6] = ["sieve", "blake2b", "sort", "intmix", "memops", "hostcall"];
 
-/// `$JAVM_BENCH`, else `../shared/bench` (from the working directory, then the workspace).
+/// `$JAVM_BENCH`, else `shared/bench/` in the working folder or one of its ancestors (so
+/// `../shared/bench` from the project root).
 pub fn default_bench_dir() -> Result<PathBuf, String> {
     if let Some(dir) = std::env::var_os("JAVM_BENCH") {
         return Ok(PathBuf::from(dir));
     }
-    for c in [PathBuf::from("../shared/bench"), Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/bench")] {
-        if c.is_dir() {
-            return Ok(c.canonicalize().unwrap_or(c));
-        }
+    if let Some(dir) = crate::input::find_upwards(&["shared/bench"]) {
+        return Ok(dir);
     }
     Err("no benchmark folder found: pass --dir or set JAVM_BENCH".into())
 }

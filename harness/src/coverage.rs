@@ -5,7 +5,7 @@
 use javm_engine::Profile;
 use javm_model::coverage::{Coverage, Rule, RULES};
 
-use crate::gen::GenConfig;
+use crate::generator::GenConfig;
 use crate::run::GasChoice;
 
 /// Why a rule cannot fire in a configuration, if it cannot.

@@ -10,7 +10,7 @@ use javm_engine::disasm::disassemble_around;
 use javm_engine::{Backend, Exit};
 use serde_json::{json, Value};
 
-use crate::gen::{GenCode, GenConfig, GenProgram, TableEntry};
+use crate::generator::{GenCode, GenConfig, GenProgram, TableEntry};
 use crate::run::{case_config, load_program, prepare, run_case, GasChoice, Outcome};
 use crate::state::{chunks, compare_snapshots, Difference, Snapshot};
 use crate::vectors::{Case, Step};
@@ -332,9 +332,9 @@ fn shrink_candidates(p: &GenProgram) -> Vec<GenProgram> {
             out.push(c);
         }
     }
-    if p.form != crate::gen::BlobForm::Canonical {
+    if p.form != crate::generator::BlobForm::Canonical {
         let mut c = p.clone();
-        c.form = crate::gen::BlobForm::Canonical;
+        c.form = crate::generator::BlobForm::Canonical;
         out.push(c);
     }
     if p.initial_pc != 0 {

@@ -9,7 +9,7 @@ use javm_engine::{Backend, Blob, Profile};
 
 use crate::backends::BackendSpec;
 use crate::diff::{diverges, diverges_any, explain};
-use crate::gen::{GenCode, GenConfig, GenProgram};
+use crate::generator::{GenCode, GenConfig, GenProgram};
 use crate::run::GasChoice;
 
 pub mod kernel;

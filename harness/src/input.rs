@@ -81,6 +81,22 @@ pub fn read_text(path: &Path) -> Result<String, String> {
     String::from_utf8(read_file(path)?).map_err(|e| format!("not UTF-8 text: {e}"))
 }
 
+/// The first existing folder among `names` next to the working folder or one of its
+/// ancestors (`a/NAME` for every ancestor `a`, nearest first): from the project root, from a
+/// package folder inside it, or from a checkout next to the shared material.
+pub fn find_upwards(names: &[&str]) -> Option<PathBuf> {
+    let cwd = std::env::current_dir().ok()?;
+    for dir in cwd.ancestors() {
+        for name in names {
+            let c = dir.join(name);
+            if c.is_dir() {
+                return Some(c.canonicalize().unwrap_or(c));
+            }
+        }
+    }
+    None
+}
+
 /// The files a walk found, and what it skipped.
 #[derive(Debug, Default)]
 pub struct Walk {

@@ -8,7 +8,7 @@ pub mod commands;
 pub mod coverage;
 pub mod diff;
 pub mod fuzzing;
-pub mod gen;
+pub mod generator;
 pub mod input;
 pub mod kernel_vectors;
 pub mod oracle;

@@ -9,7 +9,7 @@ use javm_harness::commands::diff::{self, DiffArgs};
 use javm_harness::commands::nightly::{self, NightlyArgs};
 use javm_harness::commands::vectors::{self, ReportPaths, VectorsArgs, EXIT_UNUSABLE};
 use javm_harness::commands::{corpus, serve, text};
-use javm_harness::gen::GenConfig;
+use javm_harness::generator::GenConfig;
 use javm_harness::run::{GasChoice, RunOptions};
 
 /// Differential conformance harness for javm's PVM: runs programs through the interpreter

@@ -723,21 +723,16 @@ pub fn collect_files(path: &Path) -> Result<Vec<PathBuf>, VectorError> {
 }
 
 /// Where the public suites live when no path is given: `$JAVM_VECTORS`, else
-/// `../shared/vectors` (from the working directory, then from the workspace root).
+/// `vectors-public/` or `shared/vectors/` in the working folder or one of its ancestors (so
+/// `../shared/vectors` from the project root, and the project's `vectors-public/` from any
+/// folder inside it).
 pub fn default_vector_dir() -> Result<PathBuf, String> {
     if let Some(dir) = std::env::var_os("JAVM_VECTORS") {
         let dir = PathBuf::from(dir);
         return if dir.is_dir() { Ok(dir) } else { Err(format!("JAVM_VECTORS={} is not a folder", dir.display())) };
     }
-    let candidates = [
-        PathBuf::from("../shared/vectors"),
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors"),
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../vectors-public"),
-    ];
-    for c in candidates {
-        if c.is_dir() {
-            return Ok(c.canonicalize().unwrap_or(c));
-        }
+    if let Some(dir) = crate::input::find_upwards(&["vectors-public", "shared/vectors"]) {
+        return Ok(dir);
     }
     Err("no vector folder found: pass a PATH, set JAVM_VECTORS, or fetch the public suites with \
          `scripts/fetch-vectors.sh` (it clones them into vectors-public/)"

@@ -4,7 +4,7 @@
 use javm_engine::{Backend, Profile};
 use javm_harness::coverage::missing;
 use javm_harness::diff::generate;
-use javm_harness::gen::GenConfig;
+use javm_harness::generator::GenConfig;
 use javm_harness::run::{run_case, GasChoice};
 use javm_model::coverage::Coverage;
 use javm_model::Model;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use javm_engine::memory::MemoryError;
 use javm_engine::{Backend, Exit, Interpreter, Op, Program, NUM_REGS};
 use javm_harness::diff::{diverges, explain, generate, write_vector};
-use javm_harness::gen::GenConfig;
+use javm_harness::generator::GenConfig;
 use javm_harness::run::{run_case, GasChoice, RunOptions};
 use javm_harness::vectors::load_case;
 

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use javm_engine::jit::Jit;
 use javm_engine::{Backend, Interpreter, Profile};
 use javm_harness::diff::generate;
-use javm_harness::gen::GenConfig;
+use javm_harness::generator::GenConfig;
 use javm_harness::run::{run_case, GasChoice, RunOptions};
 use javm_harness::snapshot::render_outcome;
 use javm_harness::vectors::{collect_files, load_case};

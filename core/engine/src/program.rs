@@ -66,8 +66,6 @@ pub struct Program {
     jump_targets: Vec<u32>,
     /// Resolution of every entry when the table is stored with entry size 0 (all zeros).
     zero_entry_target: u32,
-    /// Gas charged for a start at a pc without an instruction (a trap there).
-    stray_cost_unit: u64,
 }
 
 impl Program {
@@ -177,7 +175,7 @@ impl Program {
 
         let jump_targets = blob.jump_table.iter().map(|&t| resolve(t)).collect();
         let zero_entry_target = resolve(0);
-        Program { blob, config, insts, index, jump_targets, zero_entry_target, stray_cost_unit: 1 }
+        Program { blob, config, insts, index, jump_targets, zero_entry_target }
     }
 
     pub fn profile(&self) -> Profile {
@@ -217,11 +215,12 @@ impl Program {
         }
     }
 
-    /// Gas charged when execution starts at a pc with no instruction (a trap there).
+    /// Gas charged when execution starts at a pc with no instruction (a trap there): the
+    /// enclosing block's table cost, else one unit (the trap's).
     pub fn stray_cost(&self, pc: u32) -> u64 {
         match &self.config.gas {
             GasModel::BlockTable(table) => GasModel::table_cost(table, pc),
-            _ => self.stray_cost_unit,
+            _ => 1,
         }
     }
 }

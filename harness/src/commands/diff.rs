@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use crate::backends::{BackendSpec, Boxed};
 use crate::commands::vectors::{EXIT_FAILED, EXIT_OK, EXIT_UNUSABLE};
 use crate::diff::{explain, generate, judge, repro_path, write_vector, Verdict};
-use crate::gen::GenConfig;
+use crate::generator::GenConfig;
 use crate::run::run_case;
 use javm_model::coverage::Coverage;
 use javm_model::Model;

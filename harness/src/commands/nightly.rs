@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::backends::{BackendSpec, Backends};
 use crate::commands::vectors::{load_suite, run_suite, EXIT_FAILED, EXIT_OK, EXIT_UNUSABLE};
 use crate::diff::{explain, generate, judge, seed_bytes, write_vector, Verdict};
-use crate::gen::GenConfig;
+use crate::generator::GenConfig;
 use crate::report::xml;
 use crate::run::{GasChoice, RunOptions};
 

@@ -28,7 +28,7 @@ use javm_kernel::{
 };
 
 use crate::backends::BackendSpec;
-use crate::gen::{GenConfig, GenProgram, RO_BASE, RW_BASE};
+use crate::generator::{GenConfig, GenProgram, RO_BASE, RW_BASE};
 use crate::run::GasChoice;
 
 const PAGE: u64 = 4096;
