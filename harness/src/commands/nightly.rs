@@ -485,8 +485,9 @@ fn diff_slice(
     let mut next = 0u64;
     let mut divergent = Vec::new();
     let mut known = 0u64;
-    let chunk = 256u64;
-    while started.elapsed() < time {
+    let chunk = 64u64;
+    // At least one chunk, whatever is left of the budget, so every configuration is counted.
+    while next == 0 || started.elapsed() < time {
         let (d, found_known): (Vec<u64>, u64) = (next..next + chunk)
             .into_par_iter()
             .map_init(
@@ -607,7 +608,8 @@ fn fuzz_slice(
     let mut next_fresh = 0u64;
     let mut offset = 0usize;
     let chunk = 64usize;
-    while started.elapsed() < time {
+    // At least one chunk, whatever is left of the budget, so every target runs.
+    while runs == 0 || started.elapsed() < time {
         let inputs: Vec<Vec<u8>> = if offset < kept.len() {
             let end = (offset + chunk).min(kept.len());
             let v = kept[offset..end].to_vec();
