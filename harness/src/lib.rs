@@ -2,6 +2,8 @@
 //! engine's backends and reports every difference from the expected results and between
 //! backends.
 
+#![forbid(unsafe_code)]
+
 pub mod backends;
 pub mod bench_programs;
 pub mod commands;

@@ -7,6 +7,8 @@
 //! - [`validate`](mod@validate): put validation (§4.3).
 //! - [`cache`]: the cache directory with its blob and working tiers, put, get and settle (§4).
 
+#![forbid(unsafe_code)]
+
 pub mod cache;
 pub mod cap;
 pub mod cnode;

@@ -11,6 +11,8 @@
 //! - [`observe`]: KOBS-1 records, digests and their field-by-field diff (§12).
 //! - [`differential`]: runs one invocation on two backends and reports where they first differ.
 
+#![forbid(unsafe_code)]
+
 pub mod assist;
 pub mod differential;
 pub mod ecall;

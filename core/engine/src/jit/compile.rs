@@ -201,12 +201,21 @@ struct Compiler<'p> {
 
 /// The generic helper: Rust executes instruction `ctx.helper_inst` (a register-only ALU op) on
 /// the saved registers.
-extern "sysv64" fn jit_helper(ctx: *mut ctx::Ctx) {
-    super::slow::helper(ctx)
+///
+/// # Safety
+/// Only compiled code calls this, with the context block of its run in progress.
+unsafe extern "sysv64" fn jit_helper(ctx: *mut ctx::Ctx) {
+    // SAFETY: guaranteed by the caller (compiled code passes its own context block).
+    unsafe { super::slow::helper(ctx) }
 }
 
-extern "sysv64" fn jit_slow_mem(ctx: *mut ctx::Ctx) -> usize {
-    super::slow::memory(ctx)
+/// The slow memory path: Rust performs the access of descriptor `ctx.slow_desc`.
+///
+/// # Safety
+/// Only compiled code calls this, with the context block of its run in progress.
+unsafe extern "sysv64" fn jit_slow_mem(ctx: *mut ctx::Ctx) -> usize {
+    // SAFETY: guaranteed by the caller (compiled code passes its own context block).
+    unsafe { super::slow::memory(ctx) }
 }
 
 /// Compiles `program`. With `step` set every instruction returns to Rust after it ran.

@@ -25,8 +25,12 @@ unsafe fn parts<'a>(ctx: *mut Ctx) -> (&'a mut Ctx, &'a RunInfo, &'a Program) {
 
 /// Executes the register-only instruction `ctx.helper_inst` on the saved registers with the
 /// reference semantics.
-pub(crate) fn helper(ctx: *mut Ctx) {
-    // SAFETY: only compiled code calls this, with its own context block.
+///
+/// # Safety
+/// `ctx` must be the context block of a run in progress (see [`parts`]); compiled code passes
+/// its own.
+pub(crate) unsafe fn helper(ctx: *mut Ctx) {
+    // SAFETY: guaranteed by the caller.
     let (ctx, _, program) = unsafe { parts(ctx) };
     let inst = &program.insts[ctx.helper_inst as usize];
     let regs = &mut ctx.regs;
@@ -42,8 +46,12 @@ pub(crate) fn helper(ctx: *mut Ctx) {
 /// Performs the guest access of slow-path descriptor `ctx.slow_desc` with the exact rules on
 /// the saved registers. Returns the code address to continue at: after the access, or the
 /// exit routine (with the exit recorded in the context) when the access fails.
-pub(crate) fn memory(ctx: *mut Ctx) -> usize {
-    // SAFETY: only compiled code calls this, with its own context block.
+///
+/// # Safety
+/// `ctx` must be the context block of a run in progress (see [`parts`]) whose `RunInfo`
+/// describes the running module's access descriptors; compiled code passes its own.
+pub(crate) unsafe fn memory(ctx: *mut Ctx) -> usize {
+    // SAFETY: guaranteed by the caller.
     let (ctx, run, program) = unsafe { parts(ctx) };
     // SAFETY: the descriptor table belongs to the running module and has `access_count` entries.
     let descs = unsafe { std::slice::from_raw_parts(run.access_descs, run.access_count) };
