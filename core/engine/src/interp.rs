@@ -7,22 +7,14 @@ use crate::gas::GasModel;
 use crate::isa::Op;
 use crate::memory::{Fault, MemoryError, PageMemory};
 use crate::program::{DynamicJump, Inst, Program, NONE};
+use crate::run_state::{charge, RunState};
 use crate::semantics::{access_width, branch_taken, reg_imm, three_reg, two_reg};
 
 /// The interpreter backend. One instance can run many programs; its memory pages are reused.
 #[derive(Debug, Default)]
 pub struct Interpreter {
-    program: Option<Arc<Program>>,
-    regs: [u64; NUM_REGS],
-    pc: u32,
-    gas: i64,
+    state: RunState,
     memory: PageMemory,
-    /// The next instruction starts a block and must be charged.
-    charge_pending: bool,
-    /// The next run continues after the instruction at `pc` (after a host call).
-    resume_next: bool,
-    /// A halt or panic ends the program; later runs report it again.
-    finished: Option<Exit>,
 }
 
 enum Flow {
@@ -47,12 +39,12 @@ impl Interpreter {
     }
 
     pub fn program(&self) -> Option<&Arc<Program>> {
-        self.program.as_ref()
+        self.state.program.as_ref()
     }
 
     /// Whether the next run charges a block before its first instruction.
     pub fn charge_pending(&self) -> bool {
-        self.charge_pending
+        self.state.charge_pending
     }
 
     fn fault(fault: Fault) -> Flow {
@@ -64,43 +56,22 @@ impl Interpreter {
 
     /// Runs from the current state; with `single` set, stops after one instruction.
     fn exec(&mut self, single: bool) -> Option<Exit> {
-        if let Some(exit) = self.finished {
-            return Some(exit);
-        }
-        let Some(program) = self.program.clone() else {
-            self.finished = Some(Exit::Panic);
-            return Some(Exit::Panic);
+        let (program, mut idx) = match self.state.start() {
+            Ok(start) => start,
+            Err(exit) => return Some(exit),
         };
         let per_instruction = program.config.gas == GasModel::Instruction;
         let strict = program.profile().strict_branch_targets();
         let insts = &program.insts[..];
-
-        let mut idx = match program.index_of(self.pc) {
-            Some(i) if self.resume_next => insts[i as usize].next,
-            Some(i) => i,
-            None => return Some(self.stray(&program)),
-        };
-        self.resume_next = false;
-        let mut regs = self.regs;
-        let mut gas = self.gas;
-        let mut pending = self.charge_pending;
+        let mut regs = self.state.regs;
+        let mut gas = self.state.gas;
+        let mut pending = self.state.charge_pending;
         let memory = &mut self.memory;
 
         let (exit, at, resume_next) = loop {
             let inst: &Inst = &insts[idx as usize];
-            if pending {
-                if per_instruction {
-                    gas = gas.wrapping_sub(1);
-                    if gas < 0 {
-                        break (Exit::OutOfGas, inst.pc, false);
-                    }
-                } else {
-                    if gas < 0 || (gas as u64) < inst.cost {
-                        break (Exit::OutOfGas, inst.pc, false);
-                    }
-                    gas -= inst.cost as i64;
-                    pending = false;
-                }
+            if pending && !charge(&mut gas, &mut pending, per_instruction, inst.cost) {
+                break (Exit::OutOfGas, inst.pc, false);
             }
             let (ra, rb, rd) = (inst.ra as usize, inst.rb as usize, inst.rd as usize);
             let flow = match inst.op {
@@ -247,44 +218,18 @@ impl Interpreter {
                 Flow::ExitNext(exit) => break (exit, inst.pc, true),
             }
             if single {
-                self.regs = regs;
-                self.gas = gas;
-                self.charge_pending = pending;
-                self.pc = insts[idx as usize].pc;
+                self.state.regs = regs;
+                self.state.gas = gas;
+                self.state.charge_pending = pending;
+                self.state.pc = insts[idx as usize].pc;
                 return None;
             }
         };
-        self.regs = regs;
-        self.gas = gas;
-        self.charge_pending = pending;
-        self.pc = at;
-        self.resume_next = resume_next;
-        if !exit.is_resumable() {
-            self.finished = Some(exit);
-        }
-        Some(exit)
+        self.state.regs = regs;
+        self.state.gas = gas;
+        Some(self.state.finish(exit, at, pending, resume_next))
     }
 
-    /// Execution at a pc with no recorded instruction: a trap there, after the charge.
-    fn stray(&mut self, program: &Program) -> Exit {
-        if self.charge_pending {
-            let cost = program.stray_cost(self.pc);
-            if program.config.gas == GasModel::Instruction {
-                self.gas = self.gas.wrapping_sub(1);
-                if self.gas < 0 {
-                    return Exit::OutOfGas;
-                }
-            } else {
-                if self.gas < 0 || (self.gas as u64) < cost {
-                    return Exit::OutOfGas;
-                }
-                self.gas -= cost as i64;
-                self.charge_pending = false;
-            }
-        }
-        self.finished = Some(Exit::Trap);
-        Exit::Trap
-    }
 }
 
 #[inline(always)]
@@ -345,46 +290,41 @@ impl Backend for Interpreter {
     }
 
     fn load(&mut self, program: Arc<Program>) {
-        self.program = Some(program);
-        self.reset_state();
+        self.state.load(Some(program));
+        self.memory.reset();
     }
 
     fn load_invalid(&mut self) {
-        self.program = None;
-        self.reset_state();
+        self.state.load(None);
+        self.memory.reset();
     }
 
     fn regs(&self) -> [u64; NUM_REGS] {
-        self.regs
+        self.state.regs
     }
 
     fn set_reg(&mut self, reg: usize, value: u64) {
-        self.regs[reg] = value;
+        self.state.regs[reg] = value;
     }
 
     fn pc(&self) -> u32 {
-        self.pc
+        self.state.pc
     }
 
     fn set_pc(&mut self, pc: u32) {
-        self.pc = pc;
-        self.resume_next = false;
-        self.charge_pending = true;
+        self.state.set_pc(pc);
     }
 
     fn resume_pc(&self) -> u32 {
-        match (&self.program, self.resume_next) {
-            (Some(p), true) => p.index_of(self.pc).map_or(self.pc, |i| p.insts[i as usize].next_pc),
-            _ => self.pc,
-        }
+        self.state.resume_pc()
     }
 
     fn gas(&self) -> i64 {
-        self.gas
+        self.state.gas
     }
 
     fn set_gas(&mut self, gas: i64) {
-        self.gas = gas;
+        self.state.gas = gas;
     }
 
     fn map(&mut self, address: u32, length: u64, writable: bool) -> Result<(), MemoryError> {
@@ -420,14 +360,3 @@ impl Backend for Interpreter {
     }
 }
 
-impl Interpreter {
-    fn reset_state(&mut self) {
-        self.regs = [0; NUM_REGS];
-        self.pc = 0;
-        self.gas = 0;
-        self.memory.reset();
-        self.charge_pending = true;
-        self.resume_next = false;
-        self.finished = None;
-    }
-}

@@ -25,6 +25,7 @@ pub mod isa;
 pub mod jit;
 pub mod memory;
 pub mod program;
+pub mod run_state;
 pub mod semantics;
 
 pub use backend::{Backend, Exit, MemoryError, NUM_REGS};

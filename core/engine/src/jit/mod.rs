@@ -26,6 +26,7 @@ use crate::backend::{Backend, Exit, NUM_REGS};
 use crate::gas::GasModel;
 use crate::memory::MemoryError;
 use crate::program::{DynamicJump, Program};
+use crate::run_state::{charge, RunState};
 
 use code::CodeArena;
 pub use compile::Features;
@@ -83,26 +84,20 @@ impl CacheEntry {
 pub struct Jit {
     memory: JitMemory,
     features: Features,
-    program: Option<Arc<Program>>,
-    /// Cache slot of `program`.
+    state: RunState,
+    /// Cache slot of `state.program`.
     current: usize,
     cache: Vec<CacheEntry>,
     arena: CodeArena,
     tick: u64,
-    regs: [u64; NUM_REGS],
-    pc: u32,
-    gas: i64,
-    charge_pending: bool,
-    resume_next: bool,
-    finished: Option<Exit>,
 }
 
 impl fmt::Debug for Jit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Jit")
             .field("features", &self.features)
-            .field("pc", &self.pc)
-            .field("gas", &self.gas)
+            .field("pc", &self.state.pc)
+            .field("gas", &self.state.gas)
             .field("cached_programs", &self.cache.len())
             .finish()
     }
@@ -130,17 +125,11 @@ impl Jit {
         Ok(Jit {
             memory,
             features,
-            program: None,
+            state: RunState::default(),
             current: 0,
             cache: Vec::new(),
             arena: CodeArena::default(),
             tick: 0,
-            regs: [0; NUM_REGS],
-            pc: 0,
-            gas: 0,
-            charge_pending: true,
-            resume_next: false,
-            finished: None,
         })
     }
 
@@ -151,18 +140,9 @@ impl Jit {
 
     /// Whether the next run charges a block before its first instruction.
     pub fn charge_pending(&self) -> bool {
-        self.charge_pending
+        self.state.charge_pending
     }
 
-    fn reset_state(&mut self) {
-        self.regs = [0; NUM_REGS];
-        self.pc = 0;
-        self.gas = 0;
-        self.memory.reset();
-        self.charge_pending = true;
-        self.resume_next = false;
-        self.finished = None;
-    }
 
     /// Makes `program` the current cache entry, evicting old entries when the cache is full.
     fn select(&mut self, program: &Arc<Program>) {
@@ -185,100 +165,45 @@ impl Jit {
         self.current = self.cache.len() - 1;
     }
 
-    /// Execution at a pc with no recorded instruction: a trap there, after the charge.
-    fn stray(&mut self, program: &Program) -> Exit {
-        if self.charge_pending {
-            let cost = program.stray_cost(self.pc);
-            if program.config.gas == GasModel::Instruction {
-                self.gas = self.gas.wrapping_sub(1);
-                if self.gas < 0 {
-                    return Exit::OutOfGas;
-                }
-            } else {
-                if self.gas < 0 || (self.gas as u64) < cost {
-                    return Exit::OutOfGas;
-                }
-                self.gas -= cost as i64;
-                self.charge_pending = false;
-            }
-        }
-        self.finished = Some(Exit::Trap);
-        Exit::Trap
-    }
-
     /// Runs from the current state; with `single` set, stops after one instruction.
     fn exec(&mut self, single: bool) -> Option<Exit> {
-        if let Some(exit) = self.finished {
-            return Some(exit);
-        }
-        let Some(program) = self.program.clone() else {
-            self.finished = Some(Exit::Panic);
-            return Some(Exit::Panic);
+        let (program, index) = match self.state.start() {
+            Ok(start) => start,
+            Err(exit) => return Some(exit),
         };
         let per_instruction = program.config.gas == GasModel::Instruction;
         let insts = &program.insts[..];
-        let index = match program.index_of(self.pc) {
-            Some(i) if self.resume_next => insts[i as usize].next,
-            Some(i) => i,
-            None => return Some(self.stray(&program)),
-        };
-        self.resume_next = false;
         let inst = &insts[index as usize];
-        if self.charge_pending {
-            if per_instruction {
-                self.gas = self.gas.wrapping_sub(1);
-                if self.gas < 0 {
-                    self.pc = inst.pc;
-                    return Some(Exit::OutOfGas);
-                }
-            } else {
-                if self.gas < 0 || (self.gas as u64) < inst.cost {
-                    self.pc = inst.pc;
-                    return Some(Exit::OutOfGas);
-                }
-                self.gas -= inst.cost as i64;
-                self.charge_pending = false;
-            }
+        let state = &mut self.state;
+        if state.charge_pending && !charge(&mut state.gas, &mut state.charge_pending, per_instruction, inst.cost) {
+            return Some(state.finish(Exit::OutOfGas, inst.pc, true, false));
         }
 
         let (exit_kind, exit_inst, exit_arg) = self.enter(&program, index, single);
 
         let inst = &insts[exit_inst as usize];
         let pending_after = per_instruction || inst.terminator;
-        let finish = |jit: &mut Jit, exit: Exit| {
-            jit.pc = inst.pc;
-            jit.charge_pending = pending_after;
-            if !exit.is_resumable() {
-                jit.finished = Some(exit);
-            }
-            Some(exit)
-        };
+        let state = &mut self.state;
+        let finish = |state: &mut RunState, exit: Exit| Some(state.finish(exit, inst.pc, pending_after, false));
         match exit_kind {
-            kind::TRAP => finish(self, Exit::Trap),
-            kind::PANIC => finish(self, Exit::Panic),
-            kind::HALT => finish(self, Exit::Halt),
-            kind::OUT_OF_GAS => {
-                self.pc = inst.pc;
-                self.charge_pending = true;
-                Some(Exit::OutOfGas)
-            }
-            kind::HOST_CALL | kind::ECALL => {
-                self.resume_next = true;
-                let exit = if exit_kind == kind::ECALL { Exit::Ecall } else { Exit::HostCall(inst.x as u32) };
-                finish(self, exit)
-            }
-            kind::PAGE_FAULT => finish(self, Exit::PageFault(exit_arg as u32)),
+            kind::TRAP => finish(state, Exit::Trap),
+            kind::PANIC => finish(state, Exit::Panic),
+            kind::HALT => finish(state, Exit::Halt),
+            kind::OUT_OF_GAS => Some(state.finish(Exit::OutOfGas, inst.pc, true, false)),
+            kind::HOST_CALL => Some(state.finish(Exit::HostCall(inst.x as u32), inst.pc, pending_after, true)),
+            kind::ECALL => Some(state.finish(Exit::Ecall, inst.pc, pending_after, true)),
+            kind::PAGE_FAULT => finish(state, Exit::PageFault(exit_arg as u32)),
             kind::STEP => {
-                self.charge_pending = pending_after;
-                self.pc = insts[exit_arg as usize].pc;
+                state.charge_pending = pending_after;
+                state.pc = insts[exit_arg as usize].pc;
                 None
             }
             kind::STEP_DYNAMIC => match program.dynamic_target(exit_arg as u32) {
-                DynamicJump::Halt => finish(self, Exit::Halt),
-                DynamicJump::Invalid => finish(self, Exit::Panic),
+                DynamicJump::Halt => finish(state, Exit::Halt),
+                DynamicJump::Invalid => finish(state, Exit::Panic),
                 DynamicJump::To(t) => {
-                    self.charge_pending = pending_after;
-                    self.pc = insts[t as usize].pc;
+                    state.charge_pending = pending_after;
+                    state.pc = insts[t as usize].pc;
                     None
                 }
             },
@@ -290,7 +215,8 @@ impl Jit {
     /// exit kind, the instruction index it names and its argument.
     fn enter(&mut self, program: &Arc<Program>, index: u32, single: bool) -> (u32, u32, u64) {
         let features = self.features;
-        let Jit { memory, cache, current, regs, gas, arena, .. } = self;
+        let Jit { memory, cache, current, state, arena, .. } = self;
+        let (regs, gas) = (&mut state.regs, &mut state.gas);
         let entry = &mut cache[*current];
         let slot = if single { &mut entry.step } else { &mut entry.normal };
         if slot.is_none() {
@@ -351,46 +277,41 @@ impl Backend for Jit {
 
     fn load(&mut self, program: Arc<Program>) {
         self.select(&program);
-        self.program = Some(program);
-        self.reset_state();
+        self.state.load(Some(program));
+        self.memory.reset();
     }
 
     fn load_invalid(&mut self) {
-        self.program = None;
-        self.reset_state();
+        self.state.load(None);
+        self.memory.reset();
     }
 
     fn regs(&self) -> [u64; NUM_REGS] {
-        self.regs
+        self.state.regs
     }
 
     fn set_reg(&mut self, reg: usize, value: u64) {
-        self.regs[reg] = value;
+        self.state.regs[reg] = value;
     }
 
     fn pc(&self) -> u32 {
-        self.pc
+        self.state.pc
     }
 
     fn set_pc(&mut self, pc: u32) {
-        self.pc = pc;
-        self.resume_next = false;
-        self.charge_pending = true;
+        self.state.set_pc(pc);
     }
 
     fn resume_pc(&self) -> u32 {
-        match (&self.program, self.resume_next) {
-            (Some(p), true) => p.index_of(self.pc).map_or(self.pc, |i| p.insts[i as usize].next_pc),
-            _ => self.pc,
-        }
+        self.state.resume_pc()
     }
 
     fn gas(&self) -> i64 {
-        self.gas
+        self.state.gas
     }
 
     fn set_gas(&mut self, gas: i64) {
-        self.gas = gas;
+        self.state.gas = gas;
     }
 
     fn map(&mut self, address: u32, length: u64, writable: bool) -> Result<(), MemoryError> {
@@ -422,7 +343,7 @@ impl Backend for Jit {
     }
 
     fn precompile(&mut self) {
-        let Some(program) = self.program.clone() else { return };
+        let Some(program) = self.state.program.clone() else { return };
         let features = self.features;
         let Jit { cache, current, arena, .. } = self;
         let entry = &mut cache[*current];

@@ -1,0 +1,111 @@
+//! The run-state rules every engine backend follows, in one place (PVMSPEC-1 §8, §9): where a
+//! run starts (a finished program repeats its exit, no program panics, a host call resumes
+//! after its instruction, a pc without an instruction traps after its charge), how a block
+//! entry is charged, what `set_pc` and `resume_pc` mean, and how an exit is recorded. The
+//! interpreter and the JIT hold a [`RunState`] and differ only in how they execute
+//! instructions between a start and an exit.
+
+use std::sync::Arc;
+
+use crate::backend::{Exit, NUM_REGS};
+use crate::gas::GasModel;
+use crate::program::Program;
+
+/// A backend's machine state apart from memory.
+#[derive(Clone, Debug, Default)]
+pub struct RunState {
+    pub program: Option<Arc<Program>>,
+    pub regs: [u64; NUM_REGS],
+    pub pc: u32,
+    pub gas: i64,
+    /// The next instruction starts a block and must be charged.
+    pub charge_pending: bool,
+    /// The next run continues after the instruction at `pc` (after a host call).
+    pub resume_next: bool,
+    /// A halt or panic ends the program; later runs report it again.
+    pub finished: Option<Exit>,
+}
+
+/// Charges a block entry (or, under per-instruction gas, one instruction): `false` when
+/// the gas does not cover it. Under block gas nothing is taken then and the charge stays
+/// pending; under per-instruction gas the unit is taken and the counter goes negative.
+#[inline(always)]
+pub fn charge(gas: &mut i64, pending: &mut bool, per_instruction: bool, cost: u64) -> bool {
+    if per_instruction {
+        *gas = gas.wrapping_sub(1);
+        *gas >= 0
+    } else if *gas < 0 || (*gas as u64) < cost {
+        false
+    } else {
+        *gas -= cost as i64;
+        *pending = false;
+        true
+    }
+}
+
+impl RunState {
+    /// Loads a program (or none: a blob that does not decode) and resets the state: registers
+    /// 0, pc 0, gas 0, a block charge pending.
+    pub fn load(&mut self, program: Option<Arc<Program>>) {
+        *self = RunState { program, charge_pending: true, ..RunState::default() };
+    }
+
+    /// The next run starts at `pc` as a fresh block entry (charged).
+    pub fn set_pc(&mut self, pc: u32) {
+        self.pc = pc;
+        self.resume_next = false;
+        self.charge_pending = true;
+    }
+
+    /// Where the next run continues (after a host call: the next instruction).
+    pub fn resume_pc(&self) -> u32 {
+        match (&self.program, self.resume_next) {
+            (Some(p), true) => p.index_of(self.pc).map_or(self.pc, |i| p.insts[i as usize].next_pc),
+            _ => self.pc,
+        }
+    }
+
+    /// Where a run starts: the program and the instruction index, or the exit the run ends
+    /// with at once (a finished program's exit again, a panic without a program, the trap of
+    /// a pc that holds no instruction, or running out of gas before it).
+    pub fn start(&mut self) -> Result<(Arc<Program>, u32), Exit> {
+        if let Some(exit) = self.finished {
+            return Err(exit);
+        }
+        let Some(program) = self.program.clone() else {
+            self.finished = Some(Exit::Panic);
+            return Err(Exit::Panic);
+        };
+        let index = match program.index_of(self.pc) {
+            Some(i) if self.resume_next => program.insts[i as usize].next,
+            Some(i) => i,
+            None => return Err(self.stray(&program)),
+        };
+        self.resume_next = false;
+        Ok((program, index))
+    }
+
+    /// Execution at a pc with no recorded instruction: a trap there, after the charge.
+    fn stray(&mut self, program: &Program) -> Exit {
+        if self.charge_pending {
+            let per_instruction = program.config.gas == GasModel::Instruction;
+            if !charge(&mut self.gas, &mut self.charge_pending, per_instruction, program.stray_cost(self.pc)) {
+                return Exit::OutOfGas;
+            }
+        }
+        self.finished = Some(Exit::Trap);
+        Exit::Trap
+    }
+
+    /// Records an exit reported at `pc`: the charge state after it, whether the next run
+    /// resumes after the instruction (host calls), and a halt or panic as final.
+    pub fn finish(&mut self, exit: Exit, pc: u32, charge_pending: bool, resume_next: bool) -> Exit {
+        self.pc = pc;
+        self.charge_pending = charge_pending;
+        self.resume_next = resume_next;
+        if !exit.is_resumable() {
+            self.finished = Some(exit);
+        }
+        exit
+    }
+}
