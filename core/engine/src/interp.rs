@@ -2,12 +2,12 @@
 
 use std::sync::Arc;
 
-use crate::backend::{Backend, Exit, NUM_REGS};
+use crate::backend::{Backend, Exit};
 use crate::gas::GasModel;
 use crate::isa::Op;
-use crate::memory::{Fault, MemoryError, PageMemory};
+use crate::memory::{Fault, PageMemory};
 use crate::program::{DynamicJump, Inst, Program, NONE};
-use crate::run_state::{charge, RunState};
+use crate::run_state::{charge, state_backend_methods, RunState};
 use crate::semantics::{access_width, branch_taken, reg_imm, three_reg, two_reg};
 
 /// The interpreter backend. One instance can run many programs; its memory pages are reused.
@@ -229,7 +229,6 @@ impl Interpreter {
         self.state.gas = gas;
         Some(self.state.finish(exit, at, pending, resume_next))
     }
-
 }
 
 #[inline(always)]
@@ -299,45 +298,7 @@ impl Backend for Interpreter {
         self.memory.reset();
     }
 
-    fn regs(&self) -> [u64; NUM_REGS] {
-        self.state.regs
-    }
-
-    fn set_reg(&mut self, reg: usize, value: u64) {
-        self.state.regs[reg] = value;
-    }
-
-    fn pc(&self) -> u32 {
-        self.state.pc
-    }
-
-    fn set_pc(&mut self, pc: u32) {
-        self.state.set_pc(pc);
-    }
-
-    fn resume_pc(&self) -> u32 {
-        self.state.resume_pc()
-    }
-
-    fn gas(&self) -> i64 {
-        self.state.gas
-    }
-
-    fn set_gas(&mut self, gas: i64) {
-        self.state.gas = gas;
-    }
-
-    fn map(&mut self, address: u32, length: u64, writable: bool) -> Result<(), MemoryError> {
-        self.memory.map(address, length, writable)
-    }
-
-    fn write_memory(&mut self, address: u32, bytes: &[u8]) -> Result<(), MemoryError> {
-        self.memory.write_bypass(address, bytes)
-    }
-
-    fn read_memory(&self, address: u32, length: u64) -> Result<Vec<u8>, MemoryError> {
-        self.memory.read(address, length)
-    }
+    state_backend_methods!();
 
     fn memory_pages(&self) -> Vec<(u32, bool, Vec<u8>)> {
         self.memory.pages().into_iter().map(|(a, w, bytes)| (a, w, bytes.to_vec())).collect()
@@ -359,4 +320,3 @@ impl Backend for Interpreter {
         self.exec(true)
     }
 }
-

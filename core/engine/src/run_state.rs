@@ -109,3 +109,51 @@ impl RunState {
         exit
     }
 }
+
+/// The [`Backend`](crate::backend::Backend) methods that only read or set the run state
+/// (registers, pc, gas) and pass host memory operations through: the same for every engine
+/// backend with a `state: RunState` and a `memory` offering `map`, `write_bypass` and `read`.
+macro_rules! state_backend_methods {
+    () => {
+        fn regs(&self) -> [u64; $crate::backend::NUM_REGS] {
+            self.state.regs
+        }
+
+        fn set_reg(&mut self, reg: usize, value: u64) {
+            self.state.regs[reg] = value;
+        }
+
+        fn pc(&self) -> u32 {
+            self.state.pc
+        }
+
+        fn set_pc(&mut self, pc: u32) {
+            self.state.set_pc(pc);
+        }
+
+        fn resume_pc(&self) -> u32 {
+            self.state.resume_pc()
+        }
+
+        fn gas(&self) -> i64 {
+            self.state.gas
+        }
+
+        fn set_gas(&mut self, gas: i64) {
+            self.state.gas = gas;
+        }
+
+        fn map(&mut self, address: u32, length: u64, writable: bool) -> Result<(), $crate::memory::MemoryError> {
+            self.memory.map(address, length, writable)
+        }
+
+        fn write_memory(&mut self, address: u32, bytes: &[u8]) -> Result<(), $crate::memory::MemoryError> {
+            self.memory.write_bypass(address, bytes)
+        }
+
+        fn read_memory(&self, address: u32, length: u64) -> Result<Vec<u8>, $crate::memory::MemoryError> {
+            self.memory.read(address, length)
+        }
+    };
+}
+pub(crate) use state_backend_methods;

@@ -22,11 +22,10 @@ use std::fmt;
 use std::io;
 use std::sync::Arc;
 
-use crate::backend::{Backend, Exit, NUM_REGS};
+use crate::backend::{Backend, Exit};
 use crate::gas::GasModel;
-use crate::memory::MemoryError;
 use crate::program::{DynamicJump, Program};
-use crate::run_state::{charge, RunState};
+use crate::run_state::{charge, state_backend_methods, RunState};
 
 use code::CodeArena;
 pub use compile::Features;
@@ -142,7 +141,6 @@ impl Jit {
     pub fn charge_pending(&self) -> bool {
         self.state.charge_pending
     }
-
 
     /// Makes `program` the current cache entry, evicting old entries when the cache is full.
     fn select(&mut self, program: &Arc<Program>) {
@@ -286,45 +284,7 @@ impl Backend for Jit {
         self.memory.reset();
     }
 
-    fn regs(&self) -> [u64; NUM_REGS] {
-        self.state.regs
-    }
-
-    fn set_reg(&mut self, reg: usize, value: u64) {
-        self.state.regs[reg] = value;
-    }
-
-    fn pc(&self) -> u32 {
-        self.state.pc
-    }
-
-    fn set_pc(&mut self, pc: u32) {
-        self.state.set_pc(pc);
-    }
-
-    fn resume_pc(&self) -> u32 {
-        self.state.resume_pc()
-    }
-
-    fn gas(&self) -> i64 {
-        self.state.gas
-    }
-
-    fn set_gas(&mut self, gas: i64) {
-        self.state.gas = gas;
-    }
-
-    fn map(&mut self, address: u32, length: u64, writable: bool) -> Result<(), MemoryError> {
-        self.memory.map(address, length, writable)
-    }
-
-    fn write_memory(&mut self, address: u32, bytes: &[u8]) -> Result<(), MemoryError> {
-        self.memory.write_bypass(address, bytes)
-    }
-
-    fn read_memory(&self, address: u32, length: u64) -> Result<Vec<u8>, MemoryError> {
-        self.memory.read(address, length)
-    }
+    state_backend_methods!();
 
     fn memory_pages(&self) -> Vec<(u32, bool, Vec<u8>)> {
         self.memory.pages()
