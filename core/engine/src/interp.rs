@@ -293,11 +293,6 @@ impl Backend for Interpreter {
         self.memory.reset();
     }
 
-    fn load_invalid(&mut self) {
-        self.state.load(None);
-        self.memory.reset();
-    }
-
     state_backend_methods!();
 
     fn memory_pages(&self) -> Vec<(u32, bool, Vec<u8>)> {

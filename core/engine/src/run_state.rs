@@ -111,10 +111,16 @@ impl RunState {
 }
 
 /// The [`Backend`](crate::backend::Backend) methods that only read or set the run state
-/// (registers, pc, gas) and pass host memory operations through: the same for every engine
-/// backend with a `state: RunState` and a `memory` offering `map`, `write_bypass` and `read`.
+/// (a blob that does not decode, registers, pc, gas) and pass host memory operations
+/// through: the same for every engine backend with a `state: RunState` and a `memory`
+/// offering `reset`, `map`, `write_bypass` and `read`.
 macro_rules! state_backend_methods {
     () => {
+        fn load_invalid(&mut self) {
+            self.state.load(None);
+            self.memory.reset();
+        }
+
         fn regs(&self) -> [u64; $crate::backend::NUM_REGS] {
             self.state.regs
         }
