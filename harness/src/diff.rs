@@ -8,12 +8,11 @@ use std::path::{Path, PathBuf};
 use arbitrary::Unstructured;
 use javm_engine::disasm::disassemble_around;
 use javm_engine::{Backend, Exit};
-use serde_json::{json, Value};
 
 use crate::generator::{GenCode, GenConfig, GenProgram, TableEntry};
 use crate::run::{case_config, load_program, prepare, run_case, GasChoice, Outcome};
 use crate::state::{chunks, compare_snapshots, Difference, Snapshot};
-use crate::vectors::{Case, Step};
+use crate::vectors::{Case, Chunk, Region, Step};
 
 /// Bytes of generator input per program.
 const INPUT_BYTES: usize = 2048;
@@ -436,14 +435,12 @@ impl Explanation {
     }
 }
 
-fn regs_json(regs: &[u64]) -> Value {
-    Value::Array(regs.iter().map(|&r| json!(r)).collect())
-}
-
 /// Writes a program as a vector with the expected values `reference` produces: the w3f v0.4
 /// format when it is a single run under a unit gas model, else the spectool multi-step
-/// format. Both carry `javm-profile` / `javm-gas-model` so they replay as generated.
+/// format. Both carry `javm-profile` / `javm-gas-model` so they replay as generated, and both
+/// are written with the serde types the reader uses.
 pub fn write_vector(program: &GenProgram, name: &str, reference: &mut dyn Backend, path: &Path) -> std::io::Result<()> {
+    use crate::vectors::{BlockCost, Costs, SpectoolAssert, SpectoolFile, SpectoolStep, W3fFile};
     let case = program.case(name);
     let config = case_config(&case, &program.options()).map_err(std::io::Error::other)?;
     let prepared = prepare(&case, config.clone());
@@ -460,88 +457,85 @@ pub fn write_vector(program: &GenProgram, name: &str, reference: &mut dyn Backen
         match step {
             Step::Map(r) => {
                 let _ = reference.map(r.address, r.length as u64, r.is_writable);
-                steps.push(json!({"map": {"address": r.address, "length": r.length, "is-writable": r.is_writable}}));
+                steps.push(SpectoolStep::Map(r.clone()));
             }
             Step::Write(c) => {
                 let _ = reference.write_memory(c.address, &c.contents);
-                steps.push(json!({"write": {"address": c.address, "contents": c.contents}}));
+                steps.push(SpectoolStep::Write(c.clone()));
             }
             Step::SetReg { reg, value } => {
                 reference.set_reg(*reg, *value);
-                steps.push(json!({"set-reg": {"reg": reg, "value": value}}));
+                steps.push(SpectoolStep::SetReg { reg: *reg as u8, value: *value });
             }
             Step::Run => {
                 let exit = reference.run();
                 let s = Snapshot::take(reference, exit);
-                let mut assert = json!({
-                    "status": exit.status(),
-                    "gas": s.gas,
-                    "pc": s.pc,
-                    "regs": regs_json(&s.regs),
-                    "memory": chunks(&s.nonzero_bytes()),
-                });
-                if let Exit::PageFault(a) = exit {
-                    assert["page-fault-address"] = json!(a);
-                }
-                if let Exit::HostCall(id) = exit {
-                    assert["hostcall"] = json!(id);
-                }
-                steps.push(json!({"run": {}}));
-                steps.push(json!({"assert": assert}));
+                steps.push(SpectoolStep::Run {});
+                steps.push(SpectoolStep::Assert(SpectoolAssert {
+                    status: Some(exit.status().to_string()),
+                    gas: Some(s.gas),
+                    pc: Some(s.pc),
+                    regs: Some(s.regs),
+                    memory: Some(chunks(&s.nonzero_bytes())),
+                    page_fault_address: if let Exit::PageFault(a) = exit { Some(a) } else { None },
+                    hostcall: if let Exit::HostCall(id) = exit { Some(id) } else { None },
+                }));
                 snapshots.push(s);
             }
             Step::Assert(_) => {}
         }
     }
     let single_run = snapshots.len() == 1 && program.block_costs.is_none();
-    let doc = if single_run {
+    let text = if single_run {
         let s = &snapshots[0];
-        let mut doc = json!({
-            "name": name,
-            "initial-regs": regs_json(&program.regs),
-            "initial-pc": program.initial_pc,
-            "initial-page-map": program.regions.iter().map(|r| json!({"address": r.address, "length": r.length, "is-writable": r.writable})).collect::<Vec<_>>(),
-            "initial-memory": program
+        let file = W3fFile {
+            name: name.to_string(),
+            initial_regs: program.regs,
+            initial_pc: program.initial_pc,
+            initial_page_map: program
+                .regions
+                .iter()
+                .map(|r| Region { address: r.address, length: r.length, is_writable: r.writable })
+                .collect(),
+            initial_memory: program
                 .regions
                 .iter()
                 .filter(|r| !r.contents.is_empty())
-                .map(|r| (r.address, &r.contents))
-                .chain(program.writes.iter().map(|(a, b)| (*a, b)))
-                .map(|(address, contents)| json!({"address": address, "contents": contents}))
-                .collect::<Vec<_>>(),
-            "initial-gas": program.gas,
-            "program": program.bytes(),
-            "expected-status": s.exit.status(),
-            "expected-regs": regs_json(&s.regs),
-            "expected-pc": s.pc,
-            "expected-memory": chunks(&s.nonzero_bytes()),
-            "expected-gas": s.gas,
-            "javm-profile": program.profile.name(),
-            "javm-gas-model": gas_name,
-        });
-        if let Exit::PageFault(a) = s.exit {
-            doc["expected-page-fault-address"] = json!(a);
-        }
-        if let Exit::HostCall(id) = s.exit {
-            doc["expected-hostcall"] = json!(id);
-        }
-        doc
+                .map(|r| Chunk { address: r.address, contents: r.contents.clone() })
+                .chain(program.writes.iter().map(|(a, b)| Chunk { address: *a, contents: b.clone() }))
+                .collect(),
+            initial_gas: program.gas,
+            program: program.bytes(),
+            expected_status: s.exit.status().to_string(),
+            expected_regs: s.regs,
+            expected_pc: s.pc,
+            expected_memory: chunks(&s.nonzero_bytes()),
+            expected_gas: s.gas,
+            expected_page_fault_address: if let Exit::PageFault(a) = s.exit { Some(a) } else { None },
+            expected_hostcall: if let Exit::HostCall(id) = s.exit { Some(id) } else { None },
+            block_gas_costs: None,
+            javm_profile: Some(program.profile.name().to_string()),
+            javm_gas_model: Some(gas_name.to_string()),
+        };
+        serde_json::to_string_pretty(&file)
     } else {
-        json!({
-            "name": name,
-            "initial-pc": program.initial_pc,
-            "initial-gas": program.gas,
-            "program": program.bytes(),
-            "block-gas-costs": program.block_costs.clone().unwrap_or_default().iter().map(|(pc, cost)| json!({"pc": pc, "cost": cost})).collect::<Vec<_>>(),
-            "steps": steps,
-            "javm-profile": program.profile.name(),
-            "javm-gas-model": gas_name,
-        })
+        let costs = program.block_costs.clone().unwrap_or_default();
+        let file = SpectoolFile {
+            name: name.to_string(),
+            initial_pc: program.initial_pc,
+            initial_gas: program.gas,
+            program: program.bytes(),
+            block_gas_costs: Costs::List(costs.iter().map(|&(pc, cost)| BlockCost { pc, cost }).collect()),
+            steps,
+            javm_profile: Some(program.profile.name().to_string()),
+            javm_gas_model: Some(gas_name.to_string()),
+        };
+        serde_json::to_string_pretty(&file)
     };
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    std::fs::write(path, serde_json::to_string_pretty(&doc).map_err(std::io::Error::other)? + "\n")
+    std::fs::write(path, text.map_err(std::io::Error::other)? + "\n")
 }
 
 /// Where the repro of a divergence goes.

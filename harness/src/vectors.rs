@@ -6,7 +6,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use javm_engine::{GasModel, Profile, NUM_REGS};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::run::GasChoice;
@@ -155,9 +155,9 @@ impl std::error::Error for VectorError {}
 
 /// `block-gas-costs`: a list of `{pc, cost}` (spectool) or a map from pc to cost (the
 /// draft variant).
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(untagged)]
-enum Costs {
+pub enum Costs {
     List(Vec<BlockCost>),
     Map(BTreeMap<String, u64>),
 }
@@ -177,31 +177,32 @@ impl Costs {
     }
 }
 
-#[derive(Deserialize)]
+/// A w3f v0.4 file as read and as written (the same type both ways).
+#[derive(Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
-struct W3fFile {
-    name: String,
-    initial_regs: [u64; NUM_REGS],
-    initial_pc: u32,
-    initial_page_map: Vec<Region>,
-    initial_memory: Vec<Chunk>,
-    initial_gas: i64,
-    program: Vec<u8>,
-    expected_status: String,
-    expected_regs: [u64; NUM_REGS],
-    expected_pc: u32,
-    expected_memory: Vec<Chunk>,
-    expected_gas: i64,
-    #[serde(default)]
-    expected_page_fault_address: Option<u32>,
-    #[serde(default)]
-    expected_hostcall: Option<u32>,
-    #[serde(default)]
-    block_gas_costs: Option<Costs>,
-    #[serde(default)]
-    javm_profile: Option<String>,
-    #[serde(default)]
-    javm_gas_model: Option<String>,
+pub struct W3fFile {
+    pub name: String,
+    pub initial_regs: [u64; NUM_REGS],
+    pub initial_pc: u32,
+    pub initial_page_map: Vec<Region>,
+    pub initial_memory: Vec<Chunk>,
+    pub initial_gas: i64,
+    pub program: Vec<u8>,
+    pub expected_status: String,
+    pub expected_regs: [u64; NUM_REGS],
+    pub expected_pc: u32,
+    pub expected_memory: Vec<Chunk>,
+    pub expected_gas: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_page_fault_address: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_hostcall: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block_gas_costs: Option<Costs>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub javm_profile: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub javm_gas_model: Option<String>,
 }
 
 const W3F_KEYS: &[&str] = &[
@@ -224,33 +225,34 @@ const W3F_KEYS: &[&str] = &[
     "javm-gas-model",
 ];
 
-#[derive(Deserialize)]
+/// A spectool file as read and as written.
+#[derive(Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
-struct SpectoolFile {
-    name: String,
-    initial_pc: u32,
-    initial_gas: i64,
-    program: Vec<u8>,
-    block_gas_costs: Costs,
-    steps: Vec<SpectoolStep>,
-    #[serde(default)]
-    javm_profile: Option<String>,
-    #[serde(default)]
-    javm_gas_model: Option<String>,
+pub struct SpectoolFile {
+    pub name: String,
+    pub initial_pc: u32,
+    pub initial_gas: i64,
+    pub program: Vec<u8>,
+    pub block_gas_costs: Costs,
+    pub steps: Vec<SpectoolStep>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub javm_profile: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub javm_gas_model: Option<String>,
 }
 
 const SPECTOOL_KEYS: &[&str] =
     &["name", "initial-pc", "initial-gas", "program", "block-gas-costs", "steps", "javm-profile", "javm-gas-model"];
 
-#[derive(Deserialize)]
-struct BlockCost {
-    pc: u32,
-    cost: u64,
+#[derive(Deserialize, Serialize)]
+pub struct BlockCost {
+    pub pc: u32,
+    pub cost: u64,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
-enum SpectoolStep {
+pub enum SpectoolStep {
     Run {},
     Assert(SpectoolAssert),
     Map(Region),
@@ -258,17 +260,24 @@ enum SpectoolStep {
     SetReg { reg: u8, value: u64 },
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize, Default)]
 #[serde(rename_all = "kebab-case")]
-struct SpectoolAssert {
-    status: Option<String>,
-    gas: Option<i64>,
-    pc: Option<u32>,
-    regs: Option<[u64; NUM_REGS]>,
-    memory: Option<Vec<Chunk>>,
+pub struct SpectoolAssert {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gas: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pc: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub regs: Option<[u64; NUM_REGS]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<Vec<Chunk>>,
     #[serde(alias = "page_fault_address")]
-    page_fault_address: Option<u32>,
-    hostcall: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub page_fault_address: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostcall: Option<u32>,
 }
 
 const ASSERT_KEYS: &[&str] = &["status", "gas", "pc", "regs", "memory", "page-fault-address", "hostcall"];
