@@ -10,7 +10,7 @@ use javm_engine::disasm::disassemble_around;
 use javm_engine::{Backend, Exit};
 
 use crate::generator::{GenCode, GenConfig, GenProgram, TableEntry};
-use crate::run::{case_config, load_program, prepare, run_case, GasChoice, Outcome};
+use crate::run::{apply_host_step, case_config, load_program, prepare, run_case, GasChoice, Outcome};
 use crate::state::{chunks, compare_snapshots, Difference, Snapshot};
 use crate::vectors::{Case, Chunk, Region, Step};
 
@@ -174,17 +174,9 @@ pub fn first_difference(program: &GenProgram, a: &mut dyn Backend, b: &mut dyn B
     let mut run = 0;
     for step in &case.steps {
         match step {
-            Step::Map(r) => {
-                let _ = a.map(r.address, r.length as u64, r.is_writable);
-                let _ = b.map(r.address, r.length as u64, r.is_writable);
-            }
-            Step::Write(c) => {
-                let _ = a.write_memory(c.address, &c.contents);
-                let _ = b.write_memory(c.address, &c.contents);
-            }
-            Step::SetReg { reg, value } => {
-                a.set_reg(*reg, *value);
-                b.set_reg(*reg, *value);
+            Step::Map(_) | Step::Write(_) | Step::SetReg { .. } => {
+                let _ = apply_host_step(a, step);
+                let _ = apply_host_step(b, step);
             }
             Step::Assert(_) => {}
             Step::Run => {
@@ -455,17 +447,9 @@ pub fn write_vector(program: &GenProgram, name: &str, reference: &mut dyn Backen
     let mut snapshots = Vec::new();
     for step in &case.steps {
         match step {
-            Step::Map(r) => {
-                let _ = reference.map(r.address, r.length as u64, r.is_writable);
-                steps.push(SpectoolStep::Map(r.clone()));
-            }
-            Step::Write(c) => {
-                let _ = reference.write_memory(c.address, &c.contents);
-                steps.push(SpectoolStep::Write(c.clone()));
-            }
-            Step::SetReg { reg, value } => {
-                reference.set_reg(*reg, *value);
-                steps.push(SpectoolStep::SetReg { reg: *reg as u8, value: *value });
+            Step::Map(_) | Step::Write(_) | Step::SetReg { .. } => {
+                let _ = apply_host_step(reference, step);
+                steps.extend(host_step(step));
             }
             Step::Run => {
                 let exit = reference.run();
@@ -536,6 +520,17 @@ pub fn write_vector(program: &GenProgram, name: &str, reference: &mut dyn Backen
         std::fs::create_dir_all(dir)?;
     }
     std::fs::write(path, text.map_err(std::io::Error::other)? + "\n")
+}
+
+/// A host step in the spectool file form.
+fn host_step(step: &Step) -> Option<crate::vectors::SpectoolStep> {
+    use crate::vectors::SpectoolStep;
+    match step {
+        Step::Map(r) => Some(SpectoolStep::Map(r.clone())),
+        Step::Write(c) => Some(SpectoolStep::Write(c.clone())),
+        Step::SetReg { reg, value } => Some(SpectoolStep::SetReg { reg: *reg as u8, value: *value }),
+        Step::Run | Step::Assert(_) => None,
+    }
 }
 
 /// Where the repro of a divergence goes.

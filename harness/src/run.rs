@@ -205,6 +205,20 @@ pub fn load_program(
     }
 }
 
+/// Applies a host step (map, write, set-reg) to a backend. Other steps do nothing here.
+/// A refused map or write gives the step's name and the backend's error.
+pub fn apply_host_step(b: &mut dyn Backend, step: &Step) -> Result<(), (&'static str, javm_engine::MemoryError)> {
+    match step {
+        Step::Map(r) => b.map(r.address, r.length as u64, r.is_writable).map_err(|e| ("map", e)),
+        Step::Write(c) => b.write_memory(c.address, &c.contents).map_err(|e| ("write", e)),
+        Step::SetReg { reg, value } => {
+            b.set_reg(*reg, *value);
+            Ok(())
+        }
+        Step::Run | Step::Assert(_) => Ok(()),
+    }
+}
+
 /// Runs a case on every given backend in lockstep. Each backend is checked against the
 /// case's assertions; with more than one backend, their full states are also compared with
 /// the first one's after every run.
@@ -238,23 +252,11 @@ pub fn run_case(case: &Case, options: &RunOptions, backends: &mut [&mut dyn Back
     };
     for (i, step) in case.steps.iter().enumerate() {
         match step {
-            Step::Map(r) => {
+            Step::Map(_) | Step::Write(_) | Step::SetReg { .. } => {
                 for b in backends.iter_mut() {
-                    if let Err(e) = b.map(r.address, r.length as u64, r.is_writable) {
-                        outcome.failures.push(setup_failure(b.name(), i, "map", e.to_string()));
+                    if let Err((what, e)) = apply_host_step(&mut **b, step) {
+                        outcome.failures.push(setup_failure(b.name(), i, what, e.to_string()));
                     }
-                }
-            }
-            Step::Write(c) => {
-                for b in backends.iter_mut() {
-                    if let Err(e) = b.write_memory(c.address, &c.contents) {
-                        outcome.failures.push(setup_failure(b.name(), i, "write", e.to_string()));
-                    }
-                }
-            }
-            Step::SetReg { reg, value } => {
-                for b in backends.iter_mut() {
-                    b.set_reg(*reg, *value);
                 }
             }
             Step::Run => {
