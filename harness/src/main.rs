@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use javm_engine::Profile;
 use javm_harness::backends::{describe_registry, Backends};
 use javm_harness::commands::bench::{self, BenchArgs};
@@ -47,13 +47,12 @@ enum Command {
         #[arg(long = "external", value_name = "NAME=COMMAND")]
         external: Vec<String>,
         /// Opcode profile: auto picks A for w3f v0.4 files and B for spectool files.
-        #[arg(long, default_value = "auto", value_parser = ["auto", "a", "b", "j"])]
-        profile: String,
+        #[arg(long, value_enum, default_value_t = ProfileChoice::Auto)]
+        profile: ProfileChoice,
         /// Gas model: auto uses the file's block-gas-costs table when it has one, else unit
         /// cost per basic block (v0.4); block-unit, block-table or instruction (GP text) force one.
-        #[arg(long = "gas-model", default_value = "auto",
-              value_parser = ["auto", "block-unit", "block-table", "instruction"])]
-        gas_model: String,
+        #[arg(long = "gas-model", value_enum, default_value_t = GasArg::Auto)]
+        gas_model: GasArg,
         /// Unknown fields in a vector file are errors (exit code 2) instead of warnings.
         #[arg(long)]
         strict: bool,
@@ -102,12 +101,11 @@ enum Command {
         #[arg(long, value_name = "K/N", default_value = "1/1")]
         shard: String,
         /// Opcode profile of the generated programs.
-        #[arg(long, default_value = "a", value_parser = ["a", "b", "j"])]
-        profile: String,
+        #[arg(long, value_enum, default_value_t = ProfileArg::A)]
+        profile: ProfileArg,
         /// Gas model: block-unit (auto), block-table (random per-block costs) or instruction.
-        #[arg(long = "gas-model", default_value = "auto",
-              value_parser = ["auto", "block-unit", "block-table", "instruction"])]
-        gas_model: String,
+        #[arg(long = "gas-model", value_enum, default_value_t = GasArg::Auto)]
+        gas_model: GasArg,
         /// Raw-bytes mode: arbitrary code and bitmask, including invalid encodings.
         #[arg(long)]
         raw: bool,
@@ -133,15 +131,15 @@ enum Command {
     Disasm {
         file: PathBuf,
         /// Opcode profile (default: the vector's, else a).
-        #[arg(long, value_parser = ["a", "b", "j"])]
-        profile: Option<String>,
+        #[arg(long, value_enum)]
+        profile: Option<ProfileArg>,
     },
     /// Assemble a text-form program into a blob (written to --output, else printed as a JSON
     /// byte array ready for a vector's `program` field).
     Asm {
         file: PathBuf,
-        #[arg(long, default_value = "a", value_parser = ["a", "b", "j"])]
-        profile: String,
+        #[arg(long, value_enum, default_value_t = ProfileArg::A)]
+        profile: ProfileArg,
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
@@ -229,6 +227,64 @@ fn backends(external: &[String]) -> Result<Backends, String> {
     Ok(b)
 }
 
+/// An opcode profile on the command line.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ProfileArg {
+    A,
+    B,
+    J,
+}
+
+impl From<ProfileArg> for Profile {
+    fn from(p: ProfileArg) -> Profile {
+        match p {
+            ProfileArg::A => Profile::A,
+            ProfileArg::B => Profile::B,
+            ProfileArg::J => Profile::J,
+        }
+    }
+}
+
+/// A profile, or `auto` (by each file's format).
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ProfileChoice {
+    Auto,
+    A,
+    B,
+    J,
+}
+
+impl ProfileChoice {
+    fn profile(self) -> Option<Profile> {
+        match self {
+            ProfileChoice::Auto => None,
+            ProfileChoice::A => Some(Profile::A),
+            ProfileChoice::B => Some(Profile::B),
+            ProfileChoice::J => Some(Profile::J),
+        }
+    }
+}
+
+/// A gas model on the command line.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum GasArg {
+    Auto,
+    BlockUnit,
+    BlockTable,
+    Instruction,
+}
+
+impl From<GasArg> for GasChoice {
+    fn from(g: GasArg) -> GasChoice {
+        match g {
+            GasArg::Auto => GasChoice::Auto,
+            GasArg::BlockUnit => GasChoice::BlockUnit,
+            GasArg::BlockTable => GasChoice::BlockTable,
+            GasArg::Instruction => GasChoice::Instruction,
+        }
+    }
+}
+
 /// `K/N` with 1 ≤ K ≤ N.
 fn parse_shard(text: &str) -> Result<(u64, u64), String> {
     let parsed =
@@ -264,11 +320,7 @@ fn main() -> ExitCode {
                 Ok(b) => b,
                 Err(e) => return unusable(e),
             };
-            let options = RunOptions {
-                profile: if profile == "auto" { None } else { Profile::parse(&profile) },
-                gas: GasChoice::parse(&gas_model).unwrap_or_default(),
-                details: true,
-            };
+            let options = RunOptions { profile: profile.profile(), gas: gas_model.into(), details: true };
             let reports = ReportPaths { json, junit, markdown, html };
             vectors::run(VectorsArgs { paths, backends, options, reports, strict, snapshots })
         }
@@ -291,11 +343,7 @@ fn main() -> ExitCode {
                 Ok(p) => p,
                 Err(e) => return unusable(e),
             };
-            let config = GenConfig {
-                profile: Profile::parse(&profile).unwrap_or(Profile::A),
-                gas: GasChoice::parse(&gas_model).unwrap_or_default(),
-                raw,
-            };
+            let config = GenConfig { profile: profile.into(), gas: gas_model.into(), raw };
             if !(timeout.is_finite() && timeout > 0.0) {
                 return unusable(format!("--timeout must be a positive number of seconds, not {timeout}"));
             }
@@ -306,10 +354,8 @@ fn main() -> ExitCode {
             };
             diff::run(DiffArgs { seed, first, count, shard, timeout, config, pair, explain, reports, coverage })
         }
-        Command::Disasm { file, profile } => text::disasm(&file, profile.as_deref().and_then(Profile::parse)),
-        Command::Asm { file, profile, output } => {
-            text::asm(&file, Profile::parse(&profile).unwrap_or(Profile::A), output)
-        }
+        Command::Disasm { file, profile } => text::disasm(&file, profile.map(Profile::from)),
+        Command::Asm { file, profile, output } => text::asm(&file, profile.into(), output),
         Command::FuzzCorpus { dir } => corpus::run(&dir),
         Command::Nightly { budget, reports, seed, corpus, previous, shard, merge, vectors } => {
             if !merge.is_empty() {
