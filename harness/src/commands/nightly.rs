@@ -70,6 +70,9 @@ pub struct Finding {
     pub detail: String,
     /// How many times this signature was seen.
     pub count: u64,
+    /// Which backends (or pairs) showed it: one finding however many show the same thing.
+    #[serde(default)]
+    pub seen_on: Vec<String>,
 }
 
 /// What changed since a previous summary.
@@ -120,6 +123,16 @@ pub fn date_seed() -> u64 {
     (y * 10_000 + m * 100 + d) as u64
 }
 
+/// One thing found: its kind, who showed it, its signature, the file name to write it to and
+/// what to show of it.
+struct Seen {
+    kind: &'static str,
+    who: String,
+    signature: String,
+    file: String,
+    detail: String,
+}
+
 /// Findings so far, de-duplicated by signature.
 struct Findings {
     dir: PathBuf,
@@ -130,24 +143,34 @@ impl Findings {
     /// Records a finding; `write` is called (with the path to write) only for a new signature.
     fn add(
         &mut self,
-        kind: &str,
-        signature: String,
-        file: &str,
-        detail: String,
+        seen: Seen,
         replay: impl FnOnce(&Path) -> String,
         write: impl FnOnce(&Path) -> std::io::Result<()>,
     ) {
+        let Seen { kind, who, signature, file, detail } = seen;
+        let who = who.as_str();
         if let Some(f) = self.list.iter_mut().find(|f| f.signature == signature) {
             f.count += 1;
+            if !f.seen_on.iter().any(|w| w == who) {
+                f.seen_on.push(who.to_string());
+            }
             return;
         }
-        let path = self.dir.join(file);
+        let path = self.dir.join(&file);
         let (path_text, replay) = match write(&path) {
             Ok(()) => (path.display().to_string(), replay(&path)),
             Err(e) => (String::new(), format!("(could not write {}: {e})", path.display())),
         };
         eprintln!("finding: {signature}");
-        self.list.push(Finding { kind: kind.into(), signature, path: path_text, replay, detail, count: 1 });
+        self.list.push(Finding {
+            kind: kind.into(),
+            signature,
+            path: path_text,
+            replay,
+            detail,
+            count: 1,
+            seen_on: vec![who.to_string()],
+        });
     }
 }
 
@@ -244,15 +267,21 @@ pub fn run(args: NightlyArgs) -> i32 {
             let source = PathBuf::from(&o.file);
             let file = format!("vector-{}-{}.json", safe(&o.name), summary.vectors.failed);
             let backends_arg = names.join(",");
+            let detail = o
+                .failures
+                .iter()
+                .map(|f| format!("{} {}: {}", o.step_label(f.step), f.backend, f.difference))
+                .chain(o.disassembly.clone())
+                .collect::<Vec<_>>()
+                .join("\n");
             findings.add(
-                "vector",
-                format!("vector {} {first}", o.name),
-                &file,
-                o.failures
-                    .iter()
-                    .map(|f| format!("{} {}: {}", o.step_label(f.step), f.backend, f.difference))
-                    .collect::<Vec<_>>()
-                    .join("\n"),
+                Seen {
+                    kind: "vector",
+                    who: backends_arg.clone(),
+                    signature: format!("vector {} {first}", o.name),
+                    file,
+                    detail,
+                },
                 |p| format!("javm-harness vectors --backend {backends_arg} {}", p.display()),
                 |p| std::fs::copy(&source, p).map(|_| ()),
             );
@@ -342,7 +371,7 @@ pub fn run(args: NightlyArgs) -> i32 {
         summary.budget_seconds
     );
     for f in &summary.finding_details {
-        println!("  {} ×{}: {}", f.signature, f.count, f.replay);
+        println!("  {} ×{} on {}: {}", f.signature, f.count, f.seen_on.join(", "), f.replay);
     }
     if unwritten {
         EXIT_UNUSABLE
@@ -543,7 +572,8 @@ fn diff_slice(
         let instruction = opcode
             .and_then(|n| config.profile.op(n))
             .map_or("no instruction".to_string(), |op| op.mnemonic().to_string());
-        let signature = format!("divergence {pair} profile {} {field} after {instruction}", config.profile.name());
+        // The same difference shown by several pairs is one finding naming them all.
+        let signature = format!("divergence profile {} {field} after {instruction}", config.profile.name());
         let file = format!(
             "divergence-{}-{}-{mode}-{}-{seed}-{index}.json",
             safe(&pair),
@@ -554,10 +584,7 @@ fn diff_slice(
         let names = pair.replace(':', ",");
         let minimised = explanation.minimised.clone();
         findings.add(
-            "divergence",
-            signature,
-            &file,
-            detail,
+            Seen { kind: "divergence", who: pair.clone(), signature, file, detail },
             |p| format!("javm-harness vectors --backend {names} {}", p.display()),
             |p| {
                 let mut reference = a.create().map_err(std::io::Error::other)?;
@@ -638,10 +665,7 @@ fn fuzz_slice(
             let file = format!("fuzz-{name}-{digest:016x}.bin");
             let target_name = name.to_string();
             findings.add(
-                "fuzz",
-                signature,
-                &file,
-                message,
+                Seen { kind: "fuzz", who: name.to_string(), signature, file, detail: message },
                 |p| format!("(cd fuzz && cargo fuzz run {target_name} -s none {})", absolute(p).display()),
                 |p| std::fs::write(p, &input),
             );
@@ -763,9 +787,10 @@ fn dashboard(s: &Summary) -> String {
         out += "<h2>Findings</h2>\n";
         for f in &s.finding_details {
             out += &format!(
-                "<h3 class=\"fail\">{} (seen {}×)</h3>\n<p>Replay: <code>{}</code></p>\n<pre>{}</pre>\n",
+                "<h3 class=\"fail\">{} (seen {}× on {})</h3>\n<p>Replay: <code>{}</code></p>\n<pre>{}</pre>\n",
                 xml(&f.signature),
                 f.count,
+                xml(&f.seen_on.join(", ")),
                 xml(&f.replay),
                 xml(&f.detail).replace("\\u{a}", "\n")
             );
