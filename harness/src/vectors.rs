@@ -6,8 +6,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use javm_engine::{GasModel, Profile, NUM_REGS};
+use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::run::GasChoice;
 
@@ -155,11 +155,40 @@ impl std::error::Error for VectorError {}
 
 /// `block-gas-costs`: a list of `{pc, cost}` (spectool) or a map from pc to cost (the
 /// draft variant).
-#[derive(Deserialize, Serialize)]
+#[derive(Serialize)]
 #[serde(untagged)]
 pub enum Costs {
     List(Vec<BlockCost>),
     Map(BTreeMap<String, u64>),
+}
+
+impl<'de> Deserialize<'de> for Costs {
+    /// Read element by element (not buffered, as an untagged enum would be), so unknown
+    /// fields inside the entries are reported like any other.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Costs, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Costs;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a list of {pc, cost} or a map from pc to cost")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Costs, A::Error> {
+                let mut list = Vec::new();
+                while let Some(entry) = seq.next_element::<BlockCost>()? {
+                    list.push(entry);
+                }
+                Ok(Costs::List(list))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Costs, A::Error> {
+                let mut costs = BTreeMap::new();
+                while let Some((pc, cost)) = map.next_entry::<String, u64>()? {
+                    costs.insert(pc, cost);
+                }
+                Ok(Costs::Map(costs))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 impl Costs {
@@ -205,26 +234,6 @@ pub struct W3fFile {
     pub javm_gas_model: Option<String>,
 }
 
-const W3F_KEYS: &[&str] = &[
-    "name",
-    "initial-regs",
-    "initial-pc",
-    "initial-page-map",
-    "initial-memory",
-    "initial-gas",
-    "program",
-    "expected-status",
-    "expected-regs",
-    "expected-pc",
-    "expected-memory",
-    "expected-gas",
-    "expected-page-fault-address",
-    "expected-hostcall",
-    "block-gas-costs",
-    "javm-profile",
-    "javm-gas-model",
-];
-
 /// A spectool file as read and as written.
 #[derive(Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -240,9 +249,6 @@ pub struct SpectoolFile {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub javm_gas_model: Option<String>,
 }
-
-const SPECTOOL_KEYS: &[&str] =
-    &["name", "initial-pc", "initial-gas", "program", "block-gas-costs", "steps", "javm-profile", "javm-gas-model"];
 
 #[derive(Deserialize, Serialize)]
 pub struct BlockCost {
@@ -280,22 +286,60 @@ pub struct SpectoolAssert {
     pub hostcall: Option<u32>,
 }
 
-const ASSERT_KEYS: &[&str] = &["status", "gas", "pc", "regs", "memory", "page-fault-address", "hostcall"];
-const DRAFT_ASSERT_KEYS: &[&str] = &["status", "gas", "pc", "regs", "memory", "page_fault_address", "hostcall"];
-const REGION_KEYS: &[&str] = &["address", "length", "is-writable"];
-const DRAFT_REGION_KEYS: &[&str] = &["address", "length", "is_writable"];
-const CHUNK_KEYS: &[&str] = &["address", "contents"];
-const SET_REG_KEYS: &[&str] = &["reg", "value"];
-
-/// A step of the draft variant: `{"kind": "map", "address": …, "is_writable": …}`.
+/// A step of the draft variant, `{"kind": "map", "address": …, "is_writable": …}`, read
+/// flat (every field any kind may carry) so that fields no kind defines are reported.
 #[derive(Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
-enum DraftStep {
-    Run,
-    Assert(SpectoolAssert),
-    Map(Region),
-    Write(Chunk),
-    SetReg { reg: u8, value: u64 },
+struct DraftStep {
+    kind: String,
+    address: Option<u32>,
+    length: Option<u32>,
+    #[serde(alias = "is-writable")]
+    is_writable: Option<bool>,
+    contents: Option<Vec<u8>>,
+    reg: Option<u8>,
+    value: Option<u64>,
+    status: Option<String>,
+    gas: Option<i64>,
+    pc: Option<u32>,
+    regs: Option<[u64; NUM_REGS]>,
+    memory: Option<Vec<Chunk>>,
+    #[serde(alias = "page-fault-address")]
+    page_fault_address: Option<u32>,
+    hostcall: Option<u32>,
+}
+
+impl DraftStep {
+    /// The step in the spectool form, or why it is not one.
+    fn into_step(self, at: &str) -> Result<SpectoolStep, String> {
+        let kind = self.kind.clone();
+        let missing = |field: &str| format!("{at}: a `{kind}` step needs `{field}`");
+        Ok(match self.kind.as_str() {
+            "run" => SpectoolStep::Run {},
+            "map" => SpectoolStep::Map(Region {
+                address: self.address.ok_or_else(|| missing("address"))?,
+                length: self.length.ok_or_else(|| missing("length"))?,
+                is_writable: self.is_writable.ok_or_else(|| missing("is_writable"))?,
+            }),
+            "write" => SpectoolStep::Write(Chunk {
+                address: self.address.ok_or_else(|| missing("address"))?,
+                contents: self.contents.ok_or_else(|| missing("contents"))?,
+            }),
+            "set-reg" => SpectoolStep::SetReg {
+                reg: self.reg.ok_or_else(|| missing("reg"))?,
+                value: self.value.ok_or_else(|| missing("value"))?,
+            },
+            "assert" => SpectoolStep::Assert(SpectoolAssert {
+                status: self.status,
+                gas: self.gas,
+                pc: self.pc,
+                regs: self.regs,
+                memory: self.memory,
+                page_fault_address: self.page_fault_address,
+                hostcall: self.hostcall,
+            }),
+            other => return Err(format!("{at}: unknown step kind {other:?} (run, map, write, set-reg, assert)")),
+        })
+    }
 }
 
 const STATUSES: [&str; 6] = ["halt", "panic", "page-fault", "out-of-gas", "ecalli", "ecall"];
@@ -308,11 +352,6 @@ fn check_status(status: &str) -> Result<(), String> {
     }
 }
 
-/// Whether a JSON document is a JSON Schema rather than a vector (skipped in folders).
-fn is_schema(value: &Value) -> bool {
-    value.get("$schema").is_some()
-}
-
 /// Reads one vector file (at most [`crate::input::max_file_bytes`], a regular file). Detects
 /// the format from its fields.
 pub fn load_case(path: &Path) -> Result<Case, VectorError> {
@@ -321,37 +360,191 @@ pub fn load_case(path: &Path) -> Result<Case, VectorError> {
     parse_case_text(&text, path).map_err(err)
 }
 
-/// Parses the text of a vector file.
+/// Parses the text of a vector file. Reading never builds a JSON tree of the whole file
+/// (a file of a few million numbers stays a few times its own size in memory): the format
+/// is found by a probe that keeps nothing, then the file is read once into its own types.
 pub fn parse_case_text(text: &str, path: &Path) -> Result<Case, String> {
-    let value: Value = serde_json::from_str(text).map_err(|e| format!("malformed JSON: {e}"))?;
-    let Some(object) = value.as_object() else {
-        return Err("not a JSON object".into());
-    };
-    let draft = object
-        .get("steps")
-        .and_then(Value::as_array)
-        .is_some_and(|steps| steps.iter().any(|s| s.get("kind").is_some()));
-    if object.contains_key("steps") && draft {
-        let file: SpectoolDraftFile = typed(text, "spectool draft format")?;
-        from_draft(file, path, unknown_fields(&value, VectorFormat::SpectoolDraft))
-    } else if object.contains_key("steps") {
-        let file: SpectoolFile = typed(text, "spectool format")?;
-        from_spectool(file, path, unknown_fields(&value, VectorFormat::Spectool))
-    } else if object.contains_key("expected-status") {
-        let file: W3fFile = typed(text, "w3f v0.4 format")?;
-        from_w3f(file, path, unknown_fields(&value, VectorFormat::W3f))
-    } else if is_schema(&value) {
+    serde_json::from_str::<IgnoredAny>(text).map_err(|e| format!("malformed JSON: {e}"))?;
+    let probe = serde_json::from_str::<Probe>(text).map_err(|_| "not a JSON object".to_string())?;
+    if probe.steps.is_some_and(|s| s.kind_tagged) {
+        let (file, unknown) = typed::<SpectoolDraftFile>(text, "spectool draft format")?;
+        from_draft(file, path, unknown)
+    } else if probe.steps.is_some() {
+        let (file, unknown) = typed::<SpectoolFile>(text, "spectool format")?;
+        from_spectool(file, path, unknown)
+    } else if probe.expected_status {
+        let (file, unknown) = typed::<W3fFile>(text, "w3f v0.4 format")?;
+        from_w3f(file, path, unknown)
+    } else if probe.schema {
         Err("this is a JSON Schema, not a test vector".into())
     } else {
         Err("not a PVM test vector: no `steps` (spectool format) or `expected-status` (w3f v0.4 format)".into())
     }
 }
 
-/// Deserialises `text` as `T`; an error names the field (as a JSON path), the line and the
-/// column.
-fn typed<T: serde::de::DeserializeOwned>(text: &str, format: &str) -> Result<T, String> {
+/// What decides a file's format: which of `steps`, `expected-status` and `$schema` it has,
+/// and whether its steps are tagged with `"kind"`. Keeps nothing else.
+#[derive(Default)]
+struct Probe {
+    steps: Option<StepsProbe>,
+    expected_status: bool,
+    schema: bool,
+}
+
+#[derive(Clone, Copy, Default)]
+struct StepsProbe {
+    kind_tagged: bool,
+}
+
+impl<'de> Deserialize<'de> for Probe {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Probe, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Probe;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Probe, A::Error> {
+                let mut probe = Probe::default();
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    match &*key {
+                        "steps" => probe.steps = Some(map.next_value::<StepsProbe>()?),
+                        "expected-status" => {
+                            map.next_value::<IgnoredAny>()?;
+                            probe.expected_status = true;
+                        }
+                        "$schema" => {
+                            map.next_value::<IgnoredAny>()?;
+                            probe.schema = true;
+                        }
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(probe)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for StepsProbe {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<StepsProbe, D::Error> {
+        /// Whether any element of an array is an object with a `kind` key; anything else
+        /// (not an array, elements that are not objects) is left to the typed reading.
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = StepsProbe;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("anything")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<StepsProbe, A::Error> {
+                let mut probe = StepsProbe::default();
+                while let Some(step) = seq.next_element::<StepProbe>()? {
+                    probe.kind_tagged |= step.0;
+                }
+                Ok(probe)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<StepsProbe, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(StepsProbe::default())
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<StepsProbe, E> {
+                Ok(StepsProbe::default())
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<StepsProbe, E> {
+                Ok(StepsProbe::default())
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<StepsProbe, E> {
+                Ok(StepsProbe::default())
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<StepsProbe, E> {
+                Ok(StepsProbe::default())
+            }
+            fn visit_str<E>(self, _: &str) -> Result<StepsProbe, E> {
+                Ok(StepsProbe::default())
+            }
+            fn visit_unit<E>(self) -> Result<StepsProbe, E> {
+                Ok(StepsProbe::default())
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Whether one step is an object with a `kind` key.
+struct StepProbe(bool);
+
+impl<'de> Deserialize<'de> for StepProbe {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<StepProbe, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = StepProbe;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("anything")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<StepProbe, A::Error> {
+                let mut kind = false;
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    kind |= key == "kind";
+                    map.next_value::<IgnoredAny>()?;
+                }
+                Ok(StepProbe(kind))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<StepProbe, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(StepProbe(false))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<StepProbe, E> {
+                Ok(StepProbe(false))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<StepProbe, E> {
+                Ok(StepProbe(false))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<StepProbe, E> {
+                Ok(StepProbe(false))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<StepProbe, E> {
+                Ok(StepProbe(false))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<StepProbe, E> {
+                Ok(StepProbe(false))
+            }
+            fn visit_unit<E>(self) -> Result<StepProbe, E> {
+                Ok(StepProbe(false))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A JSON path as reports write it: `steps[2].assert.foo`.
+fn path_text(path: &serde_ignored::Path) -> String {
+    use serde_ignored::Path;
+    match path {
+        Path::Root => String::new(),
+        Path::Seq { parent, index } => format!("{}[{index}]", path_text(parent)),
+        Path::Map { parent, key } => {
+            let parent = path_text(parent);
+            if parent.is_empty() {
+                key.clone()
+            } else {
+                format!("{parent}.{key}")
+            }
+        }
+        Path::Some { parent } | Path::NewtypeStruct { parent } | Path::NewtypeVariant { parent } => path_text(parent),
+    }
+}
+
+/// Deserialises `text` as `T`, collecting the JSON paths of the fields `T` does not define;
+/// an error names the field (as a JSON path), the line and the column.
+fn typed<T: serde::de::DeserializeOwned>(text: &str, format: &str) -> Result<(T, Vec<String>), String> {
+    let mut unknown = Vec::new();
     let mut de = serde_json::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+    let mut record = |p: serde_ignored::Path| unknown.push(path_text(&p));
+    let ignoring = serde_ignored::Deserializer::new(&mut de, &mut record);
+    let value = serde_path_to_error::deserialize(ignoring).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         if path.is_empty() || path == "." {
@@ -359,7 +552,8 @@ fn typed<T: serde::de::DeserializeOwned>(text: &str, format: &str) -> Result<T, 
         } else {
             format!("{format}: field `{path}`: {inner}")
         }
-    })
+    })?;
+    Ok((value, unknown))
 }
 
 #[derive(Deserialize)]
@@ -375,73 +569,6 @@ struct SpectoolDraftFile {
     javm_profile: Option<String>,
     #[serde(default)]
     javm_gas_model: Option<String>,
-}
-
-/// The JSON paths of every field of `value` that its format does not define.
-fn unknown_fields(value: &Value, format: VectorFormat) -> Vec<String> {
-    fn keys(out: &mut Vec<String>, at: &str, v: &Value, known: &[&str]) {
-        if let Some(o) = v.as_object() {
-            for k in o.keys() {
-                if !known.contains(&k.as_str()) {
-                    out.push(if at.is_empty() { k.clone() } else { format!("{at}.{k}") });
-                }
-            }
-        }
-    }
-    fn each(out: &mut Vec<String>, at: &str, v: Option<&Value>, known: &[&str]) {
-        for (i, item) in v.and_then(Value::as_array).into_iter().flatten().enumerate() {
-            keys(out, &format!("{at}[{i}]"), item, known);
-        }
-    }
-    let mut out = Vec::new();
-    match format {
-        VectorFormat::W3f => {
-            keys(&mut out, "", value, W3F_KEYS);
-            each(&mut out, "initial-page-map", value.get("initial-page-map"), REGION_KEYS);
-            each(&mut out, "initial-memory", value.get("initial-memory"), CHUNK_KEYS);
-            each(&mut out, "expected-memory", value.get("expected-memory"), CHUNK_KEYS);
-        }
-        VectorFormat::Spectool => {
-            keys(&mut out, "", value, SPECTOOL_KEYS);
-            each(&mut out, "block-gas-costs", value.get("block-gas-costs"), &["pc", "cost"]);
-            for (i, step) in value.get("steps").and_then(Value::as_array).into_iter().flatten().enumerate() {
-                let Some((kind, payload)) = step.as_object().and_then(|o| o.iter().next()) else { continue };
-                let at = format!("steps[{i}].{kind}");
-                match kind.as_str() {
-                    "run" => keys(&mut out, &at, payload, &[]),
-                    "assert" => {
-                        keys(&mut out, &at, payload, ASSERT_KEYS);
-                        each(&mut out, &format!("{at}.memory"), payload.get("memory"), CHUNK_KEYS);
-                    }
-                    "map" => keys(&mut out, &at, payload, REGION_KEYS),
-                    "write" => keys(&mut out, &at, payload, CHUNK_KEYS),
-                    "set-reg" => keys(&mut out, &at, payload, SET_REG_KEYS),
-                    _ => {}
-                }
-            }
-        }
-        VectorFormat::SpectoolDraft => {
-            keys(&mut out, "", value, SPECTOOL_KEYS);
-            for (i, step) in value.get("steps").and_then(Value::as_array).into_iter().flatten().enumerate() {
-                let at = format!("steps[{i}]");
-                fn with_kind(k: &[&'static str]) -> Vec<&'static str> {
-                    [&["kind"][..], k].concat()
-                }
-                match step.get("kind").and_then(Value::as_str) {
-                    Some("run") => keys(&mut out, &at, step, &with_kind(&[])),
-                    Some("assert") => {
-                        keys(&mut out, &at, step, &with_kind(DRAFT_ASSERT_KEYS));
-                        each(&mut out, &format!("{at}.memory"), step.get("memory"), CHUNK_KEYS);
-                    }
-                    Some("map") => keys(&mut out, &at, step, &with_kind(DRAFT_REGION_KEYS)),
-                    Some("write") => keys(&mut out, &at, step, &with_kind(CHUNK_KEYS)),
-                    Some("set-reg") => keys(&mut out, &at, step, &with_kind(SET_REG_KEYS)),
-                    _ => {}
-                }
-            }
-        }
-    }
-    out
 }
 
 /// Reads the optional `javm-profile` / `javm-gas-model` fields our own vectors carry.
@@ -681,14 +808,9 @@ fn from_draft(f: SpectoolDraftFile, path: &Path, unknown_fields: Vec<String>) ->
     let steps = f
         .steps
         .into_iter()
-        .map(|s| match s {
-            DraftStep::Run => SpectoolStep::Run {},
-            DraftStep::Assert(a) => SpectoolStep::Assert(a),
-            DraftStep::Map(r) => SpectoolStep::Map(r),
-            DraftStep::Write(c) => SpectoolStep::Write(c),
-            DraftStep::SetReg { reg, value } => SpectoolStep::SetReg { reg, value },
-        })
-        .collect();
+        .enumerate()
+        .map(|(i, s)| s.into_step(&format!("steps[{i}]")))
+        .collect::<Result<Vec<_>, String>>()?;
     let (steps, asserts_nothing) = spectool_steps(steps)?;
     Ok(Case {
         name: f.name,

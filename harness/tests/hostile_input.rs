@@ -310,6 +310,50 @@ fn oversized_files_are_refused_before_reading() {
 }
 
 #[test]
+fn a_large_file_costs_a_few_times_its_size_not_a_tree_of_values() {
+    let dir = scratch("large");
+    // 28 million program bytes as JSON numbers: 56 MB of text, under the 64 MiB limit.
+    let zeros = ",0".repeat(28_000_000);
+    let text = w3f("[]", "[]", "").replace("[0, 0, 3, 51, 7, 5, 1]", &format!("[0, 0, 3, 51, 7, 5, 1{zeros}]"));
+    let f = write(&dir, "large.json", &text);
+    let r = harness(&["vectors", &f]);
+    assert!(r.code == 0 || r.code == 1, "{}{}", r.stdout, r.stderr);
+    assert!(r.peak_kib < 400 * 1024, "peak {} KiB for a {} MB file", r.peak_kib, text.len() >> 20);
+}
+
+#[test]
+fn unknown_fields_are_found_at_any_depth() {
+    let dir = scratch("deep-unknown");
+    let f = write(
+        &dir,
+        "s.json",
+        r#"{"name": "s", "initial-pc": 0, "initial-gas": 10, "program": [0, 0, 1, 0, 1],
+            "block-gas-costs": [{"pc": 0, "cost": 1, "extra": 2}],
+            "steps": [{"run": {}}, {"assert": {"status": "panic", "memory": [], "foo": 3}}]}"#,
+    );
+    let r = harness(&["vectors", &f]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("`block-gas-costs[0].extra`"), "{}", r.stderr);
+    assert!(r.stderr.contains("`steps[1].foo`"), "{}", r.stderr);
+    let f = write(
+        &dir,
+        "d.json",
+        r#"{"name": "d", "initial-pc": 0, "initial-gas": 10, "program": [0, 0, 1, 0, 1],
+            "block-gas-costs": {"0": 1}, "steps": [{"kind": "run", "zzz": 1}, {"kind": "assert", "status": "panic"}]}"#,
+    );
+    let r = harness(&["vectors", &f]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("`steps[0].zzz`"), "{}", r.stderr);
+    let f = write(
+        &dir,
+        "bad-kind.json",
+        r#"{"name": "d", "initial-pc": 0, "initial-gas": 10, "program": [0, 0, 1, 0, 1],
+            "block-gas-costs": {"0": 1}, "steps": [{"kind": "jump"}]}"#,
+    );
+    unusable(&harness(&["vectors", &f]), "steps[0]: unknown step kind \"jump\"");
+}
+
+#[test]
 fn deeply_nested_kernel_references_are_an_error_not_a_crash() {
     let dir = scratch("nest");
     let mut name = "OOG".to_string();
