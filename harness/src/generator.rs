@@ -226,41 +226,9 @@ fn addr_imm(u: &mut Unstructured) -> Result<u64> {
     Ok(a as i32 as i64 as u64)
 }
 
+/// Whether an instruction loads or stores (the table's memory column).
 fn is_memory(op: Op) -> bool {
-    use Op::*;
-    matches!(
-        op,
-        StoreImmU8
-            | StoreImmU16
-            | StoreImmU32
-            | StoreImmU64
-            | LoadU8
-            | LoadI8
-            | LoadU16
-            | LoadI16
-            | LoadU32
-            | LoadI32
-            | LoadU64
-            | StoreU8
-            | StoreU16
-            | StoreU32
-            | StoreU64
-            | StoreImmIndU8
-            | StoreImmIndU16
-            | StoreImmIndU32
-            | StoreImmIndU64
-            | StoreIndU8
-            | StoreIndU16
-            | StoreIndU32
-            | StoreIndU64
-            | LoadIndU8
-            | LoadIndI8
-            | LoadIndU16
-            | LoadIndI16
-            | LoadIndU32
-            | LoadIndI32
-            | LoadIndU64
-    )
+    op.memory().is_some()
 }
 
 /// The length field of an immediate: usually `len` itself; for length 4 sometimes 5..=7

@@ -194,19 +194,13 @@ pub fn branch_taken(op: Op, a: u64, b: u64) -> bool {
     }
 }
 
-/// Width in bytes of a load or store, and whether a load sign-extends.
+/// Width in bytes of a load or store, and whether a load sign-extends (the table's
+/// memory column).
 #[inline(always)]
 pub fn access_width(op: Op) -> (u32, bool) {
-    use Op::*;
-    match op {
-        LoadU8 | LoadIndU8 | StoreU8 | StoreIndU8 | StoreImmU8 | StoreImmIndU8 => (1, false),
-        LoadI8 | LoadIndI8 => (1, true),
-        LoadU16 | LoadIndU16 | StoreU16 | StoreIndU16 | StoreImmU16 | StoreImmIndU16 => (2, false),
-        LoadI16 | LoadIndI16 => (2, true),
-        LoadU32 | LoadIndU32 | StoreU32 | StoreIndU32 | StoreImmU32 | StoreImmIndU32 => (4, false),
-        LoadI32 | LoadIndI32 => (4, true),
-        LoadU64 | LoadIndU64 | StoreU64 | StoreIndU64 | StoreImmU64 | StoreImmIndU64 => (8, false),
-        _ => unreachable!("{op} does not access memory"),
+    match op.memory() {
+        Some(access) => access.width_signed(),
+        None => unreachable!("{op} does not access memory"),
     }
 }
 

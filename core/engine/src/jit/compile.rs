@@ -1482,39 +1482,7 @@ impl<'p> Compiler<'p> {
     }
 }
 
+/// Whether an instruction loads or stores (the table's memory column).
 fn is_memory(op: Op) -> bool {
-    use Op::*;
-    matches!(
-        op,
-        StoreImmU8
-            | StoreImmU16
-            | StoreImmU32
-            | StoreImmU64
-            | LoadU8
-            | LoadI8
-            | LoadU16
-            | LoadI16
-            | LoadU32
-            | LoadI32
-            | LoadU64
-            | StoreU8
-            | StoreU16
-            | StoreU32
-            | StoreU64
-            | StoreImmIndU8
-            | StoreImmIndU16
-            | StoreImmIndU32
-            | StoreImmIndU64
-            | StoreIndU8
-            | StoreIndU16
-            | StoreIndU32
-            | StoreIndU64
-            | LoadIndU8
-            | LoadIndI8
-            | LoadIndU16
-            | LoadIndI16
-            | LoadIndU32
-            | LoadIndI32
-            | LoadIndU64
-    )
+    op.memory().is_some()
 }
