@@ -26,7 +26,7 @@ use std::io;
 
 use dynasmrt::{dynasm, x64::X64Relocation, DynamicLabel, DynasmApi, DynasmLabelApi, VecAssembler};
 
-use crate::isa::{Format, Op};
+use crate::isa::{Format, MemoryAccess, Op};
 use crate::program::{DynamicJump, Inst, Program, HALT_ADDRESS, NONE};
 use crate::semantics::access_width;
 
@@ -875,34 +875,9 @@ impl<'p> Compiler<'p> {
             Mem::Base
         };
         let access = self.ops.offset().0 as u32;
-        let is_load = matches!(
-            op,
-            Op::LoadU8
-                | Op::LoadI8
-                | Op::LoadU16
-                | Op::LoadI16
-                | Op::LoadU32
-                | Op::LoadI32
-                | Op::LoadU64
-                | Op::LoadIndU8
-                | Op::LoadIndI8
-                | Op::LoadIndU16
-                | Op::LoadIndI16
-                | Op::LoadIndU32
-                | Op::LoadIndI32
-                | Op::LoadIndU64
-        );
-        let imm_value = matches!(
-            op,
-            Op::StoreImmU8
-                | Op::StoreImmU16
-                | Op::StoreImmU32
-                | Op::StoreImmU64
-                | Op::StoreImmIndU8
-                | Op::StoreImmIndU16
-                | Op::StoreImmIndU32
-                | Op::StoreImmIndU64
-        );
+        let is_load = matches!(op.memory(), Some(MemoryAccess::Load { .. }));
+        // Stores of an immediate value (`Y`) rather than a register.
+        let imm_value = op.memory().is_some() && !is_load && matches!(op.format(), Format::TwoImm | Format::RegTwoImm);
         // One guest access in the three addressing forms: `[r15 + rcx]` (address in ecx), or
         // GS-relative with 32-bit address arithmetic (wraps mod 2^32 by itself).
         macro_rules! access {
