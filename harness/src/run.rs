@@ -7,28 +7,7 @@ use javm_engine::{Backend, BlobError, Config, Exit, GasModel, Profile, Program};
 use crate::state::{check_expect, compare_snapshots, Difference, Snapshot};
 use crate::vectors::{Case, Step};
 
-/// Which gas model to run with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum GasChoice {
-    /// The case's cost table when it has one, else unit cost per block.
-    #[default]
-    Auto,
-    BlockUnit,
-    BlockTable,
-    Instruction,
-}
-
-impl GasChoice {
-    pub fn parse(s: &str) -> Option<GasChoice> {
-        Some(match s {
-            "auto" => GasChoice::Auto,
-            "block-unit" => GasChoice::BlockUnit,
-            "block-table" => GasChoice::BlockTable,
-            "instruction" => GasChoice::Instruction,
-            _ => return None,
-        })
-    }
-}
+pub use crate::vectors::GasChoice;
 
 /// Per-run choices; `None` profile means "auto" (by format).
 #[derive(Clone, Copy, Debug, Default)]

@@ -9,7 +9,28 @@ use javm_engine::{GasModel, Profile, NUM_REGS};
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 
-use crate::run::GasChoice;
+/// Which gas model to run with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum GasChoice {
+    /// The case's cost table when it has one, else unit cost per block.
+    #[default]
+    Auto,
+    BlockUnit,
+    BlockTable,
+    Instruction,
+}
+
+impl GasChoice {
+    pub fn parse(s: &str) -> Option<GasChoice> {
+        Some(match s {
+            "auto" => GasChoice::Auto,
+            "block-unit" => GasChoice::BlockUnit,
+            "block-table" => GasChoice::BlockTable,
+            "instruction" => GasChoice::Instruction,
+            _ => return None,
+        })
+    }
+}
 
 /// Which file format a case came from (detected per file).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
