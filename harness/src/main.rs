@@ -14,8 +14,10 @@ use javm_harness::commands::{corpus, serve, text};
 use javm_harness::generator::GenConfig;
 use javm_harness::run::{GasChoice, RunOptions};
 
-/// Differential conformance harness for javm's PVM: runs programs through the interpreter
-/// and the JIT and checks them against test vectors and against each other.
+/// Differential conformance harness for javm's PVM: runs test vectors and generated programs
+/// through the interpreter, the JIT and independent judges (a reference model written from the
+/// spec, PolkaVM with --features polkavm, external PVMs) and checks them against the vectors
+/// and against each other.
 ///
 /// Exit codes: 0 everything passed, 1 a check failed, 2 the input or the command line could
 /// not be used.
@@ -28,7 +30,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run test vectors (w3f v0.4 and PolkaVM spectool formats, detected per file).
+    /// Run test vectors (w3f v0.4, PolkaVM spectool and its earlier kind-tagged variant,
+    /// detected per file).
     ///
     /// Compares status, pc, all registers, gas, memory, page-fault address and host-call id,
     /// prints each failing case with every differing field, and ends with one line
