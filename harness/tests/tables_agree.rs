@@ -1,5 +1,7 @@
 //! The model's opcode table against the engine's, row by row: a typo on either side fails
-//! here instead of hiding behind two backends that agree with each other.
+//! here instead of hiding behind two backends that agree with each other. It lives in the
+//! harness, which knows both, so that nothing in `core/model` (its tests included) imports
+//! the engine code the model judges.
 
 use javm_engine::isa::{Format, Profile, TABLE};
 use javm_model::table::{Layout, ROWS};
