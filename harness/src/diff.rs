@@ -437,12 +437,12 @@ pub fn write_vector(program: &GenProgram, name: &str, reference: &mut dyn Backen
     let config = case_config(&case, &program.options()).map_err(std::io::Error::other)?;
     let prepared = prepare(&case, config.clone());
     setup(&case, reference, &config, &prepared);
+    // `auto` would read a cost table the program did not run with: name what it ran with.
     let gas_name = match program.gas_model {
-        GasChoice::Auto => "block-unit",
-        GasChoice::BlockUnit => "block-unit",
-        GasChoice::BlockTable => "block-table",
-        GasChoice::Instruction => "instruction",
-    };
+        GasChoice::Auto => GasChoice::BlockUnit,
+        g => g,
+    }
+    .name();
     let mut steps = Vec::new();
     let mut snapshots = Vec::new();
     for step in &case.steps {

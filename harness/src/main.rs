@@ -54,8 +54,8 @@ enum Command {
         profile: ProfileChoice,
         /// Gas model: auto uses the file's block-gas-costs table when it has one, else unit
         /// cost per basic block (v0.4); block-unit, block-table or instruction (GP text) force one.
-        #[arg(long = "gas-model", value_enum, default_value_t = GasArg::Auto)]
-        gas_model: GasArg,
+        #[arg(long = "gas-model", value_enum, default_value_t = GasChoice::Auto)]
+        gas_model: GasChoice,
         /// Unknown fields in a vector file are errors (exit code 2) instead of warnings.
         #[arg(long)]
         strict: bool,
@@ -107,8 +107,8 @@ enum Command {
         #[arg(long, value_enum, default_value_t = ProfileArg::A)]
         profile: ProfileArg,
         /// Gas model: block-unit (auto), block-table (random per-block costs) or instruction.
-        #[arg(long = "gas-model", value_enum, default_value_t = GasArg::Auto)]
-        gas_model: GasArg,
+        #[arg(long = "gas-model", value_enum, default_value_t = GasChoice::Auto)]
+        gas_model: GasChoice,
         /// Raw-bytes mode: arbitrary code and bitmask, including invalid encodings.
         #[arg(long)]
         raw: bool,
@@ -268,26 +268,6 @@ impl ProfileChoice {
     }
 }
 
-/// A gas model on the command line.
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum GasArg {
-    Auto,
-    BlockUnit,
-    BlockTable,
-    Instruction,
-}
-
-impl From<GasArg> for GasChoice {
-    fn from(g: GasArg) -> GasChoice {
-        match g {
-            GasArg::Auto => GasChoice::Auto,
-            GasArg::BlockUnit => GasChoice::BlockUnit,
-            GasArg::BlockTable => GasChoice::BlockTable,
-            GasArg::Instruction => GasChoice::Instruction,
-        }
-    }
-}
-
 /// `K/N` with 1 ≤ K ≤ N.
 fn parse_shard(text: &str) -> Result<(u64, u64), String> {
     let parsed =
@@ -323,7 +303,7 @@ fn main() -> ExitCode {
                 Ok(b) => b,
                 Err(e) => return unusable(e),
             };
-            let options = RunOptions { profile: profile.profile(), gas: gas_model.into(), details: true };
+            let options = RunOptions { profile: profile.profile(), gas: gas_model, details: true };
             let reports = ReportPaths { json, junit, markdown, html };
             vectors::run(VectorsArgs { paths, backends, options, reports, strict, snapshots })
         }
@@ -346,7 +326,7 @@ fn main() -> ExitCode {
                 Ok(p) => p,
                 Err(e) => return unusable(e),
             };
-            let config = GenConfig { profile: profile.into(), gas: gas_model.into(), raw };
+            let config = GenConfig { profile: profile.into(), gas: gas_model, raw };
             if !(timeout.is_finite() && timeout > 0.0) {
                 return unusable(format!("--timeout must be a positive number of seconds, not {timeout}"));
             }

@@ -9,8 +9,8 @@ use javm_engine::{GasModel, Profile, NUM_REGS};
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 
-/// Which gas model to run with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+/// Which gas model to run with (also a command-line value: `--gas-model`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum GasChoice {
     /// The case's cost table when it has one, else unit cost per block.
     #[default]
@@ -21,14 +21,21 @@ pub enum GasChoice {
 }
 
 impl GasChoice {
+    pub const ALL: [GasChoice; 4] =
+        [GasChoice::Auto, GasChoice::BlockUnit, GasChoice::BlockTable, GasChoice::Instruction];
+
+    /// The name files (`javm-gas-model`) and the command line use.
+    pub fn name(self) -> &'static str {
+        match self {
+            GasChoice::Auto => "auto",
+            GasChoice::BlockUnit => "block-unit",
+            GasChoice::BlockTable => "block-table",
+            GasChoice::Instruction => "instruction",
+        }
+    }
+
     pub fn parse(s: &str) -> Option<GasChoice> {
-        Some(match s {
-            "auto" => GasChoice::Auto,
-            "block-unit" => GasChoice::BlockUnit,
-            "block-table" => GasChoice::BlockTable,
-            "instruction" => GasChoice::Instruction,
-            _ => return None,
-        })
+        GasChoice::ALL.into_iter().find(|g| g.name() == s)
     }
 }
 

@@ -1,8 +1,8 @@
 //! The model's own opcode table, transcribed from PVMSPEC-1 §0 (profiles), §3.1 (the
 //! terminator set T) and §5 (numbers, names, operand formats).
 //!
-//! `harness/tests/tables_agree.rs` compares it with the engine's table row by row, so a typo on either side
-//! fails a test instead of hiding behind agreement.
+//! `harness/tests/tables_agree.rs` compares it with the engine's table row by row, so a typo
+//! on either side fails a test instead of hiding behind agreement.
 
 /// Opcode-numbering profile (§0), as the model reads it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -102,12 +102,7 @@ pub fn shard_size(first: u64, end: u64, k: u64, n: u64) -> u64 {
 /// The command line that runs one program of this run alone, but for `--first I --count 1`.
 fn replay_prefix(args: &DiffArgs) -> String {
     let (a, b) = &args.pair;
-    let gas = match args.config.gas {
-        crate::run::GasChoice::Auto => "auto",
-        crate::run::GasChoice::BlockUnit => "block-unit",
-        crate::run::GasChoice::BlockTable => "block-table",
-        crate::run::GasChoice::Instruction => "instruction",
-    };
+    let gas = args.config.gas.name();
     format!(
         "javm-harness diff --pair {}:{} --profile {} --gas-model {gas}{} --seed {}",
         a.name(),

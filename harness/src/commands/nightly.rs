@@ -179,14 +179,6 @@ fn safe(s: &str) -> String {
     s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).take(80).collect()
 }
 
-fn gas_name(g: GasChoice) -> &'static str {
-    match g {
-        GasChoice::Auto | GasChoice::BlockUnit => "block-unit",
-        GasChoice::BlockTable => "block-table",
-        GasChoice::Instruction => "instruction",
-    }
-}
-
 /// Runs the command and returns its exit code: 0 nothing found, 1 findings, 2 could not run.
 pub fn run(args: NightlyArgs) -> i32 {
     let started = Instant::now();
@@ -578,7 +570,7 @@ fn diff_slice(
             "divergence-{}-{}-{mode}-{}-{seed}-{index}.json",
             safe(&pair),
             config.profile.name(),
-            gas_name(config.gas)
+            config.gas.name()
         );
         let detail = explanation.render(a.name(), b.name());
         let names = pair.replace(':', ",");
@@ -598,7 +590,7 @@ fn diff_slice(
     }
     DiffRow {
         profile: config.profile.name().to_string(),
-        gas: gas_name(config.gas).to_string(),
+        gas: config.gas.name().to_string(),
         raw: config.raw,
         pair,
         programs: next,
