@@ -307,8 +307,10 @@ pub fn run_case(case: &Case, options: &RunOptions, backends: &mut [&mut dyn Back
     }
     outcome.passed = outcome.failures.is_empty();
     // What the dashboard shows: the instruction each run ended at, and for a failure the
-    // code around where the first backend stopped.
-    if let (true, Ok(blob)) = (options.details, javm_engine::Blob::parse(&case.program)) {
+    // code around where the first backend stopped (from the program prepared above; nothing
+    // is done when details are off, as in `diff`).
+    if let (true, Ok(prepared)) = (options.details, &program) {
+        let blob = &prepared.blob;
         for (k, b) in backends.iter().enumerate() {
             for s in &outcome.snapshots[k] {
                 let op = blob.code.get(s.pc as usize).and_then(|&n| config.profile.op(n));
@@ -318,7 +320,7 @@ pub fn run_case(case: &Case, options: &RunOptions, backends: &mut [&mut dyn Back
         }
         if !outcome.passed {
             let pc = outcome.snapshots.first().and_then(|s| s.last()).map_or(case.initial_pc, |s| s.pc);
-            outcome.disassembly = Some(javm_engine::disasm::disassemble_around(&blob, config.profile, pc, 6, 4));
+            outcome.disassembly = Some(javm_engine::disasm::disassemble_around(blob, config.profile, pc, 6, 4));
         }
     }
     outcome
