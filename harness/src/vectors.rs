@@ -457,6 +457,31 @@ impl<'de> Deserialize<'de> for Probe {
     }
 }
 
+/// Visitor methods that take any scalar as the default value: a probe leaves judging the
+/// shape of the file to the typed reading.
+macro_rules! accept_scalars {
+    ($t:ty) => {
+        fn visit_bool<E>(self, _: bool) -> Result<$t, E> {
+            Ok(<$t>::default())
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<$t, E> {
+            Ok(<$t>::default())
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<$t, E> {
+            Ok(<$t>::default())
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<$t, E> {
+            Ok(<$t>::default())
+        }
+        fn visit_str<E>(self, _: &str) -> Result<$t, E> {
+            Ok(<$t>::default())
+        }
+        fn visit_unit<E>(self) -> Result<$t, E> {
+            Ok(<$t>::default())
+        }
+    };
+}
+
 impl<'de> Deserialize<'de> for StepsProbe {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<StepsProbe, D::Error> {
         /// Whether any element of an array is an object with a `kind` key; anything else
@@ -478,30 +503,14 @@ impl<'de> Deserialize<'de> for StepsProbe {
                 while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
                 Ok(StepsProbe::default())
             }
-            fn visit_bool<E>(self, _: bool) -> Result<StepsProbe, E> {
-                Ok(StepsProbe::default())
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<StepsProbe, E> {
-                Ok(StepsProbe::default())
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<StepsProbe, E> {
-                Ok(StepsProbe::default())
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<StepsProbe, E> {
-                Ok(StepsProbe::default())
-            }
-            fn visit_str<E>(self, _: &str) -> Result<StepsProbe, E> {
-                Ok(StepsProbe::default())
-            }
-            fn visit_unit<E>(self) -> Result<StepsProbe, E> {
-                Ok(StepsProbe::default())
-            }
+            accept_scalars!(StepsProbe);
         }
         d.deserialize_any(V)
     }
 }
 
 /// Whether one step is an object with a `kind` key.
+#[derive(Default)]
 struct StepProbe(bool);
 
 impl<'de> Deserialize<'de> for StepProbe {
@@ -522,26 +531,9 @@ impl<'de> Deserialize<'de> for StepProbe {
             }
             fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<StepProbe, A::Error> {
                 while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(StepProbe(false))
+                Ok(StepProbe::default())
             }
-            fn visit_bool<E>(self, _: bool) -> Result<StepProbe, E> {
-                Ok(StepProbe(false))
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<StepProbe, E> {
-                Ok(StepProbe(false))
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<StepProbe, E> {
-                Ok(StepProbe(false))
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<StepProbe, E> {
-                Ok(StepProbe(false))
-            }
-            fn visit_str<E>(self, _: &str) -> Result<StepProbe, E> {
-                Ok(StepProbe(false))
-            }
-            fn visit_unit<E>(self) -> Result<StepProbe, E> {
-                Ok(StepProbe(false))
-            }
+            accept_scalars!(StepProbe);
         }
         d.deserialize_any(V)
     }

@@ -143,38 +143,20 @@ macro_rules! memory_access {
     (-) => {
         None
     };
-    (L1u) => {
-        Some(MemoryAccess::Load { width: 1, signed: false })
+    ((load $width:literal $sign:ident)) => {
+        Some(MemoryAccess::Load { width: $width, signed: sign!($sign) })
     };
-    (L1s) => {
-        Some(MemoryAccess::Load { width: 1, signed: true })
+    ((store $width:literal)) => {
+        Some(MemoryAccess::Store { width: $width })
     };
-    (L2u) => {
-        Some(MemoryAccess::Load { width: 2, signed: false })
+}
+
+macro_rules! sign {
+    (u) => {
+        false
     };
-    (L2s) => {
-        Some(MemoryAccess::Load { width: 2, signed: true })
-    };
-    (L4u) => {
-        Some(MemoryAccess::Load { width: 4, signed: false })
-    };
-    (L4s) => {
-        Some(MemoryAccess::Load { width: 4, signed: true })
-    };
-    (L8) => {
-        Some(MemoryAccess::Load { width: 8, signed: false })
-    };
-    (S1) => {
-        Some(MemoryAccess::Store { width: 1 })
-    };
-    (S2) => {
-        Some(MemoryAccess::Store { width: 2 })
-    };
-    (S4) => {
-        Some(MemoryAccess::Store { width: 4 })
-    };
-    (S8) => {
-        Some(MemoryAccess::Store { width: 8 })
+    (s) => {
+        true
     };
 }
 
@@ -234,35 +216,35 @@ macro_rules! isa_table {
 }
 
 isa_table! {
-    // variant            mnemonic               format        [ A   B   J ]  terminator memory
+    // variant            mnemonic               format        [ A   B   J ]  terminator memory (bytes, sign)
     Trap                 "trap"                 NoArgs        [  0   0   0 ] true -;
     Fallthrough          "fallthrough"          NoArgs        [  1   1   1 ] true -;
     Unlikely             "unlikely"             NoArgs        [  -   2   2 ] false -;
     Ecall                "ecall"                NoArgs        [  -   -   3 ] false -;
     Ecalli               "ecalli"               OneImm        [ 10  10  10 ] false -;
     LoadImm64            "load_imm_64"          RegExtImm     [ 20  20  20 ] false -;
-    StoreImmU8           "store_imm_u8"         TwoImm        [ 30  30  30 ] false S1;
-    StoreImmU16          "store_imm_u16"        TwoImm        [ 31  31  31 ] false S2;
-    StoreImmU32          "store_imm_u32"        TwoImm        [ 32  32  32 ] false S4;
-    StoreImmU64          "store_imm_u64"        TwoImm        [ 33  33  33 ] false S8;
+    StoreImmU8           "store_imm_u8"         TwoImm        [ 30  30  30 ] false (store 1);
+    StoreImmU16          "store_imm_u16"        TwoImm        [ 31  31  31 ] false (store 2);
+    StoreImmU32          "store_imm_u32"        TwoImm        [ 32  32  32 ] false (store 4);
+    StoreImmU64          "store_imm_u64"        TwoImm        [ 33  33  33 ] false (store 8);
     Jump                 "jump"                 OneOffset     [ 40  40  40 ] true -;
     JumpInd              "jump_ind"             RegImm        [ 50  50  50 ] true -;
     LoadImm              "load_imm"             RegImm        [ 51  51  51 ] false -;
-    LoadU8               "load_u8"              RegImm        [ 52  52  52 ] false L1u;
-    LoadI8               "load_i8"              RegImm        [ 53  53  53 ] false L1s;
-    LoadU16              "load_u16"             RegImm        [ 54  54  54 ] false L2u;
-    LoadI16              "load_i16"             RegImm        [ 55  55  55 ] false L2s;
-    LoadU32              "load_u32"             RegImm        [ 56  56  56 ] false L4u;
-    LoadI32              "load_i32"             RegImm        [ 57  57  57 ] false L4s;
-    LoadU64              "load_u64"             RegImm        [ 58  58  58 ] false L8;
-    StoreU8              "store_u8"             RegImm        [ 59  59  59 ] false S1;
-    StoreU16             "store_u16"            RegImm        [ 60  60  60 ] false S2;
-    StoreU32             "store_u32"            RegImm        [ 61  61  61 ] false S4;
-    StoreU64             "store_u64"            RegImm        [ 62  62  62 ] false S8;
-    StoreImmIndU8        "store_imm_ind_u8"     RegTwoImm     [ 70  70  70 ] false S1;
-    StoreImmIndU16       "store_imm_ind_u16"    RegTwoImm     [ 71  71  71 ] false S2;
-    StoreImmIndU32       "store_imm_ind_u32"    RegTwoImm     [ 72  72  72 ] false S4;
-    StoreImmIndU64       "store_imm_ind_u64"    RegTwoImm     [ 73  73  73 ] false S8;
+    LoadU8               "load_u8"              RegImm        [ 52  52  52 ] false (load 1 u);
+    LoadI8               "load_i8"              RegImm        [ 53  53  53 ] false (load 1 s);
+    LoadU16              "load_u16"             RegImm        [ 54  54  54 ] false (load 2 u);
+    LoadI16              "load_i16"             RegImm        [ 55  55  55 ] false (load 2 s);
+    LoadU32              "load_u32"             RegImm        [ 56  56  56 ] false (load 4 u);
+    LoadI32              "load_i32"             RegImm        [ 57  57  57 ] false (load 4 s);
+    LoadU64              "load_u64"             RegImm        [ 58  58  58 ] false (load 8 u);
+    StoreU8              "store_u8"             RegImm        [ 59  59  59 ] false (store 1);
+    StoreU16             "store_u16"            RegImm        [ 60  60  60 ] false (store 2);
+    StoreU32             "store_u32"            RegImm        [ 61  61  61 ] false (store 4);
+    StoreU64             "store_u64"            RegImm        [ 62  62  62 ] false (store 8);
+    StoreImmIndU8        "store_imm_ind_u8"     RegTwoImm     [ 70  70  70 ] false (store 1);
+    StoreImmIndU16       "store_imm_ind_u16"    RegTwoImm     [ 71  71  71 ] false (store 2);
+    StoreImmIndU32       "store_imm_ind_u32"    RegTwoImm     [ 72  72  72 ] false (store 4);
+    StoreImmIndU64       "store_imm_ind_u64"    RegTwoImm     [ 73  73  73 ] false (store 8);
     LoadImmJump          "load_imm_jump"        RegImmOffset  [ 80  80  80 ] true -;
     BranchEqImm          "branch_eq_imm"        RegImmOffset  [ 81  81  81 ] true -;
     BranchNeImm          "branch_ne_imm"        RegImmOffset  [ 82  82  82 ] true -;
@@ -286,17 +268,17 @@ isa_table! {
     SignExtend16         "sign_extend_16"       TwoReg        [109 108 109 ] false -;
     ZeroExtend16         "zero_extend_16"       TwoReg        [110 109 110 ] false -;
     ReverseBytes         "reverse_bytes"        TwoReg        [111 110 111 ] false -;
-    StoreIndU8           "store_ind_u8"         TwoRegImm     [120 120 120 ] false S1;
-    StoreIndU16          "store_ind_u16"        TwoRegImm     [121 121 121 ] false S2;
-    StoreIndU32          "store_ind_u32"        TwoRegImm     [122 122 122 ] false S4;
-    StoreIndU64          "store_ind_u64"        TwoRegImm     [123 123 123 ] false S8;
-    LoadIndU8            "load_ind_u8"          TwoRegImm     [124 124 124 ] false L1u;
-    LoadIndI8            "load_ind_i8"          TwoRegImm     [125 125 125 ] false L1s;
-    LoadIndU16           "load_ind_u16"         TwoRegImm     [126 126 126 ] false L2u;
-    LoadIndI16           "load_ind_i16"         TwoRegImm     [127 127 127 ] false L2s;
-    LoadIndU32           "load_ind_u32"         TwoRegImm     [128 128 128 ] false L4u;
-    LoadIndI32           "load_ind_i32"         TwoRegImm     [129 129 129 ] false L4s;
-    LoadIndU64           "load_ind_u64"         TwoRegImm     [130 130 130 ] false L8;
+    StoreIndU8           "store_ind_u8"         TwoRegImm     [120 120 120 ] false (store 1);
+    StoreIndU16          "store_ind_u16"        TwoRegImm     [121 121 121 ] false (store 2);
+    StoreIndU32          "store_ind_u32"        TwoRegImm     [122 122 122 ] false (store 4);
+    StoreIndU64          "store_ind_u64"        TwoRegImm     [123 123 123 ] false (store 8);
+    LoadIndU8            "load_ind_u8"          TwoRegImm     [124 124 124 ] false (load 1 u);
+    LoadIndI8            "load_ind_i8"          TwoRegImm     [125 125 125 ] false (load 1 s);
+    LoadIndU16           "load_ind_u16"         TwoRegImm     [126 126 126 ] false (load 2 u);
+    LoadIndI16           "load_ind_i16"         TwoRegImm     [127 127 127 ] false (load 2 s);
+    LoadIndU32           "load_ind_u32"         TwoRegImm     [128 128 128 ] false (load 4 u);
+    LoadIndI32           "load_ind_i32"         TwoRegImm     [129 129 129 ] false (load 4 s);
+    LoadIndU64           "load_ind_u64"         TwoRegImm     [130 130 130 ] false (load 8 u);
     AddImm32             "add_imm_32"           TwoRegImm     [131 131 131 ] false -;
     AndImm               "and_imm"              TwoRegImm     [132 132 132 ] false -;
     XorImm               "xor_imm"              TwoRegImm     [133 133 133 ] false -;
