@@ -10,7 +10,7 @@ use javm_engine::disasm::disassemble_around;
 use javm_engine::{Backend, Exit};
 
 use crate::generator::{GenCode, GenConfig, GenProgram, TableEntry};
-use crate::run::{apply_host_step, case_config, load_program, prepare, run_case, GasChoice, Outcome};
+use crate::run::{apply_host_step, case_config, load_program, prepare, run_case, Outcome};
 use crate::state::{chunks, compare_snapshots, Difference, Snapshot};
 use crate::vectors::{Case, Chunk, Region, Step};
 
@@ -437,12 +437,7 @@ pub fn write_vector(program: &GenProgram, name: &str, reference: &mut dyn Backen
     let config = case_config(&case, &program.options()).map_err(std::io::Error::other)?;
     let prepared = prepare(&case, config.clone());
     setup(&case, reference, &config, &prepared);
-    // `auto` would read a cost table the program did not run with: name what it ran with.
-    let gas_name = match program.gas_model {
-        GasChoice::Auto => GasChoice::BlockUnit,
-        g => g,
-    }
-    .name();
+    let gas_name = crate::generator::effective_gas(program.gas_model).name();
     let mut steps = Vec::new();
     let mut snapshots = Vec::new();
     for step in &case.steps {

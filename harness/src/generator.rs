@@ -27,6 +27,15 @@ pub const UNMAPPED: u32 = 0x4_0000;
 /// The halt address of dynamic jumps.
 pub const HALT: u64 = 0xFFFF_0000;
 
+/// The gas model generated programs run with under a choice: `auto` is unit cost per
+/// block, since only `block-table` programs carry a cost table.
+pub fn effective_gas(choice: GasChoice) -> GasChoice {
+    match choice {
+        GasChoice::Auto => GasChoice::BlockUnit,
+        g => g,
+    }
+}
+
 /// What to generate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GenConfig {

@@ -484,12 +484,14 @@ fn write_reports(dir: &Path, summary: &Summary) -> Result<(), String> {
     }
 }
 
-/// Whether a pair can judge programs of a configuration (PolkaVM has no profile J and no
-/// per-instruction gas; it would refuse every program).
+/// Whether both backends of a pair support a configuration (what each declares in the
+/// registry; PolkaVM, for one, has no profile J and no per-instruction gas).
 fn pair_can_run(a: &BackendSpec, b: &BackendSpec, config: &GenConfig) -> bool {
-    let limited = |s: &BackendSpec| s.name().starts_with("polkavm");
-    let polkavm_ok = config.profile != javm_engine::Profile::J && config.gas != GasChoice::Instruction;
-    (!limited(a) && !limited(b)) || polkavm_ok
+    let gas = crate::generator::effective_gas(config.gas);
+    [a, b].iter().all(|s| {
+        let supports = s.supports();
+        supports.profiles.contains(&config.profile) && supports.gas_models.contains(&gas.name())
+    })
 }
 
 /// Runs generated programs of one configuration on a pair until `time` has passed.
