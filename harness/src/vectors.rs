@@ -417,6 +417,30 @@ struct Probe {
     steps: Option<StepsProbe>,
     expected_status: bool,
     schema: bool,
+    /// A top-level `kernel` key: a kernel vector (`crate::kernel_vectors`).
+    kernel: bool,
+}
+
+/// Whether the text of a JSON file is a kernel vector (a top-level `"kernel"` field).
+pub fn is_kernel_text(text: &str) -> bool {
+    serde_json::from_str::<Probe>(text).is_ok_and(|p| p.kernel)
+}
+
+/// A vector file of either kind, read once.
+pub enum AnyVector {
+    Pvm(Box<Case>),
+    Kernel(Box<crate::kernel_vectors::KernelVector>),
+}
+
+/// Reads one vector file, a PVM vector or a kernel vector, deciding by its fields.
+pub fn load_any(path: &Path) -> Result<AnyVector, VectorError> {
+    let err = |message: String| VectorError { path: path.to_path_buf(), message };
+    let text = crate::input::read_text(path).map_err(err)?;
+    if is_kernel_text(&text) {
+        crate::kernel_vectors::parse_kernel_vector(&text, path).map(|v| AnyVector::Kernel(Box::new(v))).map_err(err)
+    } else {
+        parse_case_text(&text, path).map(|c| AnyVector::Pvm(Box::new(c))).map_err(err)
+    }
 }
 
 #[derive(Clone, Copy, Default)]
@@ -444,6 +468,10 @@ impl<'de> Deserialize<'de> for Probe {
                         "$schema" => {
                             map.next_value::<IgnoredAny>()?;
                             probe.schema = true;
+                        }
+                        "kernel" => {
+                            map.next_value::<IgnoredAny>()?;
+                            probe.kernel = true;
                         }
                         _ => {
                             map.next_value::<IgnoredAny>()?;

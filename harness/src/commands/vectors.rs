@@ -10,7 +10,7 @@ use rayon::prelude::*;
 
 use crate::backends::BackendSpec;
 use crate::run::{panic_message, run_case, Outcome, RunOptions};
-use crate::vectors::{collect, default_vector_dir, load_case, Case};
+use crate::vectors::{collect, default_vector_dir, AnyVector, Case};
 
 /// Exit code: everything passed.
 pub const EXIT_OK: i32 = 0;
@@ -194,10 +194,16 @@ pub fn load_suite(
     if let Some(reports) = reports {
         reports.check(&files).map_err(|e| format!("error: {e}"))?;
     }
-    let (kernel_files, files): (Vec<PathBuf>, Vec<PathBuf>) =
-        files.into_iter().partition(|f| crate::kernel_vectors::is_kernel_vector(f));
+    // Each file is read once; its fields say which kind of vector it is.
     let mut kernel = Vec::new();
-    let loaded: Vec<_> = files.par_iter().map(|f| load_case(f)).collect();
+    let mut loaded = Vec::with_capacity(files.len());
+    for result in files.par_iter().map(|f| crate::vectors::load_any(f)).collect::<Vec<_>>() {
+        match result {
+            Ok(AnyVector::Kernel(v)) => kernel.push(*v),
+            Ok(AnyVector::Pvm(c)) => loaded.push(Ok(*c)),
+            Err(e) => loaded.push(Err(e)),
+        }
+    }
     let mut cases: Vec<Case> = Vec::with_capacity(loaded.len());
     let mut bad = 0;
     let mut warned = std::collections::BTreeSet::new();
@@ -227,15 +233,6 @@ pub fn load_suite(
                 }
                 cases.push(c)
             }
-            Err(e) => {
-                eprintln!("error: {e}");
-                bad += 1;
-            }
-        }
-    }
-    for result in kernel_files.par_iter().map(|f| crate::kernel_vectors::load_kernel_vector(f)).collect::<Vec<_>>() {
-        match result {
-            Ok(v) => kernel.push(v),
             Err(e) => {
                 eprintln!("error: {e}");
                 bad += 1;

@@ -8,12 +8,7 @@ pub const FORMAT_VERSION: u64 = 1;
 
 /// Whether the JSON file at `path` is a kernel vector (a top-level `"kernel"` field).
 pub fn is_kernel_vector(path: &Path) -> bool {
-    let Ok(text) = crate::input::read_text(path) else { return false };
-    if !text.contains("\"kernel\"") {
-        return false;
-    }
-    let Ok(value) = serde_json::from_str::<Value>(&text) else { return false };
-    value.get("kernel").is_some()
+    crate::input::read_text(path).is_ok_and(|text| crate::vectors::is_kernel_text(&text))
 }
 
 #[derive(Deserialize)]
