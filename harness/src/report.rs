@@ -204,28 +204,20 @@ impl Summary<'_> {
         }
 
         // Heat map: the instruction each run ended at × exit status × backend.
-        let mut statuses: Vec<&str> =
-            self.outcomes.iter().flat_map(|o| o.exit_ops.iter().map(|e| e.2.as_str())).collect();
+        // (instruction, status, backend) → runs, counted once.
+        let mut counts: std::collections::BTreeMap<(&str, &str, &str), usize> = std::collections::BTreeMap::new();
+        for (backend, op, status) in self.outcomes.iter().flat_map(|o| &o.exit_ops) {
+            *counts.entry((op.as_str(), status.as_str(), backend.as_str())).or_insert(0) += 1;
+        }
+        let mut statuses: Vec<&str> = counts.keys().map(|k| k.1).collect();
         statuses.sort_unstable();
         statuses.dedup();
-        let mut ops: Vec<&str> = self.outcomes.iter().flat_map(|o| o.exit_ops.iter().map(|e| e.1.as_str())).collect();
-        ops.sort_unstable();
+        let mut ops: Vec<&str> = counts.keys().map(|k| k.0).collect();
         ops.dedup();
         if !ops.is_empty() {
-            let count = |op: &str, status: &str, backend: &str| {
-                self.outcomes
-                    .iter()
-                    .flat_map(|o| &o.exit_ops)
-                    .filter(|e| e.0 == backend && e.1 == op && e.2 == status)
-                    .count()
-            };
-            let max = ops
-                .iter()
-                .flat_map(|op| statuses.iter().flat_map(move |st| self.backends.iter().map(move |b| (op, st, b))))
-                .map(|(op, st, b)| count(op, st, b))
-                .max()
-                .unwrap_or(1)
-                .max(1);
+            let count =
+                |op: &str, status: &str, backend: &str| counts.get(&(op, status, backend)).copied().unwrap_or(0);
+            let max = counts.values().copied().max().unwrap_or(1).max(1);
             out += "<h2>Where runs ended</h2>\n<p>Runs by the instruction at their exit pc, exit status and backend (darker: more).</p>\n<table class=\"heat\">\n<tr><th>instruction</th>";
             for st in &statuses {
                 for b in self.backends {

@@ -120,7 +120,8 @@ impl Outcome {
         }
     }
 
-    /// How step `i` of this case is named (see [`Case::step_label`]).
+    /// How a report names step `i`: `run` in single-run files (their steps are ours, not the
+    /// file's), else `step i` (the index in the file's `steps`).
     pub fn step_label(&self, i: usize) -> String {
         if self.single_run {
             "run".into()

@@ -154,16 +154,6 @@ impl Case {
             None => GasModel::BlockUnit,
         }
     }
-
-    /// How a report names step `i`: `run` in single-run files (their steps are ours, not the
-    /// file's), else `step i` (the index in the file's `steps`).
-    pub fn step_label(&self, i: usize) -> String {
-        if self.format.single_run() {
-            "run".into()
-        } else {
-            format!("step {i}")
-        }
-    }
 }
 
 /// Why a vector file could not be used.
