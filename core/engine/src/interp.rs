@@ -1,28 +1,470 @@
-//! The reference interpreter: runs a [`Program`]'s prepared instructions one at a time.
+//! The interpreter: runs a [`Program`] through pre-selected handlers.
+//!
+//! On first run a program is translated into [`Slot`]s, one per instruction plus one gas
+//! charge in front of every block entry (of every instruction under per-instruction gas);
+//! static jumps and branches take their target block's charge themselves and skip it.
+//! Each slot holds the handler its instruction's [`Kind`] selects, monomorphised per
+//! operation, width and addressing mode, so executing an instruction is one indirect call
+//! with no decoding, no per-instruction gas test and no match on the opcode. The handlers
+//! compute through [`semantics`](crate::semantics); the run-state rules are [`RunState`]'s.
 
 use std::sync::Arc;
 
-use crate::backend::{Backend, Exit};
+use crate::backend::{Backend, Exit, NUM_REGS};
 use crate::gas::GasModel;
-use crate::isa::Op;
+use crate::isa::{Addr, Cond, Kind, Operands, Source, UnaryOp, Width};
 use crate::memory::{Fault, PageMemory};
-use crate::program::{DynamicJump, Inst, Program, NONE};
+use crate::program::{DynamicJump, Program, NONE};
 use crate::run_state::{charge, state_backend_methods, RunState};
-use crate::semantics::{access_width, branch_taken, reg_imm, three_reg, two_reg};
+use crate::semantics::{BinaryOp, SelectOp};
 
-/// The interpreter backend. One instance can run many programs; its memory pages are reused.
+/// The interpreter backend. One instance can run many programs; its memory pages and its
+/// translation buffers are reused.
 #[derive(Debug, Default)]
 pub struct Interpreter {
     state: RunState,
     memory: PageMemory,
+    code: Translation,
 }
 
-enum Flow {
-    Next,
-    Jump(u32),
-    Exit(Exit),
-    /// Exit that continues at the next instruction on resume.
-    ExitNext(Exit),
+/// A program translated into slots.
+#[derive(Debug, Default)]
+struct Translation {
+    /// The program these slots are for.
+    program: Option<Arc<Program>>,
+    slots: Vec<Slot>,
+    /// Instruction index → the slot a jump to it enters (its charge, if it has one).
+    entry: Vec<u32>,
+    /// Instruction index → the instruction's own slot (after its charge).
+    body: Vec<u32>,
+}
+
+/// What a handler returns instead of a slot index when the run stops.
+const STOP: u32 = u32::MAX;
+
+/// A handler: executes its slot and returns the next slot's index, or [`STOP`] after
+/// recording the exit in the machine.
+type Handler = fn(&mut Machine<'_>, &Slot) -> u32;
+
+/// One translated instruction, or the gas charge of a block entry.
+#[derive(Clone, Copy)]
+struct Slot {
+    handler: Handler,
+    /// Registers `rA`, `rB`, `rD` (always below 13).
+    a: u8,
+    b: u8,
+    d: u8,
+    /// Index of the instruction in the program.
+    inst: u32,
+    /// `X` (the cost, for a charge).
+    x: u64,
+    /// `Y`; for a static jump or branch, the charge of the target block.
+    y: u64,
+    /// The slot after this one in fall-through order.
+    next: u32,
+    /// The static target's slot, `NONE` when the target is not valid: its instruction under
+    /// block gas (the jump charges the block), its charge under per-instruction gas.
+    target: u32,
+}
+
+impl std::fmt::Debug for Slot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Slot(inst {}, next {}, target {})", self.inst, self.next, self.target)
+    }
+}
+
+/// The machine state handlers work on.
+struct Machine<'a> {
+    regs: [u64; 16],
+    gas: i64,
+    memory: &'a mut PageMemory,
+    program: &'a Program,
+    entry: &'a [u32],
+    slots: &'a [Slot],
+    /// The exit, once a handler stops the run.
+    exit: Option<Stopped>,
+}
+
+/// How and where a run stopped.
+#[derive(Clone, Copy)]
+struct Stopped {
+    exit: Exit,
+    /// Instruction index.
+    inst: u32,
+    /// The next run continues after the instruction (host calls).
+    resume_next: bool,
+    /// Stopped at a block's charge: the charge is still due.
+    at_charge: bool,
+}
+
+impl Machine<'_> {
+    #[inline(always)]
+    fn reg(&self, r: u8) -> u64 {
+        self.regs[(r & 15) as usize]
+    }
+
+    #[inline(always)]
+    fn set(&mut self, r: u8, value: u64) {
+        self.regs[(r & 15) as usize] = value;
+    }
+
+    #[cold]
+    fn stop(&mut self, exit: Exit, slot: &Slot) -> u32 {
+        self.exit = Some(Stopped { exit, inst: slot.inst, resume_next: false, at_charge: false });
+        STOP
+    }
+
+    #[cold]
+    fn fault(&mut self, fault: Fault, slot: &Slot) -> u32 {
+        match fault {
+            Fault::Panic => self.stop(Exit::Panic, slot),
+            Fault::PageFault(address) => self.stop(Exit::PageFault(address), slot),
+        }
+    }
+
+    #[inline(always)]
+    fn address<const ADDR: u8>(&self, slot: &Slot) -> u32 {
+        let base = match ADDR {
+            ABSOLUTE => 0,
+            INDIRECT_A => self.reg(slot.a),
+            _ => self.reg(slot.b),
+        };
+        base.wrapping_add(slot.x) as u32
+    }
+
+    /// A static jump: the target block's charge (`slot.y`) is taken here, and the run goes
+    /// on at the target instruction itself.
+    #[inline(always)]
+    fn jump(&mut self, slot: &Slot) -> u32 {
+        let mut pending = true;
+        if slot.target == NONE {
+            self.stop(Exit::Panic, slot)
+        } else if charge(&mut self.gas, &mut pending, false, slot.y) {
+            slot.target
+        } else {
+            let inst = self.slots[slot.target as usize].inst;
+            self.exit = Some(Stopped { exit: Exit::OutOfGas, inst, resume_next: false, at_charge: true });
+            STOP
+        }
+    }
+
+    #[inline(always)]
+    fn dynamic_jump(&mut self, address: u32, slot: &Slot) -> u32 {
+        match self.program.dynamic_target(address) {
+            DynamicJump::To(inst) => self.entry[inst as usize],
+            DynamicJump::Halt => self.stop(Exit::Halt, slot),
+            DynamicJump::Invalid => self.stop(Exit::Panic, slot),
+        }
+    }
+}
+
+const ABSOLUTE: u8 = 0;
+const INDIRECT_A: u8 = 1;
+const INDIRECT_B: u8 = 2;
+
+const fn addr_index(addr: Addr) -> u8 {
+    match addr {
+        Addr::Absolute => ABSOLUTE,
+        Addr::IndirectA => INDIRECT_A,
+        Addr::IndirectB => INDIRECT_B,
+    }
+}
+
+// ---- handlers ---------------------------------------------------------------------------
+
+fn charge_block(m: &mut Machine<'_>, s: &Slot) -> u32 {
+    let mut pending = true;
+    if charge(&mut m.gas, &mut pending, false, s.x) {
+        s.next
+    } else {
+        out_of_gas(m, s)
+    }
+}
+
+fn charge_unit(m: &mut Machine<'_>, s: &Slot) -> u32 {
+    m.gas = m.gas.wrapping_sub(1);
+    if m.gas >= 0 {
+        s.next
+    } else {
+        out_of_gas(m, s)
+    }
+}
+
+#[cold]
+fn out_of_gas(m: &mut Machine<'_>, s: &Slot) -> u32 {
+    m.exit = Some(Stopped { exit: Exit::OutOfGas, inst: s.inst, resume_next: false, at_charge: true });
+    STOP
+}
+
+fn trap(m: &mut Machine<'_>, s: &Slot) -> u32 {
+    m.stop(Exit::Trap, s)
+}
+
+fn panic(m: &mut Machine<'_>, s: &Slot) -> u32 {
+    m.stop(Exit::Panic, s)
+}
+
+fn nop(_: &mut Machine<'_>, s: &Slot) -> u32 {
+    s.next
+}
+
+fn ecall(m: &mut Machine<'_>, s: &Slot) -> u32 {
+    m.exit = Some(Stopped { exit: Exit::Ecall, inst: s.inst, resume_next: true, at_charge: false });
+    STOP
+}
+
+fn host_call(m: &mut Machine<'_>, s: &Slot) -> u32 {
+    m.exit = Some(Stopped { exit: Exit::HostCall(s.x as u32), inst: s.inst, resume_next: true, at_charge: false });
+    STOP
+}
+
+fn load_imm(m: &mut Machine<'_>, s: &Slot) -> u32 {
+    m.set(s.a, s.x);
+    s.next
+}
+
+fn load<const N: usize, const SIGNED: bool, const ADDR: u8>(m: &mut Machine<'_>, s: &Slot) -> u32 {
+    let address = m.address::<ADDR>(s);
+    match m.memory.load::<N>(address) {
+        Ok(bytes) => {
+            let mut wide = [0u8; 8];
+            wide[..N].copy_from_slice(&bytes);
+            let mut value = u64::from_le_bytes(wide);
+            if SIGNED && N < 8 {
+                let shift = 64 - 8 * N as u32;
+                value = (((value << shift) as i64) >> shift) as u64;
+            }
+            m.set(s.a, value);
+            s.next
+        }
+        Err(fault) => m.fault(fault, s),
+    }
+}
+
+fn store<const N: usize, const IMM: bool, const ADDR: u8>(m: &mut Machine<'_>, s: &Slot) -> u32 {
+    let address = m.address::<ADDR>(s);
+    let value = if IMM { s.y } else { m.reg(s.a) };
+    let mut bytes = [0u8; N];
+    bytes.copy_from_slice(&value.to_le_bytes()[..N]);
+    match m.memory.store::<N>(address, bytes) {
+        Ok(()) => s.next,
+        Err(fault) => m.fault(fault, s),
+    }
+}
+
+fn jump(m: &mut Machine<'_>, s: &Slot) -> u32 {
+    m.jump(s)
+}
+
+fn load_imm_jump(m: &mut Machine<'_>, s: &Slot) -> u32 {
+    m.set(s.a, s.x);
+    m.jump(s)
+}
+
+fn jump_ind(m: &mut Machine<'_>, s: &Slot) -> u32 {
+    let address = m.reg(s.a).wrapping_add(s.x) as u32;
+    m.dynamic_jump(address, s)
+}
+
+fn load_imm_jump_ind(m: &mut Machine<'_>, s: &Slot) -> u32 {
+    let address = m.reg(s.b).wrapping_add(s.y) as u32;
+    m.set(s.a, s.x);
+    m.dynamic_jump(address, s)
+}
+
+fn branch<const COND: u8, const IMM: bool>(m: &mut Machine<'_>, s: &Slot) -> u32 {
+    let rhs = if IMM { s.x } else { m.reg(s.b) };
+    if Cond::from_index(COND).apply(m.reg(s.a), rhs) {
+        m.jump(s)
+    } else {
+        s.next
+    }
+}
+
+fn unary<const OP: u8>(m: &mut Machine<'_>, s: &Slot) -> u32 {
+    m.set(s.d, UnaryOp::from_index(OP).apply(m.reg(s.a)));
+    s.next
+}
+
+fn binary_regs<const OP: u8>(m: &mut Machine<'_>, s: &Slot) -> u32 {
+    m.set(s.d, BinaryOp::from_index(OP).apply(m.reg(s.a), m.reg(s.b), m.reg(s.d)));
+    s.next
+}
+
+fn binary_reg_imm<const OP: u8>(m: &mut Machine<'_>, s: &Slot) -> u32 {
+    m.set(s.a, BinaryOp::from_index(OP).apply(m.reg(s.b), s.x, m.reg(s.a)));
+    s.next
+}
+
+fn binary_imm_reg<const OP: u8>(m: &mut Machine<'_>, s: &Slot) -> u32 {
+    m.set(s.a, BinaryOp::from_index(OP).apply(s.x, m.reg(s.b), m.reg(s.a)));
+    s.next
+}
+
+// ---- handler selection ------------------------------------------------------------------
+
+struct SelectUnary;
+
+impl SelectOp for SelectUnary {
+    type Out = Handler;
+    fn select<const OP: u8>(self) -> Handler {
+        unary::<OP>
+    }
+}
+
+struct SelectBinary(Operands);
+
+impl SelectOp for SelectBinary {
+    type Out = Handler;
+    fn select<const OP: u8>(self) -> Handler {
+        match self.0 {
+            Operands::Regs => binary_regs::<OP>,
+            Operands::RegImm => binary_reg_imm::<OP>,
+            Operands::ImmReg => binary_imm_reg::<OP>,
+        }
+    }
+}
+
+struct SelectBranch(Source);
+
+impl SelectOp for SelectBranch {
+    type Out = Handler;
+    fn select<const COND: u8>(self) -> Handler {
+        match self.0 {
+            Source::Imm => branch::<COND, true>,
+            Source::Reg => branch::<COND, false>,
+        }
+    }
+}
+
+fn load_handler(width: Width, signed: bool, addr: Addr) -> Handler {
+    fn by_addr<const N: usize, const SIGNED: bool>(addr: Addr) -> Handler {
+        match addr {
+            Addr::Absolute => load::<N, SIGNED, { addr_index(Addr::Absolute) }>,
+            Addr::IndirectA => load::<N, SIGNED, { addr_index(Addr::IndirectA) }>,
+            Addr::IndirectB => load::<N, SIGNED, { addr_index(Addr::IndirectB) }>,
+        }
+    }
+    match (width, signed) {
+        (Width::B1, false) => by_addr::<1, false>(addr),
+        (Width::B1, true) => by_addr::<1, true>(addr),
+        (Width::B2, false) => by_addr::<2, false>(addr),
+        (Width::B2, true) => by_addr::<2, true>(addr),
+        (Width::B4, false) => by_addr::<4, false>(addr),
+        (Width::B4, true) => by_addr::<4, true>(addr),
+        (Width::B8, _) => by_addr::<8, false>(addr),
+    }
+}
+
+fn store_handler(width: Width, value: Source, addr: Addr) -> Handler {
+    fn by_addr<const N: usize, const IMM: bool>(addr: Addr) -> Handler {
+        match addr {
+            Addr::Absolute => store::<N, IMM, { addr_index(Addr::Absolute) }>,
+            Addr::IndirectA => store::<N, IMM, { addr_index(Addr::IndirectA) }>,
+            Addr::IndirectB => store::<N, IMM, { addr_index(Addr::IndirectB) }>,
+        }
+    }
+    let imm = value == Source::Imm;
+    match (width, imm) {
+        (Width::B1, false) => by_addr::<1, false>(addr),
+        (Width::B1, true) => by_addr::<1, true>(addr),
+        (Width::B2, false) => by_addr::<2, false>(addr),
+        (Width::B2, true) => by_addr::<2, true>(addr),
+        (Width::B4, false) => by_addr::<4, false>(addr),
+        (Width::B4, true) => by_addr::<4, true>(addr),
+        (Width::B8, false) => by_addr::<8, false>(addr),
+        (Width::B8, true) => by_addr::<8, true>(addr),
+    }
+}
+
+/// The handler of an instruction of `kind`.
+fn handler(kind: Kind) -> Handler {
+    match kind {
+        Kind::Trap => trap,
+        Kind::Nop => nop,
+        Kind::Ecall => ecall,
+        Kind::HostCall => host_call,
+        Kind::Sbrk => panic,
+        Kind::LoadImm => load_imm,
+        Kind::Load { width, signed, addr } => load_handler(width, signed, addr),
+        Kind::Store { width, value, addr } => store_handler(width, value, addr),
+        Kind::Jump => jump,
+        Kind::LoadImmJump => load_imm_jump,
+        Kind::JumpInd => jump_ind,
+        Kind::LoadImmJumpInd => load_imm_jump_ind,
+        Kind::Branch { cond, rhs } => cond.select(SelectBranch(rhs)),
+        Kind::Unary(op) => op.select(SelectUnary),
+        Kind::Binary { op, operands } => op.select(SelectBinary(operands)),
+    }
+}
+
+impl Translation {
+    /// Translates `program` unless these slots are already its own.
+    fn prepare(&mut self, program: &Arc<Program>) {
+        if self.program.as_ref().is_some_and(|p| Arc::ptr_eq(p, program)) {
+            return;
+        }
+        let insts = &program.insts;
+        let per_instruction = program.config.gas == GasModel::Instruction;
+        let strict = program.profile().strict_branch_targets();
+        self.slots.clear();
+        self.entry.clear();
+        self.body.clear();
+        // Slot positions first (targets point forward and backward).
+        let mut n = 0u32;
+        for i in 0..insts.len() {
+            let block_start = i == 0 || insts[i - 1].terminator || per_instruction;
+            self.entry.push(n);
+            n += block_start as u32;
+            self.body.push(n);
+            n += 1;
+        }
+        let charge: Handler = if per_instruction { charge_unit } else { charge_block };
+        for (i, inst) in insts.iter().enumerate() {
+            let body = self.body[i];
+            let next = insts.get(i + 1).map_or(NONE, |_| self.entry[i + 1]);
+            debug_assert!(inst.next == NONE || inst.next as usize == i + 1 || inst.terminator);
+            if self.entry[i] != body {
+                self.slots.push(Slot {
+                    handler: charge,
+                    a: 0,
+                    b: 0,
+                    d: 0,
+                    inst: i as u32,
+                    x: inst.cost,
+                    y: 0,
+                    next: body,
+                    target: NONE,
+                });
+            }
+            let kind = inst.op.kind();
+            let static_jump = matches!(kind, Kind::Jump | Kind::LoadImmJump | Kind::Branch { .. });
+            let (target, y) = match inst.target {
+                NONE => (NONE, inst.y),
+                t if static_jump && !per_instruction => (self.body[t as usize], insts[t as usize].cost),
+                t if static_jump => (self.entry[t as usize], 0),
+                t => (self.entry[t as usize], inst.y),
+            };
+            // Under the strict rule a branch without a valid target always panics.
+            let handler = if strict && inst.target == NONE && matches!(kind, Kind::Branch { .. }) {
+                panic
+            } else {
+                handler(kind)
+            };
+            self.slots.push(Slot {
+                handler,
+                a: inst.ra.min(NUM_REGS as u8 - 1),
+                b: inst.rb.min(NUM_REGS as u8 - 1),
+                d: inst.rd.min(NUM_REGS as u8 - 1),
+                inst: i as u32,
+                x: inst.x,
+                y,
+                next: if inst.next == NONE { NONE } else { next },
+                target,
+            });
+        }
+        self.program = Some(program.clone());
+    }
 }
 
 impl Interpreter {
@@ -47,239 +489,71 @@ impl Interpreter {
         self.state.charge_pending
     }
 
-    fn fault(fault: Fault) -> Flow {
-        match fault {
-            Fault::Panic => Flow::Exit(Exit::Panic),
-            Fault::PageFault(address) => Flow::Exit(Exit::PageFault(address)),
-        }
-    }
-
     /// Runs from the current state; with `single` set, stops after one instruction.
     fn exec(&mut self, single: bool) -> Option<Exit> {
-        let (program, mut idx) = match self.state.start() {
+        let (program, index) = match self.state.start() {
             Ok(start) => start,
             Err(exit) => return Some(exit),
         };
+        self.code.prepare(&program);
         let per_instruction = program.config.gas == GasModel::Instruction;
-        let strict = program.profile().strict_branch_targets();
-        let insts = &program.insts[..];
-        let mut regs = self.state.regs;
-        let mut gas = self.state.gas;
-        let mut pending = self.state.charge_pending;
-        let memory = &mut self.memory;
-
-        let (exit, at, resume_next) = loop {
-            let inst: &Inst = &insts[idx as usize];
-            if pending && !charge(&mut gas, &mut pending, per_instruction, inst.cost) {
-                break (Exit::OutOfGas, inst.pc, false);
-            }
-            let (ra, rb, rd) = (inst.ra as usize, inst.rb as usize, inst.rd as usize);
-            let flow = match inst.op {
-                Op::Trap => Flow::Exit(Exit::Trap),
-                Op::Fallthrough | Op::Unlikely => Flow::Next,
-                Op::Ecall => Flow::ExitNext(Exit::Ecall),
-                Op::Ecalli => Flow::ExitNext(Exit::HostCall(inst.x as u32)),
-                Op::LoadImm64 | Op::LoadImm => {
-                    regs[ra] = inst.x;
-                    Flow::Next
-                }
-                op @ (Op::StoreImmU8 | Op::StoreImmU16 | Op::StoreImmU32 | Op::StoreImmU64) => {
-                    match store(memory, op, inst.x as u32, inst.y) {
-                        Ok(()) => Flow::Next,
-                        Err(f) => Self::fault(f),
-                    }
-                }
-                op @ (Op::StoreImmIndU8 | Op::StoreImmIndU16 | Op::StoreImmIndU32 | Op::StoreImmIndU64) => {
-                    match store(memory, op, regs[ra].wrapping_add(inst.x) as u32, inst.y) {
-                        Ok(()) => Flow::Next,
-                        Err(f) => Self::fault(f),
-                    }
-                }
-                op @ (Op::StoreU8 | Op::StoreU16 | Op::StoreU32 | Op::StoreU64) => {
-                    match store(memory, op, inst.x as u32, regs[ra]) {
-                        Ok(()) => Flow::Next,
-                        Err(f) => Self::fault(f),
-                    }
-                }
-                op @ (Op::StoreIndU8 | Op::StoreIndU16 | Op::StoreIndU32 | Op::StoreIndU64) => {
-                    match store(memory, op, regs[rb].wrapping_add(inst.x) as u32, regs[ra]) {
-                        Ok(()) => Flow::Next,
-                        Err(f) => Self::fault(f),
-                    }
-                }
-                op
-                @ (Op::LoadU8 | Op::LoadI8 | Op::LoadU16 | Op::LoadI16 | Op::LoadU32 | Op::LoadI32 | Op::LoadU64) => {
-                    match load(memory, op, inst.x as u32) {
-                        Ok(v) => {
-                            regs[ra] = v;
-                            Flow::Next
-                        }
-                        Err(f) => Self::fault(f),
-                    }
-                }
-                op @ (Op::LoadIndU8
-                | Op::LoadIndI8
-                | Op::LoadIndU16
-                | Op::LoadIndI16
-                | Op::LoadIndU32
-                | Op::LoadIndI32
-                | Op::LoadIndU64) => match load(memory, op, regs[rb].wrapping_add(inst.x) as u32) {
-                    Ok(v) => {
-                        regs[ra] = v;
-                        Flow::Next
-                    }
-                    Err(f) => Self::fault(f),
-                },
-                Op::Jump => static_jump(inst.target),
-                Op::LoadImmJump => {
-                    regs[ra] = inst.x;
-                    static_jump(inst.target)
-                }
-                op @ (Op::BranchEqImm
-                | Op::BranchNeImm
-                | Op::BranchLtUImm
-                | Op::BranchLeUImm
-                | Op::BranchGeUImm
-                | Op::BranchGtUImm
-                | Op::BranchLtSImm
-                | Op::BranchLeSImm
-                | Op::BranchGeSImm
-                | Op::BranchGtSImm) => branch(inst, branch_taken(op, regs[ra], inst.x), strict),
-                op @ (Op::BranchEq | Op::BranchNe | Op::BranchLtU | Op::BranchLtS | Op::BranchGeU | Op::BranchGeS) => {
-                    branch(inst, branch_taken(op, regs[ra], regs[rb]), strict)
-                }
-                Op::JumpInd => dynamic_jump(&program, regs[ra].wrapping_add(inst.x) as u32),
-                Op::LoadImmJumpInd => {
-                    let address = regs[rb].wrapping_add(inst.y) as u32;
-                    regs[ra] = inst.x;
-                    dynamic_jump(&program, address)
-                }
-                Op::Sbrk => Flow::Exit(Exit::Panic),
-                op @ (Op::MoveReg
-                | Op::CountSetBits64
-                | Op::CountSetBits32
-                | Op::LeadingZeroBits64
-                | Op::LeadingZeroBits32
-                | Op::TrailingZeroBits64
-                | Op::TrailingZeroBits32
-                | Op::SignExtend8
-                | Op::SignExtend16
-                | Op::ZeroExtend16
-                | Op::ReverseBytes) => {
-                    regs[rd] = two_reg(op, regs[ra]);
-                    Flow::Next
-                }
-                op @ (Op::AddImm32
-                | Op::AndImm
-                | Op::XorImm
-                | Op::OrImm
-                | Op::MulImm32
-                | Op::SetLtUImm
-                | Op::SetLtSImm
-                | Op::ShloLImm32
-                | Op::ShloRImm32
-                | Op::SharRImm32
-                | Op::NegAddImm32
-                | Op::SetGtUImm
-                | Op::SetGtSImm
-                | Op::ShloLImmAlt32
-                | Op::ShloRImmAlt32
-                | Op::SharRImmAlt32
-                | Op::CmovIzImm
-                | Op::CmovNzImm
-                | Op::AddImm64
-                | Op::MulImm64
-                | Op::ShloLImm64
-                | Op::ShloRImm64
-                | Op::SharRImm64
-                | Op::NegAddImm64
-                | Op::ShloLImmAlt64
-                | Op::ShloRImmAlt64
-                | Op::SharRImmAlt64
-                | Op::RotR64Imm
-                | Op::RotR64ImmAlt
-                | Op::RotR32Imm
-                | Op::RotR32ImmAlt) => {
-                    regs[ra] = reg_imm(op, regs[rb], inst.x, regs[ra]);
-                    Flow::Next
-                }
-                op => {
-                    regs[rd] = three_reg(op, regs[ra], regs[rb], regs[rd]);
-                    Flow::Next
-                }
-            };
-            if inst.terminator {
-                pending = true;
-            }
-            match flow {
-                Flow::Next => idx = inst.next,
-                Flow::Jump(target) => idx = target,
-                Flow::Exit(exit) => break (exit, inst.pc, false),
-                Flow::ExitNext(exit) => break (exit, inst.pc, true),
-            }
-            if single {
-                self.state.regs = regs;
-                self.state.gas = gas;
-                self.state.charge_pending = pending;
-                self.state.pc = insts[idx as usize].pc;
-                return None;
-            }
+        let insts = &program.insts;
+        let mut regs = [0u64; 16];
+        regs[..NUM_REGS].copy_from_slice(&self.state.regs);
+        let mut machine = Machine {
+            regs,
+            gas: self.state.gas,
+            memory: &mut self.memory,
+            program: &program,
+            entry: &self.code.entry,
+            slots: &self.code.slots,
+            exit: None,
         };
-        self.state.regs = regs;
-        self.state.gas = gas;
-        Some(self.state.finish(exit, at, pending, resume_next))
-    }
-}
-
-#[inline(always)]
-fn static_jump(target: u32) -> Flow {
-    if target == NONE {
-        Flow::Exit(Exit::Panic)
-    } else {
-        Flow::Jump(target)
-    }
-}
-
-#[inline(always)]
-fn branch(inst: &Inst, taken: bool, strict: bool) -> Flow {
-    if inst.target == NONE && (taken || strict) {
-        Flow::Exit(Exit::Panic)
-    } else if taken {
-        Flow::Jump(inst.target)
-    } else {
-        Flow::Next
-    }
-}
-
-#[inline(always)]
-fn dynamic_jump(program: &Program, address: u32) -> Flow {
-    match program.dynamic_target(address) {
-        DynamicJump::Halt => Flow::Exit(Exit::Halt),
-        DynamicJump::Invalid => Flow::Exit(Exit::Panic),
-        DynamicJump::To(target) => Flow::Jump(target),
-    }
-}
-
-#[inline(always)]
-fn load(memory: &PageMemory, op: Op, address: u32) -> Result<u64, Fault> {
-    Ok(match access_width(op) {
-        (1, false) => u8::from_le_bytes(memory.load(address)?) as u64,
-        (1, true) => i8::from_le_bytes(memory.load(address)?) as i64 as u64,
-        (2, false) => u16::from_le_bytes(memory.load(address)?) as u64,
-        (2, true) => i16::from_le_bytes(memory.load(address)?) as i64 as u64,
-        (4, false) => u32::from_le_bytes(memory.load(address)?) as u64,
-        (4, true) => i32::from_le_bytes(memory.load(address)?) as i64 as u64,
-        _ => u64::from_le_bytes(memory.load(address)?),
-    })
-}
-
-#[inline(always)]
-fn store(memory: &mut PageMemory, op: Op, address: u32, value: u64) -> Result<(), Fault> {
-    match access_width(op).0 {
-        1 => memory.store(address, (value as u8).to_le_bytes()),
-        2 => memory.store(address, (value as u16).to_le_bytes()),
-        4 => memory.store(address, (value as u32).to_le_bytes()),
-        _ => memory.store(address, value.to_le_bytes()),
+        let slots = &self.code.slots[..];
+        let mut at = self.code.body[index as usize];
+        let mut pending = self.state.charge_pending;
+        if pending && !charge(&mut machine.gas, &mut pending, per_instruction, insts[index as usize].cost) {
+            machine.exit = Some(Stopped { exit: Exit::OutOfGas, inst: index, resume_next: false, at_charge: true });
+        } else if single {
+            let slot = &slots[at as usize];
+            at = (slot.handler)(&mut machine, slot);
+            // A step ends before the next block's charge: a static jump that took its
+            // target's charge gives it back (or its failed charge is not reported yet).
+            if let Some(Stopped { at_charge: true, inst, .. }) = machine.exit {
+                machine.exit = None;
+                at = self.code.entry[inst as usize];
+            } else if at != STOP && !per_instruction {
+                let inst = slots[at as usize].inst as usize;
+                if self.code.entry[inst] != at {
+                    machine.gas += insts[inst].cost as i64;
+                    at = self.code.entry[inst];
+                }
+            }
+        } else {
+            while at != STOP {
+                let slot = &slots[at as usize];
+                at = (slot.handler)(&mut machine, slot);
+            }
+        }
+        self.state.regs.copy_from_slice(&machine.regs[..NUM_REGS]);
+        self.state.gas = machine.gas;
+        match machine.exit {
+            Some(stopped) => {
+                let inst = &insts[stopped.inst as usize];
+                let pending = stopped.at_charge || inst.terminator || per_instruction;
+                Some(self.state.finish(stopped.exit, inst.pc, pending, stopped.resume_next))
+            }
+            None if (at as usize) < slots.len() => {
+                // One step done: the next instruction, behind its charge if it has one.
+                let inst = slots[at as usize].inst;
+                self.state.pc = insts[inst as usize].pc;
+                self.state.charge_pending = at != self.code.body[inst as usize];
+                None
+            }
+            // Fell off the translated code (the program always ends in a trap, so only a
+            // broken translation gets here).
+            None => Some(self.state.finish(Exit::Panic, self.state.pc, true, false)),
+        }
     }
 }
 

@@ -7,6 +7,8 @@
 
 use std::fmt;
 
+pub use crate::semantics::{BinaryOp, Cond, UnaryOp};
+
 /// Opcode-numbering profile (PVMSPEC-1 §0).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Profile {
@@ -139,15 +141,39 @@ macro_rules! opcode_number {
     };
 }
 
-macro_rules! memory_access {
-    (-) => {
-        None
+macro_rules! kind {
+    ((load $width:tt $sign:ident $addr:ident)) => {
+        Kind::Load { width: width!($width), signed: sign!($sign), addr: addr!($addr) }
     };
-    ((load $width:literal $sign:ident)) => {
-        Some(MemoryAccess::Load { width: $width, signed: sign!($sign) })
+    ((store $width:tt $value:ident $addr:ident)) => {
+        Kind::Store { width: width!($width), value: source!($value), addr: addr!($addr) }
     };
-    ((store $width:literal)) => {
-        Some(MemoryAccess::Store { width: $width })
+    ((branch $cond:ident $rhs:ident)) => {
+        Kind::Branch { cond: Cond::$cond, rhs: source!($rhs) }
+    };
+    ((unary $op:ident)) => {
+        Kind::Unary(UnaryOp::$op)
+    };
+    ((binary $op:ident $operands:ident)) => {
+        Kind::Binary { op: BinaryOp::$op, operands: operands!($operands) }
+    };
+    ($simple:ident) => {
+        Kind::$simple
+    };
+}
+
+macro_rules! width {
+    (1) => {
+        Width::B1
+    };
+    (2) => {
+        Width::B2
+    };
+    (4) => {
+        Width::B4
+    };
+    (8) => {
+        Width::B8
     };
 }
 
@@ -158,6 +184,127 @@ macro_rules! sign {
     (s) => {
         true
     };
+}
+
+macro_rules! addr {
+    (abs) => {
+        Addr::Absolute
+    };
+    (ind_a) => {
+        Addr::IndirectA
+    };
+    (ind_b) => {
+        Addr::IndirectB
+    };
+}
+
+macro_rules! source {
+    (imm) => {
+        Source::Imm
+    };
+    (reg) => {
+        Source::Reg
+    };
+}
+
+macro_rules! operands {
+    (rr) => {
+        Operands::Regs
+    };
+    (ri) => {
+        Operands::RegImm
+    };
+    (ir) => {
+        Operands::ImmReg
+    };
+}
+
+/// What an instruction does: its semantic class, in a form every consumer matches on
+/// exhaustively (the interpreter's handlers, the JIT's code selection and slow path, the
+/// generator). Operands come from the format: `rA`, `rB`, `rD`, immediates `X`, `Y`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// `trap`, and anything that decodes as one: panics.
+    Trap,
+    /// `fallthrough`, `unlikely`: nothing.
+    Nop,
+    /// `ecall` (javm): exits to the kernel, continuing after it.
+    Ecall,
+    /// `ecalli X`: a host call, continuing after it.
+    HostCall,
+    /// `sbrk`: not supported, panics.
+    Sbrk,
+    /// `rA ← X`.
+    LoadImm,
+    /// `rA ← memory at addr`, `width` bytes, sign-extended when `signed`.
+    Load { width: Width, signed: bool, addr: Addr },
+    /// `memory at addr ← value` (`Y` or `rA`), its low `width` bytes.
+    Store { width: Width, value: Source, addr: Addr },
+    /// Static jump to the offset.
+    Jump,
+    /// `rA ← X`, then a static jump.
+    LoadImmJump,
+    /// Dynamic jump to `rA + X`.
+    JumpInd,
+    /// Dynamic jump to `rB + Y`, with `rA ← X` (the address read first).
+    LoadImmJumpInd,
+    /// Branch to the offset when `rA cond rhs` (`rhs` is `X` or `rB`).
+    Branch { cond: Cond, rhs: Source },
+    /// `rD ← op(rA)`.
+    Unary(UnaryOp),
+    /// A two-operand ALU operation (see [`Operands`] for which registers it reads and writes).
+    Binary { op: BinaryOp, operands: Operands },
+}
+
+/// The width of a memory access.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Width {
+    B1,
+    B2,
+    B4,
+    B8,
+}
+
+impl Width {
+    pub const fn bytes(self) -> u32 {
+        match self {
+            Width::B1 => 1,
+            Width::B2 => 2,
+            Width::B4 => 4,
+            Width::B8 => 8,
+        }
+    }
+}
+
+/// Where a load or store accesses memory (mod 2^32).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Addr {
+    /// At `X`.
+    Absolute,
+    /// At `rA + X` (`store_imm_ind_*`).
+    IndirectA,
+    /// At `rB + X` (`load_ind_*`, `store_ind_*`).
+    IndirectB,
+}
+
+/// An operand that is an immediate or a register.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Source {
+    /// `X` for a branch, `Y` for a store.
+    Imm,
+    /// `rB` for a branch, `rA` for a store.
+    Reg,
+}
+
+/// Which registers a [`Kind::Binary`] instruction reads and writes: `op(lhs, rhs)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Operands {
+    /// `rD ← op(rA, rB)` (three-register format).
+    Regs,
+    /// `rA ← op(rB, X)`.
+    RegImm,
+    /// `rA ← op(X, rB)` (the `_alt` forms, `neg_add_imm`, `set_gt_*_imm`, `cmov_*_imm`).
+    ImmReg,
 }
 
 /// What a load or store instruction does to memory (its address and value come from its
@@ -180,8 +327,19 @@ impl MemoryAccess {
     }
 }
 
+impl Kind {
+    /// The memory access of a load or store; `None` for every other kind.
+    pub const fn memory(self) -> Option<MemoryAccess> {
+        match self {
+            Kind::Load { width, signed, .. } => Some(MemoryAccess::Load { width: width.bytes() as u8, signed }),
+            Kind::Store { width, .. } => Some(MemoryAccess::Store { width: width.bytes() as u8 }),
+            _ => None,
+        }
+    }
+}
+
 macro_rules! isa_table {
-    ($( $variant:ident $mnemonic:literal $format:ident [$a:tt $b:tt $j:tt] $term:literal $mem:tt; )*) => {
+    ($( $variant:ident $mnemonic:literal $format:ident [$a:tt $b:tt $j:tt] $term:literal $kind:tt; )*) => {
         /// Every instruction of every profile.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
         #[repr(u8)]
@@ -197,8 +355,8 @@ macro_rules! isa_table {
             pub numbers: [Option<u8>; 3],
             /// Member of the Gray Paper / PolkaVM terminator set.
             pub ends_block: bool,
-            /// The memory access of a load or store.
-            pub memory: Option<MemoryAccess>,
+            /// What the instruction does.
+            pub kind: Kind,
         }
 
         /// The instruction table.
@@ -209,155 +367,155 @@ macro_rules! isa_table {
                 format: Format::$format,
                 numbers: [opcode_number!($a), opcode_number!($b), opcode_number!($j)],
                 ends_block: $term,
-                memory: memory_access!($mem),
+                kind: kind!($kind),
             },)*
         ];
     };
 }
 
 isa_table! {
-    // variant            mnemonic               format        [ A   B   J ]  terminator memory (bytes, sign)
-    Trap                 "trap"                 NoArgs        [  0   0   0 ] true -;
-    Fallthrough          "fallthrough"          NoArgs        [  1   1   1 ] true -;
-    Unlikely             "unlikely"             NoArgs        [  -   2   2 ] false -;
-    Ecall                "ecall"                NoArgs        [  -   -   3 ] false -;
-    Ecalli               "ecalli"               OneImm        [ 10  10  10 ] false -;
-    LoadImm64            "load_imm_64"          RegExtImm     [ 20  20  20 ] false -;
-    StoreImmU8           "store_imm_u8"         TwoImm        [ 30  30  30 ] false (store 1);
-    StoreImmU16          "store_imm_u16"        TwoImm        [ 31  31  31 ] false (store 2);
-    StoreImmU32          "store_imm_u32"        TwoImm        [ 32  32  32 ] false (store 4);
-    StoreImmU64          "store_imm_u64"        TwoImm        [ 33  33  33 ] false (store 8);
-    Jump                 "jump"                 OneOffset     [ 40  40  40 ] true -;
-    JumpInd              "jump_ind"             RegImm        [ 50  50  50 ] true -;
-    LoadImm              "load_imm"             RegImm        [ 51  51  51 ] false -;
-    LoadU8               "load_u8"              RegImm        [ 52  52  52 ] false (load 1 u);
-    LoadI8               "load_i8"              RegImm        [ 53  53  53 ] false (load 1 s);
-    LoadU16              "load_u16"             RegImm        [ 54  54  54 ] false (load 2 u);
-    LoadI16              "load_i16"             RegImm        [ 55  55  55 ] false (load 2 s);
-    LoadU32              "load_u32"             RegImm        [ 56  56  56 ] false (load 4 u);
-    LoadI32              "load_i32"             RegImm        [ 57  57  57 ] false (load 4 s);
-    LoadU64              "load_u64"             RegImm        [ 58  58  58 ] false (load 8 u);
-    StoreU8              "store_u8"             RegImm        [ 59  59  59 ] false (store 1);
-    StoreU16             "store_u16"            RegImm        [ 60  60  60 ] false (store 2);
-    StoreU32             "store_u32"            RegImm        [ 61  61  61 ] false (store 4);
-    StoreU64             "store_u64"            RegImm        [ 62  62  62 ] false (store 8);
-    StoreImmIndU8        "store_imm_ind_u8"     RegTwoImm     [ 70  70  70 ] false (store 1);
-    StoreImmIndU16       "store_imm_ind_u16"    RegTwoImm     [ 71  71  71 ] false (store 2);
-    StoreImmIndU32       "store_imm_ind_u32"    RegTwoImm     [ 72  72  72 ] false (store 4);
-    StoreImmIndU64       "store_imm_ind_u64"    RegTwoImm     [ 73  73  73 ] false (store 8);
-    LoadImmJump          "load_imm_jump"        RegImmOffset  [ 80  80  80 ] true -;
-    BranchEqImm          "branch_eq_imm"        RegImmOffset  [ 81  81  81 ] true -;
-    BranchNeImm          "branch_ne_imm"        RegImmOffset  [ 82  82  82 ] true -;
-    BranchLtUImm         "branch_lt_u_imm"      RegImmOffset  [ 83  83  83 ] true -;
-    BranchLeUImm         "branch_le_u_imm"      RegImmOffset  [ 84  84  84 ] true -;
-    BranchGeUImm         "branch_ge_u_imm"      RegImmOffset  [ 85  85  85 ] true -;
-    BranchGtUImm         "branch_gt_u_imm"      RegImmOffset  [ 86  86  86 ] true -;
-    BranchLtSImm         "branch_lt_s_imm"      RegImmOffset  [ 87  87  87 ] true -;
-    BranchLeSImm         "branch_le_s_imm"      RegImmOffset  [ 88  88  88 ] true -;
-    BranchGeSImm         "branch_ge_s_imm"      RegImmOffset  [ 89  89  89 ] true -;
-    BranchGtSImm         "branch_gt_s_imm"      RegImmOffset  [ 90  90  90 ] true -;
-    MoveReg              "move_reg"             TwoReg        [100 100 100 ] false -;
-    Sbrk                 "sbrk"                 TwoReg        [101   - 101 ] false -;
-    CountSetBits64       "count_set_bits_64"    TwoReg        [102 101 102 ] false -;
-    CountSetBits32       "count_set_bits_32"    TwoReg        [103 102 103 ] false -;
-    LeadingZeroBits64    "leading_zero_bits_64" TwoReg        [104 103 104 ] false -;
-    LeadingZeroBits32    "leading_zero_bits_32" TwoReg        [105 104 105 ] false -;
-    TrailingZeroBits64   "trailing_zero_bits_64" TwoReg       [106 105 106 ] false -;
-    TrailingZeroBits32   "trailing_zero_bits_32" TwoReg       [107 106 107 ] false -;
-    SignExtend8          "sign_extend_8"        TwoReg        [108 107 108 ] false -;
-    SignExtend16         "sign_extend_16"       TwoReg        [109 108 109 ] false -;
-    ZeroExtend16         "zero_extend_16"       TwoReg        [110 109 110 ] false -;
-    ReverseBytes         "reverse_bytes"        TwoReg        [111 110 111 ] false -;
-    StoreIndU8           "store_ind_u8"         TwoRegImm     [120 120 120 ] false (store 1);
-    StoreIndU16          "store_ind_u16"        TwoRegImm     [121 121 121 ] false (store 2);
-    StoreIndU32          "store_ind_u32"        TwoRegImm     [122 122 122 ] false (store 4);
-    StoreIndU64          "store_ind_u64"        TwoRegImm     [123 123 123 ] false (store 8);
-    LoadIndU8            "load_ind_u8"          TwoRegImm     [124 124 124 ] false (load 1 u);
-    LoadIndI8            "load_ind_i8"          TwoRegImm     [125 125 125 ] false (load 1 s);
-    LoadIndU16           "load_ind_u16"         TwoRegImm     [126 126 126 ] false (load 2 u);
-    LoadIndI16           "load_ind_i16"         TwoRegImm     [127 127 127 ] false (load 2 s);
-    LoadIndU32           "load_ind_u32"         TwoRegImm     [128 128 128 ] false (load 4 u);
-    LoadIndI32           "load_ind_i32"         TwoRegImm     [129 129 129 ] false (load 4 s);
-    LoadIndU64           "load_ind_u64"         TwoRegImm     [130 130 130 ] false (load 8 u);
-    AddImm32             "add_imm_32"           TwoRegImm     [131 131 131 ] false -;
-    AndImm               "and_imm"              TwoRegImm     [132 132 132 ] false -;
-    XorImm               "xor_imm"              TwoRegImm     [133 133 133 ] false -;
-    OrImm                "or_imm"               TwoRegImm     [134 134 134 ] false -;
-    MulImm32             "mul_imm_32"           TwoRegImm     [135 135 135 ] false -;
-    SetLtUImm            "set_lt_u_imm"         TwoRegImm     [136 136 136 ] false -;
-    SetLtSImm            "set_lt_s_imm"         TwoRegImm     [137 137 137 ] false -;
-    ShloLImm32           "shlo_l_imm_32"        TwoRegImm     [138 138 138 ] false -;
-    ShloRImm32           "shlo_r_imm_32"        TwoRegImm     [139 139 139 ] false -;
-    SharRImm32           "shar_r_imm_32"        TwoRegImm     [140 140 140 ] false -;
-    NegAddImm32          "neg_add_imm_32"       TwoRegImm     [141 141 141 ] false -;
-    SetGtUImm            "set_gt_u_imm"         TwoRegImm     [142 142 142 ] false -;
-    SetGtSImm            "set_gt_s_imm"         TwoRegImm     [143 143 143 ] false -;
-    ShloLImmAlt32        "shlo_l_imm_alt_32"    TwoRegImm     [144 144 144 ] false -;
-    ShloRImmAlt32        "shlo_r_imm_alt_32"    TwoRegImm     [145 145 145 ] false -;
-    SharRImmAlt32        "shar_r_imm_alt_32"    TwoRegImm     [146 146 146 ] false -;
-    CmovIzImm            "cmov_iz_imm"          TwoRegImm     [147 147 147 ] false -;
-    CmovNzImm            "cmov_nz_imm"          TwoRegImm     [148 148 148 ] false -;
-    AddImm64             "add_imm_64"           TwoRegImm     [149 149 149 ] false -;
-    MulImm64             "mul_imm_64"           TwoRegImm     [150 150 150 ] false -;
-    ShloLImm64           "shlo_l_imm_64"        TwoRegImm     [151 151 151 ] false -;
-    ShloRImm64           "shlo_r_imm_64"        TwoRegImm     [152 152 152 ] false -;
-    SharRImm64           "shar_r_imm_64"        TwoRegImm     [153 153 153 ] false -;
-    NegAddImm64          "neg_add_imm_64"       TwoRegImm     [154 154 154 ] false -;
-    ShloLImmAlt64        "shlo_l_imm_alt_64"    TwoRegImm     [155 155 155 ] false -;
-    ShloRImmAlt64        "shlo_r_imm_alt_64"    TwoRegImm     [156 156 156 ] false -;
-    SharRImmAlt64        "shar_r_imm_alt_64"    TwoRegImm     [157 157 157 ] false -;
-    RotR64Imm            "rot_r_64_imm"         TwoRegImm     [158 158 158 ] false -;
-    RotR64ImmAlt         "rot_r_64_imm_alt"     TwoRegImm     [159 159 159 ] false -;
-    RotR32Imm            "rot_r_32_imm"         TwoRegImm     [160 160 160 ] false -;
-    RotR32ImmAlt         "rot_r_32_imm_alt"     TwoRegImm     [161 161 161 ] false -;
-    BranchEq             "branch_eq"            TwoRegOffset  [170 170 170 ] true -;
-    BranchNe             "branch_ne"            TwoRegOffset  [171 171 171 ] true -;
-    BranchLtU            "branch_lt_u"          TwoRegOffset  [172 172 172 ] true -;
-    BranchLtS            "branch_lt_s"          TwoRegOffset  [173 173 173 ] true -;
-    BranchGeU            "branch_ge_u"          TwoRegOffset  [174 174 174 ] true -;
-    BranchGeS            "branch_ge_s"          TwoRegOffset  [175 175 175 ] true -;
-    LoadImmJumpInd       "load_imm_jump_ind"    TwoRegTwoImm  [180 180 180 ] true -;
-    Add32                "add_32"               ThreeReg      [190 190 190 ] false -;
-    Sub32                "sub_32"               ThreeReg      [191 191 191 ] false -;
-    Mul32                "mul_32"               ThreeReg      [192 192 192 ] false -;
-    DivU32               "div_u_32"             ThreeReg      [193 193 193 ] false -;
-    DivS32               "div_s_32"             ThreeReg      [194 194 194 ] false -;
-    RemU32               "rem_u_32"             ThreeReg      [195 195 195 ] false -;
-    RemS32               "rem_s_32"             ThreeReg      [196 196 196 ] false -;
-    ShloL32              "shlo_l_32"            ThreeReg      [197 197 197 ] false -;
-    ShloR32              "shlo_r_32"            ThreeReg      [198 198 198 ] false -;
-    SharR32              "shar_r_32"            ThreeReg      [199 199 199 ] false -;
-    Add64                "add_64"               ThreeReg      [200 200 200 ] false -;
-    Sub64                "sub_64"               ThreeReg      [201 201 201 ] false -;
-    Mul64                "mul_64"               ThreeReg      [202 202 202 ] false -;
-    DivU64               "div_u_64"             ThreeReg      [203 203 203 ] false -;
-    DivS64               "div_s_64"             ThreeReg      [204 204 204 ] false -;
-    RemU64               "rem_u_64"             ThreeReg      [205 205 205 ] false -;
-    RemS64               "rem_s_64"             ThreeReg      [206 206 206 ] false -;
-    ShloL64              "shlo_l_64"            ThreeReg      [207 207 207 ] false -;
-    ShloR64              "shlo_r_64"            ThreeReg      [208 208 208 ] false -;
-    SharR64              "shar_r_64"            ThreeReg      [209 209 209 ] false -;
-    And                  "and"                  ThreeReg      [210 210 210 ] false -;
-    Xor                  "xor"                  ThreeReg      [211 211 211 ] false -;
-    Or                   "or"                   ThreeReg      [212 212 212 ] false -;
-    MulUpperSS           "mul_upper_s_s"        ThreeReg      [213 213 213 ] false -;
-    MulUpperUU           "mul_upper_u_u"        ThreeReg      [214 214 214 ] false -;
-    MulUpperSU           "mul_upper_s_u"        ThreeReg      [215 215 215 ] false -;
-    SetLtU               "set_lt_u"             ThreeReg      [216 216 216 ] false -;
-    SetLtS               "set_lt_s"             ThreeReg      [217 217 217 ] false -;
-    CmovIz               "cmov_iz"              ThreeReg      [218 218 218 ] false -;
-    CmovNz               "cmov_nz"              ThreeReg      [219 219 219 ] false -;
-    RotL64               "rot_l_64"             ThreeReg      [220 220 220 ] false -;
-    RotL32               "rot_l_32"             ThreeReg      [221 221 221 ] false -;
-    RotR64               "rot_r_64"             ThreeReg      [222 222 222 ] false -;
-    RotR32               "rot_r_32"             ThreeReg      [223 223 223 ] false -;
-    AndInv               "and_inv"              ThreeReg      [224 224 224 ] false -;
-    OrInv                "or_inv"               ThreeReg      [225 225 225 ] false -;
-    Xnor                 "xnor"                 ThreeReg      [226 226 226 ] false -;
-    Max                  "max"                  ThreeReg      [227 227 227 ] false -;
-    MaxU                 "max_u"                ThreeReg      [228 228 228 ] false -;
-    Min                  "min"                  ThreeReg      [229 229 229 ] false -;
-    MinU                 "min_u"                ThreeReg      [230 230 230 ] false -;
+    // variant            mnemonic               format        [ A   B   J ]  terminator kind
+    Trap                 "trap"                 NoArgs        [  0   0   0 ] true Trap;
+    Fallthrough          "fallthrough"          NoArgs        [  1   1   1 ] true Nop;
+    Unlikely             "unlikely"             NoArgs        [  -   2   2 ] false Nop;
+    Ecall                "ecall"                NoArgs        [  -   -   3 ] false Ecall;
+    Ecalli               "ecalli"               OneImm        [ 10  10  10 ] false HostCall;
+    LoadImm64            "load_imm_64"          RegExtImm     [ 20  20  20 ] false LoadImm;
+    StoreImmU8           "store_imm_u8"         TwoImm        [ 30  30  30 ] false (store 1 imm abs);
+    StoreImmU16          "store_imm_u16"        TwoImm        [ 31  31  31 ] false (store 2 imm abs);
+    StoreImmU32          "store_imm_u32"        TwoImm        [ 32  32  32 ] false (store 4 imm abs);
+    StoreImmU64          "store_imm_u64"        TwoImm        [ 33  33  33 ] false (store 8 imm abs);
+    Jump                 "jump"                 OneOffset     [ 40  40  40 ] true Jump;
+    JumpInd              "jump_ind"             RegImm        [ 50  50  50 ] true JumpInd;
+    LoadImm              "load_imm"             RegImm        [ 51  51  51 ] false LoadImm;
+    LoadU8               "load_u8"              RegImm        [ 52  52  52 ] false (load 1 u abs);
+    LoadI8               "load_i8"              RegImm        [ 53  53  53 ] false (load 1 s abs);
+    LoadU16              "load_u16"             RegImm        [ 54  54  54 ] false (load 2 u abs);
+    LoadI16              "load_i16"             RegImm        [ 55  55  55 ] false (load 2 s abs);
+    LoadU32              "load_u32"             RegImm        [ 56  56  56 ] false (load 4 u abs);
+    LoadI32              "load_i32"             RegImm        [ 57  57  57 ] false (load 4 s abs);
+    LoadU64              "load_u64"             RegImm        [ 58  58  58 ] false (load 8 u abs);
+    StoreU8              "store_u8"             RegImm        [ 59  59  59 ] false (store 1 reg abs);
+    StoreU16             "store_u16"            RegImm        [ 60  60  60 ] false (store 2 reg abs);
+    StoreU32             "store_u32"            RegImm        [ 61  61  61 ] false (store 4 reg abs);
+    StoreU64             "store_u64"            RegImm        [ 62  62  62 ] false (store 8 reg abs);
+    StoreImmIndU8        "store_imm_ind_u8"     RegTwoImm     [ 70  70  70 ] false (store 1 imm ind_a);
+    StoreImmIndU16       "store_imm_ind_u16"    RegTwoImm     [ 71  71  71 ] false (store 2 imm ind_a);
+    StoreImmIndU32       "store_imm_ind_u32"    RegTwoImm     [ 72  72  72 ] false (store 4 imm ind_a);
+    StoreImmIndU64       "store_imm_ind_u64"    RegTwoImm     [ 73  73  73 ] false (store 8 imm ind_a);
+    LoadImmJump          "load_imm_jump"        RegImmOffset  [ 80  80  80 ] true LoadImmJump;
+    BranchEqImm          "branch_eq_imm"        RegImmOffset  [ 81  81  81 ] true (branch Eq imm);
+    BranchNeImm          "branch_ne_imm"        RegImmOffset  [ 82  82  82 ] true (branch Ne imm);
+    BranchLtUImm         "branch_lt_u_imm"      RegImmOffset  [ 83  83  83 ] true (branch LtU imm);
+    BranchLeUImm         "branch_le_u_imm"      RegImmOffset  [ 84  84  84 ] true (branch LeU imm);
+    BranchGeUImm         "branch_ge_u_imm"      RegImmOffset  [ 85  85  85 ] true (branch GeU imm);
+    BranchGtUImm         "branch_gt_u_imm"      RegImmOffset  [ 86  86  86 ] true (branch GtU imm);
+    BranchLtSImm         "branch_lt_s_imm"      RegImmOffset  [ 87  87  87 ] true (branch LtS imm);
+    BranchLeSImm         "branch_le_s_imm"      RegImmOffset  [ 88  88  88 ] true (branch LeS imm);
+    BranchGeSImm         "branch_ge_s_imm"      RegImmOffset  [ 89  89  89 ] true (branch GeS imm);
+    BranchGtSImm         "branch_gt_s_imm"      RegImmOffset  [ 90  90  90 ] true (branch GtS imm);
+    MoveReg              "move_reg"             TwoReg        [100 100 100 ] false (unary Move);
+    Sbrk                 "sbrk"                 TwoReg        [101   - 101 ] false Sbrk;
+    CountSetBits64       "count_set_bits_64"    TwoReg        [102 101 102 ] false (unary CountSetBits64);
+    CountSetBits32       "count_set_bits_32"    TwoReg        [103 102 103 ] false (unary CountSetBits32);
+    LeadingZeroBits64    "leading_zero_bits_64" TwoReg        [104 103 104 ] false (unary LeadingZeroBits64);
+    LeadingZeroBits32    "leading_zero_bits_32" TwoReg        [105 104 105 ] false (unary LeadingZeroBits32);
+    TrailingZeroBits64   "trailing_zero_bits_64" TwoReg       [106 105 106 ] false (unary TrailingZeroBits64);
+    TrailingZeroBits32   "trailing_zero_bits_32" TwoReg       [107 106 107 ] false (unary TrailingZeroBits32);
+    SignExtend8          "sign_extend_8"        TwoReg        [108 107 108 ] false (unary SignExtend8);
+    SignExtend16         "sign_extend_16"       TwoReg        [109 108 109 ] false (unary SignExtend16);
+    ZeroExtend16         "zero_extend_16"       TwoReg        [110 109 110 ] false (unary ZeroExtend16);
+    ReverseBytes         "reverse_bytes"        TwoReg        [111 110 111 ] false (unary ReverseBytes);
+    StoreIndU8           "store_ind_u8"         TwoRegImm     [120 120 120 ] false (store 1 reg ind_b);
+    StoreIndU16          "store_ind_u16"        TwoRegImm     [121 121 121 ] false (store 2 reg ind_b);
+    StoreIndU32          "store_ind_u32"        TwoRegImm     [122 122 122 ] false (store 4 reg ind_b);
+    StoreIndU64          "store_ind_u64"        TwoRegImm     [123 123 123 ] false (store 8 reg ind_b);
+    LoadIndU8            "load_ind_u8"          TwoRegImm     [124 124 124 ] false (load 1 u ind_b);
+    LoadIndI8            "load_ind_i8"          TwoRegImm     [125 125 125 ] false (load 1 s ind_b);
+    LoadIndU16           "load_ind_u16"         TwoRegImm     [126 126 126 ] false (load 2 u ind_b);
+    LoadIndI16           "load_ind_i16"         TwoRegImm     [127 127 127 ] false (load 2 s ind_b);
+    LoadIndU32           "load_ind_u32"         TwoRegImm     [128 128 128 ] false (load 4 u ind_b);
+    LoadIndI32           "load_ind_i32"         TwoRegImm     [129 129 129 ] false (load 4 s ind_b);
+    LoadIndU64           "load_ind_u64"         TwoRegImm     [130 130 130 ] false (load 8 u ind_b);
+    AddImm32             "add_imm_32"           TwoRegImm     [131 131 131 ] false (binary Add32 ri);
+    AndImm               "and_imm"              TwoRegImm     [132 132 132 ] false (binary And ri);
+    XorImm               "xor_imm"              TwoRegImm     [133 133 133 ] false (binary Xor ri);
+    OrImm                "or_imm"               TwoRegImm     [134 134 134 ] false (binary Or ri);
+    MulImm32             "mul_imm_32"           TwoRegImm     [135 135 135 ] false (binary Mul32 ri);
+    SetLtUImm            "set_lt_u_imm"         TwoRegImm     [136 136 136 ] false (binary SetLtU ri);
+    SetLtSImm            "set_lt_s_imm"         TwoRegImm     [137 137 137 ] false (binary SetLtS ri);
+    ShloLImm32           "shlo_l_imm_32"        TwoRegImm     [138 138 138 ] false (binary ShloL32 ri);
+    ShloRImm32           "shlo_r_imm_32"        TwoRegImm     [139 139 139 ] false (binary ShloR32 ri);
+    SharRImm32           "shar_r_imm_32"        TwoRegImm     [140 140 140 ] false (binary SharR32 ri);
+    NegAddImm32          "neg_add_imm_32"       TwoRegImm     [141 141 141 ] false (binary Sub32 ir);
+    SetGtUImm            "set_gt_u_imm"         TwoRegImm     [142 142 142 ] false (binary SetLtU ir);
+    SetGtSImm            "set_gt_s_imm"         TwoRegImm     [143 143 143 ] false (binary SetLtS ir);
+    ShloLImmAlt32        "shlo_l_imm_alt_32"    TwoRegImm     [144 144 144 ] false (binary ShloL32 ir);
+    ShloRImmAlt32        "shlo_r_imm_alt_32"    TwoRegImm     [145 145 145 ] false (binary ShloR32 ir);
+    SharRImmAlt32        "shar_r_imm_alt_32"    TwoRegImm     [146 146 146 ] false (binary SharR32 ir);
+    CmovIzImm            "cmov_iz_imm"          TwoRegImm     [147 147 147 ] false (binary CmovIz ir);
+    CmovNzImm            "cmov_nz_imm"          TwoRegImm     [148 148 148 ] false (binary CmovNz ir);
+    AddImm64             "add_imm_64"           TwoRegImm     [149 149 149 ] false (binary Add64 ri);
+    MulImm64             "mul_imm_64"           TwoRegImm     [150 150 150 ] false (binary Mul64 ri);
+    ShloLImm64           "shlo_l_imm_64"        TwoRegImm     [151 151 151 ] false (binary ShloL64 ri);
+    ShloRImm64           "shlo_r_imm_64"        TwoRegImm     [152 152 152 ] false (binary ShloR64 ri);
+    SharRImm64           "shar_r_imm_64"        TwoRegImm     [153 153 153 ] false (binary SharR64 ri);
+    NegAddImm64          "neg_add_imm_64"       TwoRegImm     [154 154 154 ] false (binary Sub64 ir);
+    ShloLImmAlt64        "shlo_l_imm_alt_64"    TwoRegImm     [155 155 155 ] false (binary ShloL64 ir);
+    ShloRImmAlt64        "shlo_r_imm_alt_64"    TwoRegImm     [156 156 156 ] false (binary ShloR64 ir);
+    SharRImmAlt64        "shar_r_imm_alt_64"    TwoRegImm     [157 157 157 ] false (binary SharR64 ir);
+    RotR64Imm            "rot_r_64_imm"         TwoRegImm     [158 158 158 ] false (binary RotR64 ri);
+    RotR64ImmAlt         "rot_r_64_imm_alt"     TwoRegImm     [159 159 159 ] false (binary RotR64 ir);
+    RotR32Imm            "rot_r_32_imm"         TwoRegImm     [160 160 160 ] false (binary RotR32 ri);
+    RotR32ImmAlt         "rot_r_32_imm_alt"     TwoRegImm     [161 161 161 ] false (binary RotR32 ir);
+    BranchEq             "branch_eq"            TwoRegOffset  [170 170 170 ] true (branch Eq reg);
+    BranchNe             "branch_ne"            TwoRegOffset  [171 171 171 ] true (branch Ne reg);
+    BranchLtU            "branch_lt_u"          TwoRegOffset  [172 172 172 ] true (branch LtU reg);
+    BranchLtS            "branch_lt_s"          TwoRegOffset  [173 173 173 ] true (branch LtS reg);
+    BranchGeU            "branch_ge_u"          TwoRegOffset  [174 174 174 ] true (branch GeU reg);
+    BranchGeS            "branch_ge_s"          TwoRegOffset  [175 175 175 ] true (branch GeS reg);
+    LoadImmJumpInd       "load_imm_jump_ind"    TwoRegTwoImm  [180 180 180 ] true LoadImmJumpInd;
+    Add32                "add_32"               ThreeReg      [190 190 190 ] false (binary Add32 rr);
+    Sub32                "sub_32"               ThreeReg      [191 191 191 ] false (binary Sub32 rr);
+    Mul32                "mul_32"               ThreeReg      [192 192 192 ] false (binary Mul32 rr);
+    DivU32               "div_u_32"             ThreeReg      [193 193 193 ] false (binary DivU32 rr);
+    DivS32               "div_s_32"             ThreeReg      [194 194 194 ] false (binary DivS32 rr);
+    RemU32               "rem_u_32"             ThreeReg      [195 195 195 ] false (binary RemU32 rr);
+    RemS32               "rem_s_32"             ThreeReg      [196 196 196 ] false (binary RemS32 rr);
+    ShloL32              "shlo_l_32"            ThreeReg      [197 197 197 ] false (binary ShloL32 rr);
+    ShloR32              "shlo_r_32"            ThreeReg      [198 198 198 ] false (binary ShloR32 rr);
+    SharR32              "shar_r_32"            ThreeReg      [199 199 199 ] false (binary SharR32 rr);
+    Add64                "add_64"               ThreeReg      [200 200 200 ] false (binary Add64 rr);
+    Sub64                "sub_64"               ThreeReg      [201 201 201 ] false (binary Sub64 rr);
+    Mul64                "mul_64"               ThreeReg      [202 202 202 ] false (binary Mul64 rr);
+    DivU64               "div_u_64"             ThreeReg      [203 203 203 ] false (binary DivU64 rr);
+    DivS64               "div_s_64"             ThreeReg      [204 204 204 ] false (binary DivS64 rr);
+    RemU64               "rem_u_64"             ThreeReg      [205 205 205 ] false (binary RemU64 rr);
+    RemS64               "rem_s_64"             ThreeReg      [206 206 206 ] false (binary RemS64 rr);
+    ShloL64              "shlo_l_64"            ThreeReg      [207 207 207 ] false (binary ShloL64 rr);
+    ShloR64              "shlo_r_64"            ThreeReg      [208 208 208 ] false (binary ShloR64 rr);
+    SharR64              "shar_r_64"            ThreeReg      [209 209 209 ] false (binary SharR64 rr);
+    And                  "and"                  ThreeReg      [210 210 210 ] false (binary And rr);
+    Xor                  "xor"                  ThreeReg      [211 211 211 ] false (binary Xor rr);
+    Or                   "or"                   ThreeReg      [212 212 212 ] false (binary Or rr);
+    MulUpperSS           "mul_upper_s_s"        ThreeReg      [213 213 213 ] false (binary MulUpperSS rr);
+    MulUpperUU           "mul_upper_u_u"        ThreeReg      [214 214 214 ] false (binary MulUpperUU rr);
+    MulUpperSU           "mul_upper_s_u"        ThreeReg      [215 215 215 ] false (binary MulUpperSU rr);
+    SetLtU               "set_lt_u"             ThreeReg      [216 216 216 ] false (binary SetLtU rr);
+    SetLtS               "set_lt_s"             ThreeReg      [217 217 217 ] false (binary SetLtS rr);
+    CmovIz               "cmov_iz"              ThreeReg      [218 218 218 ] false (binary CmovIz rr);
+    CmovNz               "cmov_nz"              ThreeReg      [219 219 219 ] false (binary CmovNz rr);
+    RotL64               "rot_l_64"             ThreeReg      [220 220 220 ] false (binary RotL64 rr);
+    RotL32               "rot_l_32"             ThreeReg      [221 221 221 ] false (binary RotL32 rr);
+    RotR64               "rot_r_64"             ThreeReg      [222 222 222 ] false (binary RotR64 rr);
+    RotR32               "rot_r_32"             ThreeReg      [223 223 223 ] false (binary RotR32 rr);
+    AndInv               "and_inv"              ThreeReg      [224 224 224 ] false (binary AndInv rr);
+    OrInv                "or_inv"               ThreeReg      [225 225 225 ] false (binary OrInv rr);
+    Xnor                 "xnor"                 ThreeReg      [226 226 226 ] false (binary Xnor rr);
+    Max                  "max"                  ThreeReg      [227 227 227 ] false (binary Max rr);
+    MaxU                 "max_u"                ThreeReg      [228 228 228 ] false (binary MaxU rr);
+    Min                  "min"                  ThreeReg      [229 229 229 ] false (binary Min rr);
+    MinU                 "min_u"                ThreeReg      [230 230 230 ] false (binary MinU rr);
 }
 
 const fn build_opcode_table(column: usize) -> [Option<Op>; 256] {
@@ -381,10 +539,16 @@ impl Op {
         &TABLE[self as usize]
     }
 
+    /// What the instruction does.
+    #[inline]
+    pub fn kind(self) -> Kind {
+        self.info().kind
+    }
+
     /// The memory access of a load or store; `None` for every other instruction.
     #[inline]
     pub fn memory(self) -> Option<MemoryAccess> {
-        self.info().memory
+        self.kind().memory()
     }
 
     pub fn mnemonic(self) -> &'static str {
@@ -419,7 +583,7 @@ impl Op {
 
     /// Whether this is a conditional static branch (`branch_*` / `branch_*_imm`).
     pub fn is_conditional_branch(self) -> bool {
-        self.format() == Format::TwoRegOffset || (self.format() == Format::RegImmOffset && self != Op::LoadImmJump)
+        matches!(self.kind(), Kind::Branch { .. })
     }
 }
 
@@ -454,9 +618,72 @@ mod tests {
                 (_, true) => Some(MemoryAccess::Store { width: width.unwrap() }),
                 _ => None,
             };
-            assert_eq!(row.memory, expected, "{m}");
+            assert_eq!(row.kind.memory(), expected, "{m}");
         }
-        assert_eq!(TABLE.iter().filter(|r| r.memory.is_some()).count(), 30);
+        assert_eq!(TABLE.iter().filter(|r| r.kind.memory().is_some()).count(), 30);
+    }
+
+    #[test]
+    fn each_kind_reads_its_operands_from_its_format() {
+        for row in TABLE {
+            let expected: &[Format] = match row.kind {
+                Kind::Trap | Kind::Nop | Kind::Ecall => &[Format::NoArgs],
+                Kind::HostCall => &[Format::OneImm],
+                Kind::Sbrk | Kind::Unary(_) => &[Format::TwoReg],
+                Kind::LoadImm => &[Format::RegImm, Format::RegExtImm],
+                Kind::Load { addr: Addr::Absolute, .. }
+                | Kind::Store { value: Source::Reg, addr: Addr::Absolute, .. } => &[Format::RegImm],
+                Kind::Load { addr: Addr::IndirectB, .. }
+                | Kind::Store { value: Source::Reg, addr: Addr::IndirectB, .. } => &[Format::TwoRegImm],
+                Kind::Store { value: Source::Imm, addr: Addr::Absolute, .. } => &[Format::TwoImm],
+                Kind::Store { value: Source::Imm, addr: Addr::IndirectA, .. } => &[Format::RegTwoImm],
+                Kind::Load { addr: Addr::IndirectA, .. }
+                | Kind::Store { value: Source::Reg, addr: Addr::IndirectA, .. } => &[],
+                Kind::Store { value: Source::Imm, addr: Addr::IndirectB, .. } => &[],
+                Kind::Jump => &[Format::OneOffset],
+                Kind::LoadImmJump => &[Format::RegImmOffset],
+                Kind::JumpInd => &[Format::RegImm],
+                Kind::LoadImmJumpInd => &[Format::TwoRegTwoImm],
+                Kind::Branch { rhs: Source::Imm, .. } => &[Format::RegImmOffset],
+                Kind::Branch { rhs: Source::Reg, .. } => &[Format::TwoRegOffset],
+                Kind::Binary { operands: Operands::Regs, .. } => &[Format::ThreeReg],
+                Kind::Binary { operands: Operands::RegImm | Operands::ImmReg, .. } => &[Format::TwoRegImm],
+            };
+            assert!(expected.contains(&row.format), "{}: {:?} with format {:?}", row.mnemonic, row.kind, row.format);
+            assert_eq!(
+                row.ends_block,
+                matches!(
+                    row.kind,
+                    Kind::Trap
+                        | Kind::Jump
+                        | Kind::LoadImmJump
+                        | Kind::JumpInd
+                        | Kind::LoadImmJumpInd
+                        | Kind::Branch { .. }
+                ) || row.op == Op::Fallthrough,
+                "{}",
+                row.mnemonic
+            );
+        }
+    }
+
+    #[test]
+    fn every_alu_operation_has_a_three_register_instruction() {
+        for &op in BinaryOp::ALL {
+            let rows =
+                TABLE.iter().filter(|r| matches!(r.kind, Kind::Binary { op: o, operands: Operands::Regs } if o == op));
+            assert_eq!(rows.count(), 1, "{op:?}");
+        }
+        for &op in UnaryOp::ALL {
+            assert_eq!(TABLE.iter().filter(|r| r.kind == Kind::Unary(op)).count(), 1, "{op:?}");
+        }
+        for &cond in Cond::ALL {
+            assert_eq!(
+                TABLE.iter().filter(|r| r.kind == Kind::Branch { cond, rhs: Source::Imm }).count(),
+                1,
+                "{cond:?}"
+            );
+        }
     }
 
     #[test]

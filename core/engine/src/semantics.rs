@@ -1,8 +1,10 @@
-//! The value semantics of every register-computing instruction (PVMSPEC-1 §5), as pure
-//! functions. The interpreter executes through these; other backends use them as the
-//! reference for their own code and for constant folding.
+//! The value semantics of every ALU operation and branch condition (PVMSPEC-1 §5), each
+//! defined once with its operation enum. The instruction table names, per instruction, the
+//! operation and where its operands come from ([`Kind`]); the interpreter executes through
+//! these, the JIT's slow path too, and tests hold the JIT's code to them.
 
-use crate::isa::Op;
+use crate::backend::NUM_REGS;
+use crate::isa::{Kind, Op, Operands};
 
 /// `X32(v)`: truncate to 32 bits, then sign-extend to 64.
 #[inline(always)]
@@ -25,177 +27,162 @@ fn from_i32(v: i32) -> u64 {
     v as i64 as u64
 }
 
-/// Two-register instructions: result written to `rD` from source `a`.
-#[inline(always)]
-pub fn two_reg(op: Op, a: u64) -> u64 {
-    match op {
-        Op::MoveReg => a,
-        Op::CountSetBits64 => a.count_ones() as u64,
-        Op::CountSetBits32 => (a as u32).count_ones() as u64,
-        Op::LeadingZeroBits64 => a.leading_zeros() as u64,
-        Op::LeadingZeroBits32 => (a as u32).leading_zeros() as u64,
-        Op::TrailingZeroBits64 => a.trailing_zeros() as u64,
-        Op::TrailingZeroBits32 => (a as u32).trailing_zeros() as u64,
-        Op::SignExtend8 => a as u8 as i8 as i64 as u64,
-        Op::SignExtend16 => a as u16 as i16 as i64 as u64,
-        Op::ZeroExtend16 => a as u16 as u64,
-        Op::ReverseBytes => a.swap_bytes(),
-        _ => unreachable!("{op} is not a two-register instruction"),
+/// Picks something per operation with the operation as a compile-time constant, for code
+/// monomorphised per operation (the interpreter's handlers): `op.select(s)` calls
+/// `s.select::<N>()` with `N` the operation's index, and `from_index(N)` gives it back.
+pub trait SelectOp {
+    type Out;
+    fn select<const OP: u8>(self) -> Self::Out;
+}
+
+macro_rules! operations {
+    ($(#[$meta:meta])* $name:ident ($($arg:ident: $ty:ty),*) -> $out:ty {
+        $( $(#[$doc:meta])* $op:ident => $body:expr, )*
+    }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[repr(u8)]
+        pub enum $name { $( $(#[$doc])* $op, )* }
+
+        impl $name {
+            /// Every operation, in index order.
+            pub const ALL: &'static [$name] = &[$($name::$op,)*];
+
+            /// The operation with index `n` (its `as u8`).
+            #[inline(always)]
+            pub const fn from_index(n: u8) -> $name {
+                Self::ALL[n as usize]
+            }
+
+            /// What the operation computes.
+            #[inline(always)]
+            pub fn apply(self, $($arg: $ty),*) -> $out {
+                match self { $($name::$op => $body,)* }
+            }
+
+            /// Calls `s.select::<N>()` with this operation's index as `N`.
+            #[inline(always)]
+            pub fn select<S: SelectOp>(self, s: S) -> S::Out {
+                match self { $($name::$op => s.select::<{ $name::$op as u8 }>(),)* }
+            }
+        }
+    };
+}
+
+operations! {
+    /// A one-operand ALU operation (`rD ← op(rA)`).
+    UnaryOp(a: u64) -> u64 {
+        Move => a,
+        CountSetBits64 => a.count_ones() as u64,
+        CountSetBits32 => (a as u32).count_ones() as u64,
+        LeadingZeroBits64 => a.leading_zeros() as u64,
+        LeadingZeroBits32 => (a as u32).leading_zeros() as u64,
+        TrailingZeroBits64 => a.trailing_zeros() as u64,
+        TrailingZeroBits32 => (a as u32).trailing_zeros() as u64,
+        SignExtend8 => a as u8 as i8 as i64 as u64,
+        SignExtend16 => a as u16 as i16 as i64 as u64,
+        ZeroExtend16 => a as u16 as u64,
+        ReverseBytes => a.swap_bytes(),
     }
 }
 
-/// Two-register-plus-immediate ALU instructions: `φ[rA] ← f(B, X)`; `old` is φ[rA] before
-/// (for the conditional moves).
-#[inline(always)]
-pub fn reg_imm(op: Op, b: u64, x: u64, old: u64) -> u64 {
-    match op {
-        Op::AddImm32 => x32(b.wrapping_add(x)),
-        Op::AndImm => b & x,
-        Op::XorImm => b ^ x,
-        Op::OrImm => b | x,
-        Op::MulImm32 => x32(b.wrapping_mul(x)),
-        Op::SetLtUImm => (b < x) as u64,
-        Op::SetLtSImm => (s64(b) < s64(x)) as u64,
-        Op::ShloLImm32 => x32(((b as u32) << (x & 31)) as u64),
-        Op::ShloRImm32 => x32(((b as u32) >> (x & 31)) as u64),
-        Op::SharRImm32 => from_i32(s32(b) >> (x & 31)),
-        Op::NegAddImm32 => x32(x.wrapping_sub(b)),
-        Op::SetGtUImm => (b > x) as u64,
-        Op::SetGtSImm => (s64(b) > s64(x)) as u64,
-        Op::ShloLImmAlt32 => x32(((x as u32) << (b & 31)) as u64),
-        Op::ShloRImmAlt32 => x32(((x as u32) >> (b & 31)) as u64),
-        Op::SharRImmAlt32 => from_i32(s32(x) >> (b & 31)),
-        Op::CmovIzImm => {
-            if b == 0 {
-                x
-            } else {
-                old
-            }
-        }
-        Op::CmovNzImm => {
-            if b != 0 {
-                x
-            } else {
-                old
-            }
-        }
-        Op::AddImm64 => b.wrapping_add(x),
-        Op::MulImm64 => b.wrapping_mul(x),
-        Op::ShloLImm64 => b << (x & 63),
-        Op::ShloRImm64 => b >> (x & 63),
-        Op::SharRImm64 => (s64(b) >> (x & 63)) as u64,
-        Op::NegAddImm64 => x.wrapping_sub(b),
-        Op::ShloLImmAlt64 => x << (b & 63),
-        Op::ShloRImmAlt64 => x >> (b & 63),
-        Op::SharRImmAlt64 => (s64(x) >> (b & 63)) as u64,
-        Op::RotR64Imm => b.rotate_right((x & 63) as u32),
-        Op::RotR64ImmAlt => x.rotate_right((b & 63) as u32),
-        Op::RotR32Imm => x32((b as u32).rotate_right((x & 31) as u32) as u64),
-        Op::RotR32ImmAlt => x32((x as u32).rotate_right((b & 31) as u32) as u64),
-        _ => unreachable!("{op} is not a register-immediate ALU instruction"),
-    }
-}
-
-/// Three-register instructions: `φ[rD] ← f(A, B)`; `old` is φ[rD] before (cmov).
-#[inline(always)]
-pub fn three_reg(op: Op, a: u64, b: u64, old: u64) -> u64 {
-    match op {
-        Op::Add32 => x32(a.wrapping_add(b)),
-        Op::Sub32 => x32(a.wrapping_sub(b)),
-        Op::Mul32 => x32(a.wrapping_mul(b)),
-        Op::DivU32 => match b as u32 {
+operations! {
+    /// A two-operand ALU operation `op(a, b)`; `old` is the destination's value before, which
+    /// the conditional moves keep.
+    BinaryOp(a: u64, b: u64, old: u64) -> u64 {
+        Add32 => x32(a.wrapping_add(b)),
+        Sub32 => x32(a.wrapping_sub(b)),
+        Mul32 => x32(a.wrapping_mul(b)),
+        DivU32 => match b as u32 {
             0 => u64::MAX,
             d => x32(((a as u32) / d) as u64),
         },
-        Op::DivS32 => match s32(b) {
+        DivS32 => match s32(b) {
             0 => u64::MAX,
             d => from_i32(s32(a).wrapping_div(d)),
         },
-        Op::RemU32 => match b as u32 {
+        RemU32 => match b as u32 {
             0 => x32(a),
             d => x32(((a as u32) % d) as u64),
         },
-        Op::RemS32 => match s32(b) {
+        RemS32 => match s32(b) {
             0 => from_i32(s32(a)),
             d => from_i32(s32(a).wrapping_rem(d)),
         },
-        Op::ShloL32 => x32(((a as u32) << (b & 31)) as u64),
-        Op::ShloR32 => x32(((a as u32) >> (b & 31)) as u64),
-        Op::SharR32 => from_i32(s32(a) >> (b & 31)),
-        Op::Add64 => a.wrapping_add(b),
-        Op::Sub64 => a.wrapping_sub(b),
-        Op::Mul64 => a.wrapping_mul(b),
-        Op::DivU64 => a.checked_div(b).unwrap_or(u64::MAX),
-        Op::DivS64 => match s64(b) {
+        ShloL32 => x32(((a as u32) << (b & 31)) as u64),
+        ShloR32 => x32(((a as u32) >> (b & 31)) as u64),
+        SharR32 => from_i32(s32(a) >> (b & 31)),
+        Add64 => a.wrapping_add(b),
+        Sub64 => a.wrapping_sub(b),
+        Mul64 => a.wrapping_mul(b),
+        DivU64 => a.checked_div(b).unwrap_or(u64::MAX),
+        DivS64 => match s64(b) {
             0 => u64::MAX,
             d => s64(a).wrapping_div(d) as u64,
         },
-        Op::RemU64 => a.checked_rem(b).unwrap_or(a),
-        Op::RemS64 => match s64(b) {
+        RemU64 => a.checked_rem(b).unwrap_or(a),
+        RemS64 => match s64(b) {
             0 => a,
             d => s64(a).wrapping_rem(d) as u64,
         },
-        Op::ShloL64 => a << (b & 63),
-        Op::ShloR64 => a >> (b & 63),
-        Op::SharR64 => (s64(a) >> (b & 63)) as u64,
-        Op::And => a & b,
-        Op::Xor => a ^ b,
-        Op::Or => a | b,
-        Op::MulUpperSS => ((s64(a) as i128 * s64(b) as i128) >> 64) as u64,
-        Op::MulUpperUU => ((a as u128 * b as u128) >> 64) as u64,
-        Op::MulUpperSU => ((s64(a) as i128 * b as i128) >> 64) as u64,
-        Op::SetLtU => (a < b) as u64,
-        Op::SetLtS => (s64(a) < s64(b)) as u64,
-        Op::CmovIz => {
-            if b == 0 {
-                a
-            } else {
-                old
-            }
-        }
-        Op::CmovNz => {
-            if b != 0 {
-                a
-            } else {
-                old
-            }
-        }
-        Op::RotL64 => a.rotate_left((b & 63) as u32),
-        Op::RotL32 => x32((a as u32).rotate_left((b & 31) as u32) as u64),
-        Op::RotR64 => a.rotate_right((b & 63) as u32),
-        Op::RotR32 => x32((a as u32).rotate_right((b & 31) as u32) as u64),
-        Op::AndInv => a & !b,
-        Op::OrInv => a | !b,
-        Op::Xnor => !(a ^ b),
-        Op::Max => s64(a).max(s64(b)) as u64,
-        Op::MaxU => a.max(b),
-        Op::Min => s64(a).min(s64(b)) as u64,
-        Op::MinU => a.min(b),
-        _ => unreachable!("{op} is not a three-register instruction"),
+        ShloL64 => a << (b & 63),
+        ShloR64 => a >> (b & 63),
+        SharR64 => (s64(a) >> (b & 63)) as u64,
+        And => a & b,
+        Xor => a ^ b,
+        Or => a | b,
+        MulUpperSS => ((s64(a) as i128 * s64(b) as i128) >> 64) as u64,
+        MulUpperUU => ((a as u128 * b as u128) >> 64) as u64,
+        MulUpperSU => ((s64(a) as i128 * b as i128) >> 64) as u64,
+        SetLtU => (a < b) as u64,
+        SetLtS => (s64(a) < s64(b)) as u64,
+        CmovIz => if b == 0 { a } else { old },
+        CmovNz => if b != 0 { a } else { old },
+        RotL64 => a.rotate_left((b & 63) as u32),
+        RotL32 => x32((a as u32).rotate_left((b & 31) as u32) as u64),
+        RotR64 => a.rotate_right((b & 63) as u32),
+        RotR32 => x32((a as u32).rotate_right((b & 31) as u32) as u64),
+        AndInv => a & !b,
+        OrInv => a | !b,
+        Xnor => !(a ^ b),
+        Max => s64(a).max(s64(b)) as u64,
+        MaxU => a.max(b),
+        Min => s64(a).min(s64(b)) as u64,
+        MinU => a.min(b),
     }
 }
 
-/// Conditional branches: whether the branch is taken, comparing `a` with `b` (a register or
-/// the sign-extended immediate).
+operations! {
+    /// A branch condition `a cond b`.
+    Cond(a: u64, b: u64) -> bool {
+        Eq => a == b,
+        Ne => a != b,
+        LtU => a < b,
+        LeU => a <= b,
+        GeU => a >= b,
+        GtU => a > b,
+        LtS => s64(a) < s64(b),
+        LeS => s64(a) <= s64(b),
+        GeS => s64(a) >= s64(b),
+        GtS => s64(a) > s64(b),
+    }
+}
+
+/// The register an ALU instruction writes and the value it writes there, given the register
+/// file: `None` for an instruction of any other kind.
 #[inline(always)]
-pub fn branch_taken(op: Op, a: u64, b: u64) -> bool {
-    match op {
-        Op::BranchEq | Op::BranchEqImm => a == b,
-        Op::BranchNe | Op::BranchNeImm => a != b,
-        Op::BranchLtU | Op::BranchLtUImm => a < b,
-        Op::BranchLeUImm => a <= b,
-        Op::BranchGeU | Op::BranchGeUImm => a >= b,
-        Op::BranchGtUImm => a > b,
-        Op::BranchLtS | Op::BranchLtSImm => s64(a) < s64(b),
-        Op::BranchLeSImm => s64(a) <= s64(b),
-        Op::BranchGeS | Op::BranchGeSImm => s64(a) >= s64(b),
-        Op::BranchGtSImm => s64(a) > s64(b),
-        _ => unreachable!("{op} is not a conditional branch"),
-    }
+pub fn alu(kind: Kind, regs: &[u64; NUM_REGS], ra: u8, rb: u8, rd: u8, x: u64) -> Option<(u8, u64)> {
+    let reg = |r: u8| regs[r as usize];
+    Some(match kind {
+        Kind::Unary(op) => (rd, op.apply(reg(ra))),
+        Kind::Binary { op, operands: Operands::Regs } => (rd, op.apply(reg(ra), reg(rb), reg(rd))),
+        Kind::Binary { op, operands: Operands::RegImm } => (ra, op.apply(reg(rb), x, reg(ra))),
+        Kind::Binary { op, operands: Operands::ImmReg } => (ra, op.apply(x, reg(rb), reg(ra))),
+        _ => return None,
+    })
 }
 
-/// Width in bytes of a load or store, and whether a load sign-extends (the table's
-/// memory column).
+/// Width in bytes of a load or store, and whether a load sign-extends (the table's kind).
 #[inline(always)]
 pub fn access_width(op: Op) -> (u32, bool) {
     match op.memory() {
@@ -207,6 +194,49 @@ pub fn access_width(op: Op) -> (u32, bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // Each instruction through its table kind, with its operands in registers 1-3.
+    fn three_reg(op: Op, a: u64, b: u64, old: u64) -> u64 {
+        let regs = [0, a, b, old, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let (dst, v) = alu(op.kind(), &regs, 1, 2, 3, 0).unwrap();
+        assert_eq!(dst, 3);
+        v
+    }
+
+    fn reg_imm(op: Op, b: u64, x: u64, old: u64) -> u64 {
+        let regs = [0, old, b, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let (dst, v) = alu(op.kind(), &regs, 1, 2, 3, x).unwrap();
+        assert_eq!(dst, 1);
+        v
+    }
+
+    fn two_reg(op: Op, a: u64) -> u64 {
+        let regs = [0, a, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let (dst, v) = alu(op.kind(), &regs, 1, 2, 3, 0).unwrap();
+        assert_eq!(dst, 3);
+        v
+    }
+
+    fn branch_taken(op: Op, a: u64, b: u64) -> bool {
+        match op.kind() {
+            Kind::Branch { cond, .. } => cond.apply(a, b),
+            kind => panic!("{op} is {kind:?}"),
+        }
+    }
+
+    #[test]
+    fn from_index_inverts_the_index() {
+        for (i, &op) in BinaryOp::ALL.iter().enumerate() {
+            assert_eq!(op as usize, i);
+            assert_eq!(BinaryOp::from_index(i as u8), op);
+        }
+        for (i, &op) in UnaryOp::ALL.iter().enumerate() {
+            assert_eq!(UnaryOp::from_index(i as u8), op);
+        }
+        for (i, &cond) in Cond::ALL.iter().enumerate() {
+            assert_eq!(Cond::from_index(i as u8), cond);
+        }
+    }
 
     const MIN64: u64 = 1 << 63;
     const MIN32: u64 = 0xFFFF_FFFF_8000_0000;

@@ -26,9 +26,8 @@ use std::io;
 
 use dynasmrt::{dynasm, x64::X64Relocation, DynamicLabel, DynasmApi, DynasmLabelApi, VecAssembler};
 
-use crate::isa::{Format, MemoryAccess, Op};
+use crate::isa::{Addr, BinaryOp, Cond as BranchCond, Kind, Operands, Source, UnaryOp, Width};
 use crate::program::{DynamicJump, Inst, Program, HALT_ADDRESS, NONE};
-use crate::semantics::access_width;
 
 use super::code::{Code, CodeArena};
 use super::ctx::{self, kind};
@@ -131,19 +130,19 @@ enum Cond {
     G,
 }
 
-fn branch_cond(op: Op) -> Cond {
-    match op {
-        Op::BranchEq | Op::BranchEqImm => Cond::E,
-        Op::BranchNe | Op::BranchNeImm => Cond::Ne,
-        Op::BranchLtU | Op::BranchLtUImm => Cond::B,
-        Op::BranchLeUImm => Cond::Be,
-        Op::BranchGeU | Op::BranchGeUImm => Cond::Ae,
-        Op::BranchGtUImm => Cond::A,
-        Op::BranchLtS | Op::BranchLtSImm => Cond::L,
-        Op::BranchLeSImm => Cond::Le,
-        Op::BranchGeS | Op::BranchGeSImm => Cond::Ge,
-        Op::BranchGtSImm => Cond::G,
-        _ => unreachable!("{op} is not a conditional branch"),
+/// The x86 condition code of a branch condition.
+fn branch_cond(cond: BranchCond) -> Cond {
+    match cond {
+        BranchCond::Eq => Cond::E,
+        BranchCond::Ne => Cond::Ne,
+        BranchCond::LtU => Cond::B,
+        BranchCond::LeU => Cond::Be,
+        BranchCond::GeU => Cond::Ae,
+        BranchCond::GtU => Cond::A,
+        BranchCond::LtS => Cond::L,
+        BranchCond::LeS => Cond::Le,
+        BranchCond::GeS => Cond::Ge,
+        BranchCond::GtS => Cond::G,
     }
 }
 
@@ -629,15 +628,15 @@ impl<'p> Compiler<'p> {
         self.emit_goto(i, inst.next, inst.terminator);
     }
 
-    fn emit_branch(&mut self, i: u32, inst: &Inst) {
+    fn emit_branch(&mut self, i: u32, inst: &Inst, cond: BranchCond, rhs: Source) {
         let a = r(inst.ra);
-        let cond = branch_cond(inst.op);
+        let cond = branch_cond(cond);
         if inst.target == NONE && self.strict {
             let exit = self.exits.panic;
             self.emit_exit(i, exit);
             return;
         }
-        if inst.op.format() == Format::RegImmOffset {
+        if rhs == Source::Imm {
             match imm32(inst.x) {
                 Some(0) => asm!(self.ops ; test Rq(a), Rq(a)),
                 Some(x) => self.emit_cmp_imm(a, x),
@@ -739,54 +738,61 @@ impl<'p> Compiler<'p> {
     fn emit_inst(&mut self, i: u32) {
         let inst = self.insts[i as usize];
         let (a, b, d) = (r(inst.ra), r(inst.rb), r(inst.rd));
-        match inst.op {
-            Op::Trap => {
+        match inst.op.kind() {
+            Kind::Trap => {
                 let exit = self.exits.trap;
                 self.emit_exit(i, exit);
             }
-            Op::Sbrk => {
+            Kind::Sbrk => {
                 let exit = self.exits.panic;
                 self.emit_exit(i, exit);
             }
-            Op::Fallthrough | Op::Unlikely => self.emit_next(i),
-            Op::Ecalli => {
+            Kind::Nop => self.emit_next(i),
+            Kind::HostCall => {
                 let exit = self.exits.host_call;
                 self.emit_exit(i, exit);
             }
-            Op::Ecall => {
+            Kind::Ecall => {
                 let exit = self.exits.ecall;
                 self.emit_exit(i, exit);
             }
-            Op::LoadImm64 | Op::LoadImm => {
+            Kind::LoadImm => {
                 self.emit_load_imm(a, inst.x);
                 self.emit_next(i);
             }
-            Op::Jump => self.emit_goto(i, inst.target, true),
-            Op::LoadImmJump => {
+            Kind::Jump => self.emit_goto(i, inst.target, true),
+            Kind::LoadImmJump => {
                 self.emit_load_imm(a, inst.x);
                 self.emit_goto(i, inst.target, true);
             }
-            op if op.is_conditional_branch() => self.emit_branch(i, &inst),
-            Op::JumpInd => {
+            Kind::Branch { cond, rhs } => self.emit_branch(i, &inst, cond, rhs),
+            Kind::JumpInd => {
                 self.emit_address(a, inst.x);
                 self.emit_dynamic_jump(i);
             }
-            Op::LoadImmJumpInd => {
+            Kind::LoadImmJumpInd => {
                 self.emit_address(b, inst.y);
                 self.emit_load_imm(a, inst.x);
                 self.emit_dynamic_jump(i);
             }
-            op if is_memory(op) => {
-                self.emit_memory(i, &inst);
+            Kind::Load { width, signed, addr } => {
+                self.emit_memory(i, &inst, width, addr, Access::Load { signed });
                 self.emit_next(i);
             }
-            op => {
-                match op.format() {
-                    Format::TwoReg => self.emit_two_reg(i, op, d, a),
-                    Format::TwoRegImm => self.emit_reg_imm(i, op, a, b, inst.x),
-                    Format::ThreeReg => self.emit_three_reg(op, d, a, b),
-                    _ => unreachable!("{op} has no code generator"),
-                }
+            Kind::Store { width, value, addr } => {
+                self.emit_memory(i, &inst, width, addr, Access::Store { value });
+                self.emit_next(i);
+            }
+            Kind::Unary(op) => {
+                self.emit_two_reg(i, op, d, a);
+                self.emit_next(i);
+            }
+            Kind::Binary { op, operands: Operands::Regs } => {
+                self.emit_three_reg(op, d, a, b);
+                self.emit_next(i);
+            }
+            Kind::Binary { op, operands } => {
+                self.emit_reg_imm(i, op, operands, a, b, inst.x);
                 self.emit_next(i);
             }
         }
@@ -830,33 +836,11 @@ impl<'p> Compiler<'p> {
         );
     }
 
-    fn emit_memory(&mut self, i: u32, inst: &Inst) {
-        let op = inst.op;
-        let (width, signed) = access_width(op);
+    fn emit_memory(&mut self, i: u32, inst: &Inst, width: Width, addr: Addr, access: Access) {
         let (a, b) = (r(inst.ra), r(inst.rb));
         let x = inst.x as u32 as i32;
-        let absolute = matches!(
-            op,
-            Op::StoreImmU8
-                | Op::StoreImmU16
-                | Op::StoreImmU32
-                | Op::StoreImmU64
-                | Op::LoadU8
-                | Op::LoadI8
-                | Op::LoadU16
-                | Op::LoadI16
-                | Op::LoadU32
-                | Op::LoadI32
-                | Op::LoadU64
-                | Op::StoreU8
-                | Op::StoreU16
-                | Op::StoreU32
-                | Op::StoreU64
-        );
-        let base = match op {
-            Op::StoreImmIndU8 | Op::StoreImmIndU16 | Op::StoreImmIndU32 | Op::StoreImmIndU64 => a,
-            _ => b,
-        };
+        let absolute = addr == Addr::Absolute;
+        let base = if addr == Addr::IndirectA { a } else { b };
         // The guest address, as an operand.
         let mem = if absolute {
             asm!(self.ops ; mov ecx, x);
@@ -874,10 +858,7 @@ impl<'p> Compiler<'p> {
             self.emit_address(base, inst.x);
             Mem::Base
         };
-        let access = self.ops.offset().0 as u32;
-        let is_load = matches!(op.memory(), Some(MemoryAccess::Load { .. }));
-        // Stores of an immediate value (`Y`) rather than a register.
-        let imm_value = op.memory().is_some() && !is_load && matches!(op.format(), Format::TwoImm | Format::RegTwoImm);
+        let access_at = self.ops.offset().0 as u32;
         // One guest access in the three addressing forms: `[r15 + rcx]` (address in ecx), or
         // GS-relative with 32-bit address arithmetic (wraps mod 2^32 by itself).
         macro_rules! access {
@@ -896,58 +877,58 @@ impl<'p> Compiler<'p> {
                 }
             };
         }
-        if is_load {
-            match (width, signed) {
-                (1, false) => access!(movzx [Rd(a)], mem BYTE),
-                (1, true) => access!(movsx [Rq(a)], mem BYTE),
-                (2, false) => access!(movzx [Rd(a)], mem WORD),
-                (2, true) => access!(movsx [Rq(a)], mem WORD),
-                (4, false) => access!(mov [Rd(a)], mem DWORD),
-                (4, true) => access!(movsxd [Rq(a)], mem DWORD),
-                _ => access!(mov [Rq(a)], mem QWORD),
+        match access {
+            Access::Load { signed } => match (width, signed) {
+                (Width::B1, false) => access!(movzx [Rd(a)], mem BYTE),
+                (Width::B1, true) => access!(movsx [Rq(a)], mem BYTE),
+                (Width::B2, false) => access!(movzx [Rd(a)], mem WORD),
+                (Width::B2, true) => access!(movsx [Rq(a)], mem WORD),
+                (Width::B4, false) => access!(mov [Rd(a)], mem DWORD),
+                (Width::B4, true) => access!(movsxd [Rq(a)], mem DWORD),
+                (Width::B8, _) => access!(mov [Rq(a)], mem QWORD),
+            },
+            Access::Store { value: Source::Imm } => {
+                let y = inst.y;
+                match width {
+                    Width::B1 => access!(mov mem BYTE, [y as i8]),
+                    Width::B2 => access!(mov mem WORD, [y as i16]),
+                    Width::B4 => access!(mov mem DWORD, [y as i32]),
+                    Width::B8 => match imm32(y) {
+                        Some(v) => access!(mov mem QWORD, [v]),
+                        None => {
+                            // Not encodable: let the slow path do the whole access.
+                            let slow = self.exits.slow_mem;
+                            let desc = self.access_descs.len() as i32;
+                            asm!(self.ops
+                                ; mov DWORD [r15 + ctx::SLOW_DESC], desc
+                                ; jmp =>slow
+                            );
+                        }
+                    },
+                }
             }
-        } else if imm_value {
-            let y = inst.y;
-            match width {
-                1 => access!(mov mem BYTE, [y as i8]),
-                2 => access!(mov mem WORD, [y as i16]),
-                4 => access!(mov mem DWORD, [y as i32]),
-                _ => match imm32(y) {
-                    Some(v) => access!(mov mem QWORD, [v]),
-                    None => {
-                        // Not encodable: let the slow path do the whole access.
-                        let slow = self.exits.slow_mem;
-                        let desc = self.access_descs.len() as i32;
-                        asm!(self.ops
-                            ; mov DWORD [r15 + ctx::SLOW_DESC], desc
-                            ; jmp =>slow
-                        );
-                    }
-                },
-            }
-        } else {
-            match width {
-                1 => access!(mov mem BYTE, [Rb(a)]),
-                2 => access!(mov mem WORD, [Rw(a)]),
-                4 => access!(mov mem DWORD, [Rd(a)]),
-                _ => access!(mov mem QWORD, [Rq(a)]),
-            }
+            Access::Store { value: Source::Reg } => match width {
+                Width::B1 => access!(mov mem BYTE, [Rb(a)]),
+                Width::B2 => access!(mov mem WORD, [Rw(a)]),
+                Width::B4 => access!(mov mem DWORD, [Rd(a)]),
+                Width::B8 => access!(mov mem QWORD, [Rq(a)]),
+            },
         }
         let cont = self.ops.offset().0 as u32;
-        self.fault_offsets.push(access);
+        self.fault_offsets.push(access_at);
         self.access_descs.push((i, cont));
     }
 
-    fn emit_two_reg(&mut self, i: u32, op: Op, d: u8, a: u8) {
+    fn emit_two_reg(&mut self, i: u32, op: UnaryOp, d: u8, a: u8) {
         let f = self.features;
         match op {
-            Op::MoveReg => self.mov64(d, a),
-            Op::CountSetBits64 if f.popcnt => asm!(self.ops ; popcnt Rq(d), Rq(a)),
-            Op::CountSetBits32 if f.popcnt => asm!(self.ops ; popcnt Rd(d), Rd(a)),
-            Op::CountSetBits64 | Op::CountSetBits32 => self.emit_helper(i),
-            Op::LeadingZeroBits64 if f.lzcnt => asm!(self.ops ; lzcnt Rq(d), Rq(a)),
-            Op::LeadingZeroBits32 if f.lzcnt => asm!(self.ops ; lzcnt Rd(d), Rd(a)),
-            Op::LeadingZeroBits64 => asm!(self.ops
+            UnaryOp::Move => self.mov64(d, a),
+            UnaryOp::CountSetBits64 if f.popcnt => asm!(self.ops ; popcnt Rq(d), Rq(a)),
+            UnaryOp::CountSetBits32 if f.popcnt => asm!(self.ops ; popcnt Rd(d), Rd(a)),
+            UnaryOp::CountSetBits64 | UnaryOp::CountSetBits32 => self.emit_helper(i),
+            UnaryOp::LeadingZeroBits64 if f.lzcnt => asm!(self.ops ; lzcnt Rq(d), Rq(a)),
+            UnaryOp::LeadingZeroBits32 if f.lzcnt => asm!(self.ops ; lzcnt Rd(d), Rd(a)),
+            UnaryOp::LeadingZeroBits64 => asm!(self.ops
                 ; bsr rcx, Rq(a)
                 ; jz >zero
                 ; xor ecx, 63
@@ -957,7 +938,7 @@ impl<'p> Compiler<'p> {
                 ; done:
                 ; mov Rq(d), rcx
             ),
-            Op::LeadingZeroBits32 => asm!(self.ops
+            UnaryOp::LeadingZeroBits32 => asm!(self.ops
                 ; bsr ecx, Rd(a)
                 ; jz >zero
                 ; xor ecx, 31
@@ -967,38 +948,37 @@ impl<'p> Compiler<'p> {
                 ; done:
                 ; mov Rq(d), rcx
             ),
-            Op::TrailingZeroBits64 if f.bmi1 => asm!(self.ops ; tzcnt Rq(d), Rq(a)),
-            Op::TrailingZeroBits32 if f.bmi1 => asm!(self.ops ; tzcnt Rd(d), Rd(a)),
-            Op::TrailingZeroBits64 => asm!(self.ops
+            UnaryOp::TrailingZeroBits64 if f.bmi1 => asm!(self.ops ; tzcnt Rq(d), Rq(a)),
+            UnaryOp::TrailingZeroBits32 if f.bmi1 => asm!(self.ops ; tzcnt Rd(d), Rd(a)),
+            UnaryOp::TrailingZeroBits64 => asm!(self.ops
                 ; bsf rcx, Rq(a)
                 ; jnz >done
                 ; mov ecx, 64
                 ; done:
                 ; mov Rq(d), rcx
             ),
-            Op::TrailingZeroBits32 => asm!(self.ops
+            UnaryOp::TrailingZeroBits32 => asm!(self.ops
                 ; bsf ecx, Rd(a)
                 ; jnz >done
                 ; mov ecx, 32
                 ; done:
                 ; mov Rq(d), rcx
             ),
-            Op::SignExtend8 => asm!(self.ops
+            UnaryOp::SignExtend8 => asm!(self.ops
                 ; mov rcx, Rq(a)
                 ; movsx Rq(d), cl
             ),
-            Op::SignExtend16 => asm!(self.ops ; movsx Rq(d), Rw(a)),
-            Op::ZeroExtend16 => asm!(self.ops ; movzx Rd(d), Rw(a)),
-            Op::ReverseBytes => {
+            UnaryOp::SignExtend16 => asm!(self.ops ; movsx Rq(d), Rw(a)),
+            UnaryOp::ZeroExtend16 => asm!(self.ops ; movzx Rd(d), Rw(a)),
+            UnaryOp::ReverseBytes => {
                 self.mov64(d, a);
                 asm!(self.ops ; bswap Rq(d));
             }
-            _ => unreachable!("{op} is not a two-register instruction"),
         }
     }
 
     /// `φ[rA] ← f(φ[rB], X)`; `a` is the destination, `b` the source.
-    fn emit_reg_imm(&mut self, i: u32, op: Op, a: u8, b: u8, x: u64) {
+    fn emit_reg_imm(&mut self, i: u32, op: BinaryOp, operands: Operands, a: u8, b: u8, x: u64) {
         let Some(v) = imm32(x) else {
             // Immediates of this format are at most 4 bytes, sign-extended; anything else goes
             // through the reference semantics.
@@ -1006,61 +986,61 @@ impl<'p> Compiler<'p> {
             return;
         };
         let bmi2 = self.features.bmi2;
-        match op {
-            Op::AddImm32 => {
+        match (op, operands) {
+            (BinaryOp::Add32, Operands::RegImm) => {
                 self.emit_address(b, x);
                 asm!(self.ops ; movsxd Rq(a), ecx);
             }
-            Op::AndImm | Op::XorImm | Op::OrImm => {
+            (BinaryOp::And | BinaryOp::Xor | BinaryOp::Or, Operands::RegImm) => {
                 self.mov64(a, b);
                 match (op, i8::try_from(v)) {
-                    (Op::AndImm, Ok(v8)) => asm!(self.ops ; and Rq(a), BYTE v8),
-                    (Op::AndImm, _) => asm!(self.ops ; and Rq(a), v),
-                    (Op::XorImm, Ok(v8)) => asm!(self.ops ; xor Rq(a), BYTE v8),
-                    (Op::XorImm, _) => asm!(self.ops ; xor Rq(a), v),
+                    (BinaryOp::And, Ok(v8)) => asm!(self.ops ; and Rq(a), BYTE v8),
+                    (BinaryOp::And, _) => asm!(self.ops ; and Rq(a), v),
+                    (BinaryOp::Xor, Ok(v8)) => asm!(self.ops ; xor Rq(a), BYTE v8),
+                    (BinaryOp::Xor, _) => asm!(self.ops ; xor Rq(a), v),
                     (_, Ok(v8)) => asm!(self.ops ; or Rq(a), BYTE v8),
                     _ => asm!(self.ops ; or Rq(a), v),
                 }
             }
-            Op::MulImm32 => asm!(self.ops
+            (BinaryOp::Mul32, Operands::RegImm) => asm!(self.ops
                 ; imul ecx, Rd(b), v
                 ; movsxd Rq(a), ecx
             ),
-            Op::MulImm64 => match i8::try_from(v) {
+            (BinaryOp::Mul64, Operands::RegImm) => match i8::try_from(v) {
                 Ok(v8) => asm!(self.ops ; imul Rq(a), Rq(b), BYTE v8),
                 Err(_) => asm!(self.ops ; imul Rq(a), Rq(b), v),
             },
-            Op::SetLtUImm | Op::SetLtSImm | Op::SetGtUImm | Op::SetGtSImm => {
+            (BinaryOp::SetLtU | BinaryOp::SetLtS, _) => {
                 self.emit_cmp_imm(b, v);
-                match op {
-                    Op::SetLtUImm => asm!(self.ops ; setb cl),
-                    Op::SetLtSImm => asm!(self.ops ; setl cl),
-                    Op::SetGtUImm => asm!(self.ops ; seta cl),
+                match (op, operands) {
+                    (BinaryOp::SetLtU, Operands::RegImm) => asm!(self.ops ; setb cl),
+                    (_, Operands::RegImm) => asm!(self.ops ; setl cl),
+                    (BinaryOp::SetLtU, _) => asm!(self.ops ; seta cl),
                     _ => asm!(self.ops ; setg cl),
                 }
                 asm!(self.ops ; movzx Rd(a), cl);
             }
-            Op::ShloLImm32 | Op::ShloRImm32 | Op::SharRImm32 => {
+            (BinaryOp::ShloL32 | BinaryOp::ShloR32 | BinaryOp::SharR32, Operands::RegImm) => {
                 let s = (v & 31) as i8;
                 asm!(self.ops ; mov ecx, Rd(b));
                 match op {
-                    Op::ShloLImm32 => asm!(self.ops ; shl ecx, s),
-                    Op::ShloRImm32 => asm!(self.ops ; shr ecx, s),
+                    BinaryOp::ShloL32 => asm!(self.ops ; shl ecx, s),
+                    BinaryOp::ShloR32 => asm!(self.ops ; shr ecx, s),
                     _ => asm!(self.ops ; sar ecx, s),
                 }
                 asm!(self.ops ; movsxd Rq(a), ecx);
             }
-            Op::NegAddImm32 => asm!(self.ops
+            (BinaryOp::Sub32, Operands::ImmReg) => asm!(self.ops
                 ; mov ecx, v
                 ; sub ecx, Rd(b)
                 ; movsxd Rq(a), ecx
             ),
-            Op::ShloLImmAlt32 | Op::ShloRImmAlt32 | Op::SharRImmAlt32 => {
+            (BinaryOp::ShloL32 | BinaryOp::ShloR32 | BinaryOp::SharR32, Operands::ImmReg) => {
                 if bmi2 {
                     asm!(self.ops ; mov ecx, v);
                     match op {
-                        Op::ShloLImmAlt32 => asm!(self.ops ; shlx Rd(a), ecx, Rd(b)),
-                        Op::ShloRImmAlt32 => asm!(self.ops ; shrx Rd(a), ecx, Rd(b)),
+                        BinaryOp::ShloL32 => asm!(self.ops ; shlx Rd(a), ecx, Rd(b)),
+                        BinaryOp::ShloR32 => asm!(self.ops ; shrx Rd(a), ecx, Rd(b)),
                         _ => asm!(self.ops ; sarx Rd(a), ecx, Rd(b)),
                     }
                 } else {
@@ -1069,51 +1049,51 @@ impl<'p> Compiler<'p> {
                         ; mov Rd(a), v
                     );
                     match op {
-                        Op::ShloLImmAlt32 => asm!(self.ops ; shl Rd(a), cl),
-                        Op::ShloRImmAlt32 => asm!(self.ops ; shr Rd(a), cl),
+                        BinaryOp::ShloL32 => asm!(self.ops ; shl Rd(a), cl),
+                        BinaryOp::ShloR32 => asm!(self.ops ; shr Rd(a), cl),
                         _ => asm!(self.ops ; sar Rd(a), cl),
                     }
                 }
                 asm!(self.ops ; movsxd Rq(a), Rd(a));
             }
-            Op::CmovIzImm | Op::CmovNzImm => {
+            (BinaryOp::CmovIz | BinaryOp::CmovNz, Operands::ImmReg) => {
                 asm!(self.ops
                     ; mov rcx, v
                     ; test Rq(b), Rq(b)
                 );
-                if op == Op::CmovIzImm {
+                if op == BinaryOp::CmovIz {
                     asm!(self.ops ; cmovz Rq(a), rcx);
                 } else {
                     asm!(self.ops ; cmovnz Rq(a), rcx);
                 }
             }
-            Op::AddImm64 => match i8::try_from(v) {
+            (BinaryOp::Add64, Operands::RegImm) => match i8::try_from(v) {
                 Ok(0) => self.mov64(a, b),
                 Ok(v8) if a == b => asm!(self.ops ; add Rq(a), BYTE v8),
                 Ok(v8) => asm!(self.ops ; lea Rq(a), [BYTE Rq(b) + v8]),
                 Err(_) if a == b => asm!(self.ops ; add Rq(a), v),
                 Err(_) => asm!(self.ops ; lea Rq(a), [Rq(b) + v]),
             },
-            Op::ShloLImm64 | Op::ShloRImm64 | Op::SharRImm64 => {
+            (BinaryOp::ShloL64 | BinaryOp::ShloR64 | BinaryOp::SharR64, Operands::RegImm) => {
                 let s = (v & 63) as i8;
                 self.mov64(a, b);
                 match op {
-                    Op::ShloLImm64 => asm!(self.ops ; shl Rq(a), s),
-                    Op::ShloRImm64 => asm!(self.ops ; shr Rq(a), s),
+                    BinaryOp::ShloL64 => asm!(self.ops ; shl Rq(a), s),
+                    BinaryOp::ShloR64 => asm!(self.ops ; shr Rq(a), s),
                     _ => asm!(self.ops ; sar Rq(a), s),
                 }
             }
-            Op::NegAddImm64 => asm!(self.ops
+            (BinaryOp::Sub64, Operands::ImmReg) => asm!(self.ops
                 ; mov rcx, v
                 ; sub rcx, Rq(b)
                 ; mov Rq(a), rcx
             ),
-            Op::ShloLImmAlt64 | Op::ShloRImmAlt64 | Op::SharRImmAlt64 => {
+            (BinaryOp::ShloL64 | BinaryOp::ShloR64 | BinaryOp::SharR64, Operands::ImmReg) => {
                 if bmi2 {
                     asm!(self.ops ; mov rcx, v);
                     match op {
-                        Op::ShloLImmAlt64 => asm!(self.ops ; shlx Rq(a), rcx, Rq(b)),
-                        Op::ShloRImmAlt64 => asm!(self.ops ; shrx Rq(a), rcx, Rq(b)),
+                        BinaryOp::ShloL64 => asm!(self.ops ; shlx Rq(a), rcx, Rq(b)),
+                        BinaryOp::ShloR64 => asm!(self.ops ; shrx Rq(a), rcx, Rq(b)),
                         _ => asm!(self.ops ; sarx Rq(a), rcx, Rq(b)),
                     }
                 } else {
@@ -1122,13 +1102,13 @@ impl<'p> Compiler<'p> {
                         ; mov Rq(a), v
                     );
                     match op {
-                        Op::ShloLImmAlt64 => asm!(self.ops ; shl Rq(a), cl),
-                        Op::ShloRImmAlt64 => asm!(self.ops ; shr Rq(a), cl),
+                        BinaryOp::ShloL64 => asm!(self.ops ; shl Rq(a), cl),
+                        BinaryOp::ShloR64 => asm!(self.ops ; shr Rq(a), cl),
                         _ => asm!(self.ops ; sar Rq(a), cl),
                     }
                 }
             }
-            Op::RotR64Imm => {
+            (BinaryOp::RotR64, Operands::RegImm) => {
                 let s = (v & 63) as i8;
                 if bmi2 {
                     asm!(self.ops ; rorx Rq(a), Rq(b), s);
@@ -1137,12 +1117,12 @@ impl<'p> Compiler<'p> {
                     asm!(self.ops ; ror Rq(a), s);
                 }
             }
-            Op::RotR64ImmAlt => asm!(self.ops
+            (BinaryOp::RotR64, Operands::ImmReg) => asm!(self.ops
                 ; mov rcx, Rq(b)
                 ; mov Rq(a), v
                 ; ror Rq(a), cl
             ),
-            Op::RotR32Imm => {
+            (BinaryOp::RotR32, Operands::RegImm) => {
                 let s = (v & 31) as i8;
                 if bmi2 {
                     asm!(self.ops ; rorx ecx, Rd(b), s);
@@ -1154,42 +1134,48 @@ impl<'p> Compiler<'p> {
                 }
                 asm!(self.ops ; movsxd Rq(a), ecx);
             }
-            Op::RotR32ImmAlt => asm!(self.ops
+            (BinaryOp::RotR32, Operands::ImmReg) => asm!(self.ops
                 ; mov ecx, Rd(b)
                 ; mov Rd(a), v
                 ; ror Rd(a), cl
                 ; movsxd Rq(a), Rd(a)
             ),
-            _ => unreachable!("{op} is not a register-immediate instruction"),
+            // Any other operation in this form: through the reference semantics.
+            _ => self.emit_helper(i),
         }
     }
 
     /// `φ[rD] ← f(φ[rA], φ[rB])`.
-    fn emit_three_reg(&mut self, op: Op, d: u8, a: u8, b: u8) {
+    fn emit_three_reg(&mut self, op: BinaryOp, d: u8, a: u8, b: u8) {
         let f = self.features;
         match op {
-            Op::Add32 => asm!(self.ops
+            BinaryOp::Add32 => asm!(self.ops
                 ; lea ecx, [Rq(a) + Rq(b)]
                 ; movsxd Rq(d), ecx
             ),
-            Op::Sub32 => asm!(self.ops
+            BinaryOp::Sub32 => asm!(self.ops
                 ; mov ecx, Rd(a)
                 ; sub ecx, Rd(b)
                 ; movsxd Rq(d), ecx
             ),
-            Op::Mul32 => asm!(self.ops
+            BinaryOp::Mul32 => asm!(self.ops
                 ; mov ecx, Rd(a)
                 ; imul ecx, Rd(b)
                 ; movsxd Rq(d), ecx
             ),
-            Op::DivU32 | Op::DivS32 | Op::RemU32 | Op::RemS32 | Op::DivU64 | Op::DivS64 | Op::RemU64 | Op::RemS64 => {
-                self.emit_division(op, d, a, b)
-            }
-            Op::ShloL32 | Op::ShloR32 | Op::SharR32 => {
+            BinaryOp::DivU32
+            | BinaryOp::DivS32
+            | BinaryOp::RemU32
+            | BinaryOp::RemS32
+            | BinaryOp::DivU64
+            | BinaryOp::DivS64
+            | BinaryOp::RemU64
+            | BinaryOp::RemS64 => self.emit_division(op, d, a, b),
+            BinaryOp::ShloL32 | BinaryOp::ShloR32 | BinaryOp::SharR32 => {
                 if f.bmi2 {
                     match op {
-                        Op::ShloL32 => asm!(self.ops ; shlx Rd(d), Rd(a), Rd(b)),
-                        Op::ShloR32 => asm!(self.ops ; shrx Rd(d), Rd(a), Rd(b)),
+                        BinaryOp::ShloL32 => asm!(self.ops ; shlx Rd(d), Rd(a), Rd(b)),
+                        BinaryOp::ShloR32 => asm!(self.ops ; shrx Rd(d), Rd(a), Rd(b)),
                         _ => asm!(self.ops ; sarx Rd(d), Rd(a), Rd(b)),
                     }
                 } else {
@@ -1198,17 +1184,17 @@ impl<'p> Compiler<'p> {
                         ; mov Rd(d), Rd(a)
                     );
                     match op {
-                        Op::ShloL32 => asm!(self.ops ; shl Rd(d), cl),
-                        Op::ShloR32 => asm!(self.ops ; shr Rd(d), cl),
+                        BinaryOp::ShloL32 => asm!(self.ops ; shl Rd(d), cl),
+                        BinaryOp::ShloR32 => asm!(self.ops ; shr Rd(d), cl),
                         _ => asm!(self.ops ; sar Rd(d), cl),
                     }
                 }
                 asm!(self.ops ; movsxd Rq(d), Rd(d));
             }
-            Op::Add64 if d == a => asm!(self.ops ; add Rq(d), Rq(b)),
-            Op::Add64 if d == b => asm!(self.ops ; add Rq(d), Rq(a)),
-            Op::Add64 => asm!(self.ops ; lea Rq(d), [Rq(a) + Rq(b)]),
-            Op::Sub64 => {
+            BinaryOp::Add64 if d == a => asm!(self.ops ; add Rq(d), Rq(b)),
+            BinaryOp::Add64 if d == b => asm!(self.ops ; add Rq(d), Rq(a)),
+            BinaryOp::Add64 => asm!(self.ops ; lea Rq(d), [Rq(a) + Rq(b)]),
+            BinaryOp::Sub64 => {
                 if d == a {
                     asm!(self.ops ; sub Rq(d), Rq(b));
                 } else if d == b {
@@ -1223,107 +1209,106 @@ impl<'p> Compiler<'p> {
                     );
                 }
             }
-            Op::Mul64 | Op::And | Op::Xor | Op::Or => {
+            BinaryOp::Mul64 | BinaryOp::And | BinaryOp::Xor | BinaryOp::Or => {
                 let (x, y) = if d == b { (b, a) } else { (a, b) };
                 self.mov64(d, x);
                 match op {
-                    Op::Mul64 => asm!(self.ops ; imul Rq(d), Rq(y)),
-                    Op::And => asm!(self.ops ; and Rq(d), Rq(y)),
-                    Op::Xor => asm!(self.ops ; xor Rq(d), Rq(y)),
+                    BinaryOp::Mul64 => asm!(self.ops ; imul Rq(d), Rq(y)),
+                    BinaryOp::And => asm!(self.ops ; and Rq(d), Rq(y)),
+                    BinaryOp::Xor => asm!(self.ops ; xor Rq(d), Rq(y)),
                     _ => asm!(self.ops ; or Rq(d), Rq(y)),
                 }
             }
-            Op::ShloL64 | Op::ShloR64 | Op::SharR64 | Op::RotL64 | Op::RotR64 => {
-                if f.bmi2 && !matches!(op, Op::RotL64 | Op::RotR64) {
+            BinaryOp::ShloL64 | BinaryOp::ShloR64 | BinaryOp::SharR64 | BinaryOp::RotL64 | BinaryOp::RotR64 => {
+                if f.bmi2 && !matches!(op, BinaryOp::RotL64 | BinaryOp::RotR64) {
                     match op {
-                        Op::ShloL64 => asm!(self.ops ; shlx Rq(d), Rq(a), Rq(b)),
-                        Op::ShloR64 => asm!(self.ops ; shrx Rq(d), Rq(a), Rq(b)),
+                        BinaryOp::ShloL64 => asm!(self.ops ; shlx Rq(d), Rq(a), Rq(b)),
+                        BinaryOp::ShloR64 => asm!(self.ops ; shrx Rq(d), Rq(a), Rq(b)),
                         _ => asm!(self.ops ; sarx Rq(d), Rq(a), Rq(b)),
                     }
                 } else {
                     asm!(self.ops ; mov rcx, Rq(b));
                     self.mov64(d, a);
                     match op {
-                        Op::ShloL64 => asm!(self.ops ; shl Rq(d), cl),
-                        Op::ShloR64 => asm!(self.ops ; shr Rq(d), cl),
-                        Op::SharR64 => asm!(self.ops ; sar Rq(d), cl),
-                        Op::RotL64 => asm!(self.ops ; rol Rq(d), cl),
+                        BinaryOp::ShloL64 => asm!(self.ops ; shl Rq(d), cl),
+                        BinaryOp::ShloR64 => asm!(self.ops ; shr Rq(d), cl),
+                        BinaryOp::SharR64 => asm!(self.ops ; sar Rq(d), cl),
+                        BinaryOp::RotL64 => asm!(self.ops ; rol Rq(d), cl),
                         _ => asm!(self.ops ; ror Rq(d), cl),
                     }
                 }
             }
-            Op::RotL32 | Op::RotR32 => {
+            BinaryOp::RotL32 | BinaryOp::RotR32 => {
                 asm!(self.ops
                     ; mov ecx, Rd(b)
                     ; mov Rd(d), Rd(a)
                 );
-                if op == Op::RotL32 {
+                if op == BinaryOp::RotL32 {
                     asm!(self.ops ; rol Rd(d), cl);
                 } else {
                     asm!(self.ops ; ror Rd(d), cl);
                 }
                 asm!(self.ops ; movsxd Rq(d), Rd(d));
             }
-            Op::MulUpperSS | Op::MulUpperUU | Op::MulUpperSU => self.emit_mul_upper(op, d, a, b),
-            Op::SetLtU | Op::SetLtS => {
+            BinaryOp::MulUpperSS | BinaryOp::MulUpperUU | BinaryOp::MulUpperSU => self.emit_mul_upper(op, d, a, b),
+            BinaryOp::SetLtU | BinaryOp::SetLtS => {
                 asm!(self.ops ; cmp Rq(a), Rq(b));
-                if op == Op::SetLtU {
+                if op == BinaryOp::SetLtU {
                     asm!(self.ops ; setb cl);
                 } else {
                     asm!(self.ops ; setl cl);
                 }
                 asm!(self.ops ; movzx Rd(d), cl);
             }
-            Op::CmovIz => asm!(self.ops
+            BinaryOp::CmovIz => asm!(self.ops
                 ; test Rq(b), Rq(b)
                 ; cmovz Rq(d), Rq(a)
             ),
-            Op::CmovNz => asm!(self.ops
+            BinaryOp::CmovNz => asm!(self.ops
                 ; test Rq(b), Rq(b)
                 ; cmovnz Rq(d), Rq(a)
             ),
-            Op::AndInv if f.bmi1 => asm!(self.ops ; andn Rq(d), Rq(b), Rq(a)),
-            Op::AndInv | Op::OrInv => {
+            BinaryOp::AndInv if f.bmi1 => asm!(self.ops ; andn Rq(d), Rq(b), Rq(a)),
+            BinaryOp::AndInv | BinaryOp::OrInv => {
                 asm!(self.ops
                     ; mov rcx, Rq(b)
                     ; not rcx
                 );
-                if op == Op::AndInv {
+                if op == BinaryOp::AndInv {
                     asm!(self.ops ; and rcx, Rq(a));
                 } else {
                     asm!(self.ops ; or rcx, Rq(a));
                 }
                 asm!(self.ops ; mov Rq(d), rcx);
             }
-            Op::Xnor => asm!(self.ops
+            BinaryOp::Xnor => asm!(self.ops
                 ; mov rcx, Rq(a)
                 ; xor rcx, Rq(b)
                 ; not rcx
                 ; mov Rq(d), rcx
             ),
-            Op::Max | Op::MaxU | Op::Min | Op::MinU => {
+            BinaryOp::Max | BinaryOp::MaxU | BinaryOp::Min | BinaryOp::MinU => {
                 asm!(self.ops
                     ; mov rcx, Rq(a)
                     ; cmp rcx, Rq(b)
                 );
                 match op {
-                    Op::Max => asm!(self.ops ; cmovl rcx, Rq(b)),
-                    Op::MaxU => asm!(self.ops ; cmovb rcx, Rq(b)),
-                    Op::Min => asm!(self.ops ; cmovg rcx, Rq(b)),
+                    BinaryOp::Max => asm!(self.ops ; cmovl rcx, Rq(b)),
+                    BinaryOp::MaxU => asm!(self.ops ; cmovb rcx, Rq(b)),
+                    BinaryOp::Min => asm!(self.ops ; cmovg rcx, Rq(b)),
                     _ => asm!(self.ops ; cmova rcx, Rq(b)),
                 }
                 asm!(self.ops ; mov Rq(d), rcx);
             }
-            _ => unreachable!("{op} is not a three-register instruction"),
         }
     }
 
     /// Division and remainder: `rax`/`rdx` are spilled, the divisor goes to `rcx`, zero and
     /// MIN / -1 are handled before `div`/`idiv` can fault.
-    fn emit_division(&mut self, op: Op, d: u8, a: u8, b: u8) {
-        let wide = matches!(op, Op::DivU64 | Op::DivS64 | Op::RemU64 | Op::RemS64);
-        let signed = matches!(op, Op::DivS32 | Op::RemS32 | Op::DivS64 | Op::RemS64);
-        let rem = matches!(op, Op::RemU32 | Op::RemS32 | Op::RemU64 | Op::RemS64);
+    fn emit_division(&mut self, op: BinaryOp, d: u8, a: u8, b: u8) {
+        let wide = matches!(op, BinaryOp::DivU64 | BinaryOp::DivS64 | BinaryOp::RemU64 | BinaryOp::RemS64);
+        let signed = matches!(op, BinaryOp::DivS32 | BinaryOp::RemS32 | BinaryOp::DivS64 | BinaryOp::RemS64);
+        let rem = matches!(op, BinaryOp::RemU32 | BinaryOp::RemS32 | BinaryOp::RemU64 | BinaryOp::RemS64);
         asm!(self.ops
             ; mov QWORD [r15 + ctx::SPILL0], rax
             ; mov QWORD [r15 + ctx::SPILL1], rdx
@@ -1423,7 +1408,7 @@ impl<'p> Compiler<'p> {
         );
     }
 
-    fn emit_mul_upper(&mut self, op: Op, d: u8, a: u8, b: u8) {
+    fn emit_mul_upper(&mut self, op: BinaryOp, d: u8, a: u8, b: u8) {
         asm!(self.ops
             ; mov QWORD [r15 + ctx::SPILL0], rax
             ; mov QWORD [r15 + ctx::SPILL1], rdx
@@ -1431,8 +1416,8 @@ impl<'p> Compiler<'p> {
             ; mov rax, Rq(a)
         );
         match op {
-            Op::MulUpperSS => asm!(self.ops ; imul rcx),
-            Op::MulUpperUU => asm!(self.ops ; mul rcx),
+            BinaryOp::MulUpperSS => asm!(self.ops ; imul rcx),
+            BinaryOp::MulUpperUU => asm!(self.ops ; mul rcx),
             _ => {
                 // Signed × unsigned: the unsigned high half, minus B when A is negative.
                 asm!(self.ops ; mul rcx);
@@ -1457,7 +1442,9 @@ impl<'p> Compiler<'p> {
     }
 }
 
-/// Whether an instruction loads or stores (the table's memory column).
-fn is_memory(op: Op) -> bool {
-    op.memory().is_some()
+/// What a guest memory access does with its value.
+#[derive(Clone, Copy)]
+enum Access {
+    Load { signed: bool },
+    Store { value: Source },
 }

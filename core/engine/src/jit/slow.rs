@@ -1,9 +1,9 @@
 //! Rust code called from compiled code: the slow memory path and the generic helper.
 
-use crate::isa::{Format, Op};
+use crate::isa::{Addr, Kind, Source};
 use crate::memory::Fault;
 use crate::program::Program;
-use crate::semantics::{access_width, reg_imm, three_reg, two_reg};
+use crate::semantics::alu;
 
 use super::ctx::{kind, Ctx, RunInfo};
 
@@ -33,13 +33,9 @@ pub(crate) unsafe fn helper(ctx: *mut Ctx) {
     // SAFETY: guaranteed by the caller.
     let (ctx, _, program) = unsafe { parts(ctx) };
     let inst = &program.insts[ctx.helper_inst as usize];
-    let regs = &mut ctx.regs;
-    let (ra, rb, rd) = (inst.ra as usize, inst.rb as usize, inst.rd as usize);
-    match inst.op.format() {
-        Format::TwoReg => regs[rd] = two_reg(inst.op, regs[ra]),
-        Format::TwoRegImm => regs[ra] = reg_imm(inst.op, regs[rb], inst.x, regs[ra]),
-        Format::ThreeReg => regs[rd] = three_reg(inst.op, regs[ra], regs[rb], regs[rd]),
-        _ => unreachable!("{} has no helper", inst.op),
+    match alu(inst.op.kind(), &ctx.regs, inst.ra, inst.rb, inst.rd, inst.x) {
+        Some((dst, value)) => ctx.regs[dst as usize] = value,
+        None => unreachable!("{} has no helper", inst.op),
     }
 }
 
@@ -59,24 +55,25 @@ pub(crate) unsafe fn memory(ctx: *mut Ctx) -> usize {
     let inst = &program.insts[index as usize];
     let regs = &mut ctx.regs;
     let (ra, rb) = (inst.ra as usize, inst.rb as usize);
-    let (width, signed) = access_width(inst.op);
     let memory = run.memory;
-    let load = |address: u64| memory.load(address as u32, width);
-    let result = match inst.op {
-        Op::StoreImmU8 | Op::StoreImmU16 | Op::StoreImmU32 | Op::StoreImmU64 => {
-            memory.store(inst.x as u32, width, inst.y)
+    let address = |addr: Addr| match addr {
+        Addr::Absolute => inst.x as u32,
+        Addr::IndirectA => regs[ra].wrapping_add(inst.x) as u32,
+        Addr::IndirectB => regs[rb].wrapping_add(inst.x) as u32,
+    };
+    let result = match inst.op.kind() {
+        Kind::Load { width, signed, addr } => {
+            let width = width.bytes();
+            memory.load(address(addr), width).map(|v| regs[ra] = extend(v, width, signed))
         }
-        Op::StoreImmIndU8 | Op::StoreImmIndU16 | Op::StoreImmIndU32 | Op::StoreImmIndU64 => {
-            memory.store(regs[ra].wrapping_add(inst.x) as u32, width, inst.y)
+        Kind::Store { width, value, addr } => {
+            let value = match value {
+                Source::Imm => inst.y,
+                Source::Reg => regs[ra],
+            };
+            memory.store(address(addr), width.bytes(), value)
         }
-        Op::StoreU8 | Op::StoreU16 | Op::StoreU32 | Op::StoreU64 => memory.store(inst.x as u32, width, regs[ra]),
-        Op::StoreIndU8 | Op::StoreIndU16 | Op::StoreIndU32 | Op::StoreIndU64 => {
-            memory.store(regs[rb].wrapping_add(inst.x) as u32, width, regs[ra])
-        }
-        Op::LoadU8 | Op::LoadI8 | Op::LoadU16 | Op::LoadI16 | Op::LoadU32 | Op::LoadI32 | Op::LoadU64 => {
-            load(inst.x).map(|v| regs[ra] = extend(v, width, signed))
-        }
-        _ => load(regs[rb].wrapping_add(inst.x)).map(|v| regs[ra] = extend(v, width, signed)),
+        _ => unreachable!("{} does not access memory", inst.op),
     };
     match result {
         Ok(()) => run.code_base + cont as usize,
