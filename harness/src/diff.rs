@@ -5,38 +5,16 @@
 
 use std::path::{Path, PathBuf};
 
-use arbitrary::Unstructured;
 use javm_engine::disasm::disassemble_around;
 use javm_engine::{Backend, Exit};
 
 use crate::generator::{GenCode, GenConfig, GenProgram, TableEntry};
-use crate::run::{apply_host_step, case_config, load_program, prepare, run_case, Outcome};
+use crate::run::{drive, run_case, Outcome, Prepared, Visit};
 use crate::state::{chunks, compare_snapshots, Difference, Snapshot};
-use crate::vectors::{Case, Chunk, Region, Step};
+use crate::vectors::{Chunk, Region, Step};
 
 /// Bytes of generator input per program.
-const INPUT_BYTES: usize = 2048;
-
-/// The generator input of program `index` of a seeded run (splitmix64 over `(seed, index)`).
-pub fn seed_bytes(seed: u64, index: u64) -> Vec<u8> {
-    let mut state = seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17) ^ 0xD1B5_4A32_D192_ED03;
-    let mut out = Vec::with_capacity(INPUT_BYTES);
-    while out.len() < INPUT_BYTES {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        out.extend_from_slice(&(z ^ (z >> 31)).to_le_bytes());
-    }
-    out
-}
-
-/// Program `index` of a seeded run.
-pub fn generate(seed: u64, index: u64, config: GenConfig) -> GenProgram {
-    let bytes = seed_bytes(seed, index);
-    GenProgram::generate(&mut Unstructured::new(&bytes), config)
-        .expect("the generator only fails on exhausted input, and it never needs this much")
-}
+pub use crate::generator::{generate, seed_bytes};
 
 /// Runs a program on two backends in lockstep; the outcome lists every difference between
 /// them (the generated case has no assertions of its own).
@@ -152,60 +130,39 @@ pub fn bisect_gas(program: &GenProgram, a: &mut dyn Backend, b: &mut dyn Backend
     Some(GasBisection { budget: hi, differences, pc, disassembly })
 }
 
-fn setup(
-    case: &Case,
-    backend: &mut dyn Backend,
-    config: &javm_engine::Config,
-    program: &Result<std::sync::Arc<javm_engine::Program>, javm_engine::BlobError>,
-) {
-    load_program(backend, &case.program, config, program);
-    backend.set_pc(case.initial_pc);
-    backend.set_gas(case.initial_gas);
-}
-
 /// Single-steps both backends through a program's case and reports the first step after
 /// which their whole states differ.
 pub fn first_difference(program: &GenProgram, a: &mut dyn Backend, b: &mut dyn Backend) -> Option<FirstDifference> {
+    use std::ops::ControlFlow::{Break, Continue};
     let case = program.case("generated");
-    let config = case_config(&case, &program.options()).ok()?;
-    let prepared = prepare(&case, config.clone());
-    setup(&case, a, &config, &prepared);
-    setup(&case, b, &config, &prepared);
+    let prepared = Prepared::new(&case, &program.options()).ok()?;
     let mut run = 0;
-    for step in &case.steps {
-        match step {
-            Step::Map(_) | Step::Write(_) | Step::SetReg { .. } => {
-                let _ = apply_host_step(a, step);
-                let _ = apply_host_step(b, step);
+    drive(&case, &prepared, &mut [a, b], |visit, backends| {
+        let Visit::Run { .. } = visit else { return Continue(()) };
+        let mut steps = 0u64;
+        loop {
+            let pc = backends[0].resume_pc();
+            let ea = backends[0].step();
+            let eb = backends[1].step();
+            let sa = Snapshot::take(&*backends[0], ea.unwrap_or(Exit::Halt));
+            let sb = Snapshot::take(&*backends[1], eb.unwrap_or(Exit::Halt));
+            let mut differences = compare_snapshots(&sa, &sb);
+            if ea.is_some() != eb.is_some() {
+                differences.retain(|d| d.field != "exit");
+                let show = |e: Option<Exit>| e.map_or("running".to_string(), |e| e.to_string());
+                differences.insert(0, Difference { field: "exit".into(), expected: show(ea), got: show(eb) });
             }
-            Step::Assert(_) => {}
-            Step::Run => {
-                let mut steps = 0u64;
-                loop {
-                    let pc = a.resume_pc();
-                    let ea = a.step();
-                    let eb = b.step();
-                    let sa = Snapshot::take(a, ea.unwrap_or(Exit::Halt));
-                    let sb = Snapshot::take(b, eb.unwrap_or(Exit::Halt));
-                    let mut differences = compare_snapshots(&sa, &sb);
-                    if ea.is_some() != eb.is_some() {
-                        differences.retain(|d| d.field != "exit");
-                        let show = |e: Option<Exit>| e.map_or("running".to_string(), |e| e.to_string());
-                        differences.insert(0, Difference { field: "exit".into(), expected: show(ea), got: show(eb) });
-                    }
-                    if !differences.is_empty() {
-                        return Some(FirstDifference { run, steps, pc, differences });
-                    }
-                    if ea.is_some() || steps > 10_000_000 {
-                        break;
-                    }
-                    steps += 1;
-                }
-                run += 1;
+            if !differences.is_empty() {
+                return Break(FirstDifference { run, steps, pc, differences });
             }
+            if ea.is_some() || steps > 10_000_000 {
+                break;
+            }
+            steps += 1;
         }
-    }
-    None
+        run += 1;
+        Continue(())
+    })
 }
 
 fn instruction_count(p: &GenProgram) -> usize {
@@ -434,21 +391,16 @@ impl Explanation {
 pub fn write_vector(program: &GenProgram, name: &str, reference: &mut dyn Backend, path: &Path) -> std::io::Result<()> {
     use crate::vectors::{BlockCost, Costs, SpectoolAssert, SpectoolFile, SpectoolStep, W3fFile};
     let case = program.case(name);
-    let config = case_config(&case, &program.options()).map_err(std::io::Error::other)?;
-    let prepared = prepare(&case, config.clone());
-    setup(&case, reference, &config, &prepared);
+    let prepared = Prepared::new(&case, &program.options()).map_err(std::io::Error::other)?;
     let gas_name = crate::generator::effective_gas(program.gas_model).name();
     let mut steps = Vec::new();
     let mut snapshots = Vec::new();
-    for step in &case.steps {
-        match step {
-            Step::Map(_) | Step::Write(_) | Step::SetReg { .. } => {
-                let _ = apply_host_step(reference, step);
-                steps.extend(host_step(step));
-            }
-            Step::Run => {
-                let exit = reference.run();
-                let s = Snapshot::take(reference, exit);
+    drive(&case, &prepared, &mut [reference], |visit, backends| {
+        match visit {
+            Visit::Host { step, .. } => steps.extend(host_step(&case.steps[step])),
+            Visit::Run { .. } => {
+                let exit = backends[0].run();
+                let s = Snapshot::take(&*backends[0], exit);
                 steps.push(SpectoolStep::Run {});
                 steps.push(SpectoolStep::Assert(SpectoolAssert {
                     status: Some(exit.status().to_string()),
@@ -461,9 +413,10 @@ pub fn write_vector(program: &GenProgram, name: &str, reference: &mut dyn Backen
                 }));
                 snapshots.push(s);
             }
-            Step::Assert(_) => {}
+            Visit::Assert { .. } => {}
         }
-    }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
     let single_run = snapshots.len() == 1 && program.block_costs.is_none();
     let text = if single_run {
         let s = &snapshots[0];

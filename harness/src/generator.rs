@@ -564,7 +564,12 @@ impl GenProgram {
 
     /// The run options this program needs.
     pub fn options(&self) -> RunOptions {
-        RunOptions { profile: Some(self.profile), gas: self.gas_model, details: false }
+        RunOptions {
+            profile: Some(self.profile),
+            gas: self.gas_model,
+            details: false,
+            known: crate::backends::known_difference,
+        }
     }
 
     /// The program as a harness case (steps without assertions).
@@ -785,6 +790,29 @@ fn layout(code: &GenCode, profile: Profile) -> (Blob, Vec<u32>) {
     (Blob::new(table, bytes, starts), starts_pc)
 }
 
+const INPUT_BYTES: usize = 2048;
+
+/// The generator input of program `index` of a seeded run (splitmix64 over `(seed, index)`).
+pub fn seed_bytes(seed: u64, index: u64) -> Vec<u8> {
+    let mut state = seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17) ^ 0xD1B5_4A32_D192_ED03;
+    let mut out = Vec::with_capacity(INPUT_BYTES);
+    while out.len() < INPUT_BYTES {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        out.extend_from_slice(&(z ^ (z >> 31)).to_le_bytes());
+    }
+    out
+}
+
+/// Program `index` of a seeded run.
+pub fn generate(seed: u64, index: u64, config: GenConfig) -> GenProgram {
+    let bytes = seed_bytes(seed, index);
+    GenProgram::generate(&mut Unstructured::new(&bytes), config)
+        .expect("the generator only fails on exhausted input, and it never needs this much")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -793,7 +821,7 @@ mod tests {
     fn programs(config: GenConfig, n: u64) -> Vec<GenProgram> {
         (0..n)
             .map(|seed| {
-                let bytes = crate::diff::seed_bytes(seed, 0);
+                let bytes = seed_bytes(seed, 0);
                 GenProgram::generate(&mut Unstructured::new(&bytes), config).unwrap()
             })
             .collect()

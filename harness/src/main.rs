@@ -303,7 +303,12 @@ fn main() -> ExitCode {
                 Ok(b) => b,
                 Err(e) => return unusable(e),
             };
-            let options = RunOptions { profile: profile.profile(), gas: gas_model, details: true };
+            let options = RunOptions {
+                profile: profile.profile(),
+                gas: gas_model,
+                details: true,
+                known: javm_harness::backends::known_difference,
+            };
             let reports = ReportPaths { json, junit, markdown, html };
             vectors::run(VectorsArgs { paths, backends, options, reports, strict, snapshots })
         }

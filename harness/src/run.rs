@@ -10,13 +10,32 @@ use crate::vectors::{Case, Step};
 pub use crate::vectors::GasChoice;
 
 /// Per-run choices; `None` profile means "auto" (by format).
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct RunOptions {
     pub profile: Option<Profile>,
     pub gas: GasChoice,
     /// Also record what a report shows (the instruction each run ended at, the disassembly
     /// around a failure); off where only the verdict counts (`diff`, fuzzing).
     pub details: bool,
+    /// Which differences between two backends are listed known differences of one of them:
+    /// the registry's judgement (`backends::known_difference`) where external
+    /// implementations may run, none by default.
+    pub known: KnownDifferences,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions { profile: None, gas: GasChoice::default(), details: false, known: no_known_differences }
+    }
+}
+
+/// Decides whether the difference between two backends' snapshots (name, snapshot) on a
+/// case is a listed known difference of one of them: its name, else `None`.
+pub type KnownDifferences = fn((&str, &Snapshot), (&str, &Snapshot), &Case, &RunOptions) -> Option<String>;
+
+/// The judgement that knows no differences.
+pub fn no_known_differences(_: (&str, &Snapshot), _: (&str, &Snapshot), _: &Case, _: &RunOptions) -> Option<String> {
+    None
 }
 
 /// The configuration a case runs with under the given options.
@@ -199,13 +218,82 @@ pub fn apply_host_step(b: &mut dyn Backend, step: &Step) -> Result<(), (&'static
     }
 }
 
+/// A case's program prepared once for every backend: its configuration and the engine's
+/// preparation (a blob that does not decode runs as an immediate panic).
+pub struct Prepared {
+    pub config: Config,
+    pub program: Result<Arc<Program>, BlobError>,
+}
+
+impl Prepared {
+    pub fn new(case: &Case, options: &RunOptions) -> Result<Prepared, String> {
+        let config = case_config(case, options)?;
+        let program = prepare(case, config.clone());
+        Ok(Prepared { config, program })
+    }
+}
+
+/// A step of a case the step loop hands to its caller (host steps it applies itself).
+pub enum Visit<'c> {
+    /// A host step was applied to every backend; those that refused it are listed (the
+    /// backend's index, the step's name and the error).
+    Host { step: usize, failures: Vec<(usize, &'static str, javm_engine::MemoryError)> },
+    /// Run every backend (to its exit, or however the caller executes them).
+    Run { step: usize },
+    /// Check the last run's states.
+    Assert { step: usize, expect: &'c crate::vectors::Expect },
+}
+
+/// The step loop every way of executing a case shares (`vectors`, `diff`, the minimiser,
+/// the first-difference search, the fuzz bodies): loads the prepared program into every
+/// backend with the case's pc and gas, applies each host step (map, write, set-reg) to every
+/// backend in order, and hands failures, runs and asserts to `visit` with the backends. It
+/// stops early with the value `visit` breaks with.
+pub fn drive<T>(
+    case: &Case,
+    prepared: &Prepared,
+    backends: &mut [&mut dyn Backend],
+    mut visit: impl FnMut(Visit<'_>, &mut [&mut dyn Backend]) -> std::ops::ControlFlow<T>,
+) -> Option<T> {
+    use std::ops::ControlFlow::Break;
+    for b in backends.iter_mut() {
+        load_program(&mut **b, &case.program, &prepared.config, &prepared.program);
+        b.set_pc(case.initial_pc);
+        b.set_gas(case.initial_gas);
+    }
+    for (i, step) in case.steps.iter().enumerate() {
+        match step {
+            Step::Map(_) | Step::Write(_) | Step::SetReg { .. } => {
+                let failures = (0..backends.len())
+                    .filter_map(|k| apply_host_step(&mut *backends[k], step).err().map(|(what, e)| (k, what, e)))
+                    .collect();
+                if let Break(t) = visit(Visit::Host { step: i, failures }, backends) {
+                    return Some(t);
+                }
+            }
+            Step::Run => {
+                if let Break(t) = visit(Visit::Run { step: i }, backends) {
+                    return Some(t);
+                }
+            }
+            Step::Assert(expect) => {
+                if let Break(t) = visit(Visit::Assert { step: i, expect }, backends) {
+                    return Some(t);
+                }
+            }
+        }
+    }
+    None
+}
+
 /// Runs a case on every given backend in lockstep. Each backend is checked against the
 /// case's assertions; with more than one backend, their full states are also compared with
 /// the first one's after every run.
 pub fn run_case(case: &Case, options: &RunOptions, backends: &mut [&mut dyn Backend]) -> Outcome {
+    use std::ops::ControlFlow::{Break, Continue};
     let mut outcome = Outcome::new(case);
-    let config = match case_config(case, options) {
-        Ok(c) => c,
+    let prepared = match Prepared::new(case, options) {
+        Ok(p) => p,
         Err(message) => {
             outcome.failures.push(Failure {
                 backend: "setup".into(),
@@ -215,14 +303,9 @@ pub fn run_case(case: &Case, options: &RunOptions, backends: &mut [&mut dyn Back
             return outcome;
         }
     };
+    let (config, program) = (&prepared.config, &prepared.program);
     outcome.profile = config.profile.to_string();
     outcome.gas_model = config.gas.to_string();
-    let program = prepare(case, config.clone());
-    for b in backends.iter_mut() {
-        load_program(&mut **b, &case.program, &config, &program);
-        b.set_pc(case.initial_pc);
-        b.set_gas(case.initial_gas);
-    }
     outcome.snapshots = vec![Vec::new(); backends.len()];
     let mut finished = false;
     let setup_failure = |backend: &str, step: usize, field: &str, message: String| Failure {
@@ -230,67 +313,62 @@ pub fn run_case(case: &Case, options: &RunOptions, backends: &mut [&mut dyn Back
         step,
         difference: Difference { field: field.into(), expected: "success".into(), got: message },
     };
-    for (i, step) in case.steps.iter().enumerate() {
-        match step {
-            Step::Map(_) | Step::Write(_) | Step::SetReg { .. } => {
-                for b in backends.iter_mut() {
-                    if let Err((what, e)) = apply_host_step(&mut **b, step) {
-                        outcome.failures.push(setup_failure(b.name(), i, what, e.to_string()));
-                    }
+    /// A backend refused the program: the case runs again without it.
+    struct Refused;
+    let refused = drive(case, &prepared, backends, |visit, backends| {
+        match visit {
+            Visit::Host { step, failures } => {
+                for (k, what, error) in failures {
+                    outcome.failures.push(setup_failure(backends[k].name(), step, what, error.to_string()));
                 }
             }
-            Step::Run => {
+            Visit::Run { step: i } => {
                 // A backend that refuses the program (at load, or a mapping it cannot make)
-                // sits the case out: the case runs again without it.
+                // sits the case out.
                 if backends.iter().any(|b| b.refusal().is_some()) {
-                    return without_refusing(case, options, backends);
+                    return Break(Refused);
                 }
                 for (k, b) in backends.iter_mut().enumerate() {
                     let exit: Exit = b.run();
                     outcome.snapshots[k].push(Snapshot::take(&**b, exit));
                 }
-                if let Some(first) = outcome.snapshots.first().and_then(|s| s.last()) {
-                    outcome.exits.push(first.exit.to_string());
-                    // A finished program only repeats its exit; the model checks fresh exits.
-                    let repeated = finished;
-                    finished = !first.exit.is_resumable();
-                    if let (Ok(p), false) = (&program, repeated) {
-                        if let Some(d) = crate::oracle::check_fault(p, first) {
-                            outcome.failures.push(Failure { backend: "model".into(), step: i, difference: d });
-                        }
+                let Some(first) = outcome.snapshots.first().and_then(|s| s.last()) else { return Continue(()) };
+                outcome.exits.push(first.exit.to_string());
+                // A finished program only repeats its exit; the model checks fresh exits.
+                let repeated = finished;
+                finished = !first.exit.is_resumable();
+                if let (Ok(p), false) = (program, repeated) {
+                    if let Some(d) = crate::oracle::check_fault(p, first) {
+                        outcome.failures.push(Failure { backend: "model".into(), step: i, difference: d });
                     }
-                    for k in 1..backends.len() {
-                        let other = outcome.snapshots[k].last().expect("every backend ran");
-                        let pair = format!("{} vs {}", backends[0].name(), backends[k].name());
-                        let fold = !backends[0].distinguishes_trap() || !backends[k].distinguishes_trap();
-                        let differences = if fold {
-                            compare_snapshots(&fold_trap(first), &fold_trap(other))
-                        } else {
-                            compare_snapshots(first, other)
-                        };
-                        if differences.is_empty() {
-                            continue;
+                }
+                for k in 1..backends.len() {
+                    let other = outcome.snapshots[k].last().expect("every backend ran");
+                    let pair = format!("{} vs {}", backends[0].name(), backends[k].name());
+                    let fold = !backends[0].distinguishes_trap() || !backends[k].distinguishes_trap();
+                    let differences = if fold {
+                        compare_snapshots(&fold_trap(first), &fold_trap(other))
+                    } else {
+                        compare_snapshots(first, other)
+                    };
+                    if differences.is_empty() {
+                        continue;
+                    }
+                    let known =
+                        (options.known)((backends[0].name(), first), (backends[k].name(), other), case, options);
+                    match known {
+                        Some(name) => {
+                            outcome.known.push(KnownDifference { who: pair, name, detail: format!("step {i}") })
                         }
-                        let known = crate::backends::known_difference(
-                            (backends[0].name(), first),
-                            (backends[k].name(), other),
-                            case,
-                            options,
-                        );
-                        match known {
-                            Some(name) => {
-                                outcome.known.push(KnownDifference { who: pair, name, detail: format!("step {i}") })
-                            }
-                            None => outcome.failures.extend(differences.into_iter().map(|d| Failure {
-                                backend: pair.clone(),
-                                step: i,
-                                difference: d,
-                            })),
-                        }
+                        None => outcome.failures.extend(differences.into_iter().map(|d| Failure {
+                            backend: pair.clone(),
+                            step: i,
+                            difference: d,
+                        })),
                     }
                 }
             }
-            Step::Assert(expect) => {
+            Visit::Assert { step: i, expect } => {
                 for (k, b) in backends.iter().enumerate() {
                     match outcome.snapshots[k].last() {
                         Some(s) => {
@@ -305,12 +383,16 @@ pub fn run_case(case: &Case, options: &RunOptions, backends: &mut [&mut dyn Back
                 }
             }
         }
+        Continue(())
+    });
+    if refused.is_some() {
+        return without_refusing(case, options, backends);
     }
     outcome.passed = outcome.failures.is_empty();
     // What the dashboard shows: the instruction each run ended at, and for a failure the
     // code around where the first backend stopped (from the program prepared above; nothing
     // is done when details are off, as in `diff`).
-    if let (true, Ok(prepared)) = (options.details, &program) {
+    if let (true, Ok(prepared)) = (options.details, program) {
         let blob = &prepared.blob;
         for (k, b) in backends.iter().enumerate() {
             for s in &outcome.snapshots[k] {

@@ -416,23 +416,6 @@ pub fn is_kernel_text(text: &str) -> bool {
     serde_json::from_str::<Probe>(text).is_ok_and(|p| p.kernel)
 }
 
-/// A vector file of either kind, read once.
-pub enum AnyVector {
-    Pvm(Box<Case>),
-    Kernel(Box<crate::kernel_vectors::KernelVector>),
-}
-
-/// Reads one vector file, a PVM vector or a kernel vector, deciding by its fields.
-pub fn load_any(path: &Path) -> Result<AnyVector, VectorError> {
-    let err = |message: String| VectorError { path: path.to_path_buf(), message };
-    let text = crate::input::read_text(path).map_err(err)?;
-    if is_kernel_text(&text) {
-        crate::kernel_vectors::parse_kernel_vector(&text, path).map(|v| AnyVector::Kernel(Box::new(v))).map_err(err)
-    } else {
-        parse_case_text(&text, path).map(|c| AnyVector::Pvm(Box::new(c))).map_err(err)
-    }
-}
-
 #[derive(Clone, Copy, Default)]
 struct StepsProbe {
     kind_tagged: bool,

@@ -239,7 +239,7 @@ pub fn run(args: NightlyArgs) -> i32 {
         }
     }
     eprintln!("vectors: {}", paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));
-    let options = RunOptions { details: true, ..RunOptions::default() };
+    let options = RunOptions { details: true, known: crate::backends::known_difference, ..RunOptions::default() };
     let mut suite = match load_suite(&paths, &options, false, false, None) {
         Ok(s) => s,
         Err(message) => {

@@ -10,7 +10,7 @@ use rayon::prelude::*;
 
 use crate::backends::BackendSpec;
 use crate::run::{panic_message, run_case, Outcome, RunOptions};
-use crate::vectors::{collect, default_vector_dir, AnyVector, Case};
+use crate::vectors::{collect, default_vector_dir, Case, VectorError};
 
 /// Exit code: everything passed.
 pub const EXIT_OK: i32 = 0;
@@ -197,7 +197,7 @@ pub fn load_suite(
     // Each file is read once; its fields say which kind of vector it is.
     let mut kernel = Vec::new();
     let mut loaded = Vec::with_capacity(files.len());
-    for result in files.par_iter().map(|f| crate::vectors::load_any(f)).collect::<Vec<_>>() {
+    for result in files.par_iter().map(|f| load_any(f)).collect::<Vec<_>>() {
         match result {
             Ok(AnyVector::Kernel(v)) => kernel.push(*v),
             Ok(AnyVector::Pvm(c)) => loaded.push(Ok(*c)),
@@ -373,5 +373,22 @@ impl ReportPaths {
             seen.push((real, flag));
         }
         Ok(())
+    }
+}
+
+/// A vector file of either kind, read once.
+enum AnyVector {
+    Pvm(Box<Case>),
+    Kernel(Box<crate::kernel_vectors::KernelVector>),
+}
+
+/// Reads one vector file, a PVM vector or a kernel vector, deciding by its fields.
+fn load_any(path: &std::path::Path) -> Result<AnyVector, VectorError> {
+    let err = |message: String| VectorError { path: path.to_path_buf(), message };
+    let text = crate::input::read_text(path).map_err(err)?;
+    if crate::vectors::is_kernel_text(&text) {
+        crate::kernel_vectors::parse_kernel_vector(&text, path).map(|v| AnyVector::Kernel(Box::new(v))).map_err(err)
+    } else {
+        crate::vectors::parse_case_text(&text, path).map(|c| AnyVector::Pvm(Box::new(c))).map_err(err)
     }
 }
