@@ -389,8 +389,21 @@ fn jump_setup(u: &mut Unstructured, reg: u8, table_len: usize) -> Result<GenInst
 }
 
 fn pick_op(u: &mut Unstructured, profile: Profile, terminator: bool) -> Result<Op> {
-    let ops: Vec<Op> =
-        Op::all().filter(|&op| op.number(profile).is_some() && profile.is_terminator(op) == terminator).collect();
+    // The instructions of each profile that do (index 1) or do not (0) end a block, in
+    // table order, listed once.
+    static OPS: std::sync::OnceLock<Vec<[Vec<Op>; 2]>> = std::sync::OnceLock::new();
+    let lists = OPS.get_or_init(|| {
+        Profile::ALL
+            .iter()
+            .map(|&p| {
+                let list =
+                    |t: bool| Op::all().filter(|&op| op.number(p).is_some() && p.is_terminator(op) == t).collect();
+                [list(false), list(true)]
+            })
+            .collect()
+    });
+    let column = Profile::ALL.iter().position(|&p| p == profile).expect("every profile is listed");
+    let ops = &lists[column][terminator as usize];
     Ok(ops[u.choose_index(ops.len())?])
 }
 

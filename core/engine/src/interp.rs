@@ -337,43 +337,43 @@ impl SelectOp for SelectBranch {
     }
 }
 
-fn load_handler(width: Width, signed: bool, addr: Addr) -> Handler {
-    fn by_addr<const N: usize, const SIGNED: bool>(addr: Addr) -> Handler {
-        match addr {
-            Addr::Absolute => load::<N, SIGNED, { addr_index(Addr::Absolute) }>,
-            Addr::IndirectA => load::<N, SIGNED, { addr_index(Addr::IndirectA) }>,
-            Addr::IndirectB => load::<N, SIGNED, { addr_index(Addr::IndirectB) }>,
-        }
-    }
-    match (width, signed) {
-        (Width::B1, false) => by_addr::<1, false>(addr),
-        (Width::B1, true) => by_addr::<1, true>(addr),
-        (Width::B2, false) => by_addr::<2, false>(addr),
-        (Width::B2, true) => by_addr::<2, true>(addr),
-        (Width::B4, false) => by_addr::<4, false>(addr),
-        (Width::B4, true) => by_addr::<4, true>(addr),
-        (Width::B8, _) => by_addr::<8, false>(addr),
+fn memory<const N: usize, const FLAG: bool, const ADDR: u8, const STORE: bool>(m: &mut Machine<'_>, s: &Slot) -> u32 {
+    if STORE {
+        store::<N, FLAG, ADDR>(m, s)
+    } else {
+        load::<N, FLAG, ADDR>(m, s)
     }
 }
 
-fn store_handler(width: Width, value: Source, addr: Addr) -> Handler {
-    fn by_addr<const N: usize, const IMM: bool>(addr: Addr) -> Handler {
+/// The handler of a load (`flag`: it sign-extends) or a store (`flag`: it stores `Y`) of
+/// `width` bytes at `addr`.
+fn memory_handler(store: bool, width: Width, flag: bool, addr: Addr) -> Handler {
+    fn by_addr<const N: usize, const FLAG: bool, const STORE: bool>(addr: Addr) -> Handler {
         match addr {
-            Addr::Absolute => store::<N, IMM, { addr_index(Addr::Absolute) }>,
-            Addr::IndirectA => store::<N, IMM, { addr_index(Addr::IndirectA) }>,
-            Addr::IndirectB => store::<N, IMM, { addr_index(Addr::IndirectB) }>,
+            Addr::Absolute => memory::<N, FLAG, { addr_index(Addr::Absolute) }, STORE>,
+            Addr::IndirectA => memory::<N, FLAG, { addr_index(Addr::IndirectA) }, STORE>,
+            Addr::IndirectB => memory::<N, FLAG, { addr_index(Addr::IndirectB) }, STORE>,
         }
     }
-    let imm = value == Source::Imm;
-    match (width, imm) {
-        (Width::B1, false) => by_addr::<1, false>(addr),
-        (Width::B1, true) => by_addr::<1, true>(addr),
-        (Width::B2, false) => by_addr::<2, false>(addr),
-        (Width::B2, true) => by_addr::<2, true>(addr),
-        (Width::B4, false) => by_addr::<4, false>(addr),
-        (Width::B4, true) => by_addr::<4, true>(addr),
-        (Width::B8, false) => by_addr::<8, false>(addr),
-        (Width::B8, true) => by_addr::<8, true>(addr),
+    fn by_flag<const N: usize, const STORE: bool>(flag: bool, addr: Addr) -> Handler {
+        if flag {
+            by_addr::<N, true, STORE>(addr)
+        } else {
+            by_addr::<N, false, STORE>(addr)
+        }
+    }
+    fn by_width<const STORE: bool>(width: Width, flag: bool, addr: Addr) -> Handler {
+        match width {
+            Width::B1 => by_flag::<1, STORE>(flag, addr),
+            Width::B2 => by_flag::<2, STORE>(flag, addr),
+            Width::B4 => by_flag::<4, STORE>(flag, addr),
+            Width::B8 => by_flag::<8, STORE>(flag, addr),
+        }
+    }
+    if store {
+        by_width::<true>(width, flag, addr)
+    } else {
+        by_width::<false>(width, flag, addr)
     }
 }
 
@@ -386,8 +386,8 @@ fn handler(kind: Kind) -> Handler {
         Kind::HostCall => host_call,
         Kind::Sbrk => panic,
         Kind::LoadImm => load_imm,
-        Kind::Load { width, signed, addr } => load_handler(width, signed, addr),
-        Kind::Store { width, value, addr } => store_handler(width, value, addr),
+        Kind::Load { width, signed, addr } => memory_handler(false, width, signed, addr),
+        Kind::Store { width, value, addr } => memory_handler(true, width, value == Source::Imm, addr),
         Kind::Jump => jump,
         Kind::LoadImmJump => load_imm_jump,
         Kind::JumpInd => jump_ind,
