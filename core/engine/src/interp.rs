@@ -225,11 +225,8 @@ fn load_imm(m: &mut Machine<'_>, s: &Slot) -> u32 {
 
 fn load<const N: usize, const SIGNED: bool, const ADDR: u8>(m: &mut Machine<'_>, s: &Slot) -> u32 {
     let address = m.address::<ADDR>(s);
-    match m.memory.load::<N>(address) {
-        Ok(bytes) => {
-            let mut wide = [0u8; 8];
-            wide[..N].copy_from_slice(&bytes);
-            let mut value = u64::from_le_bytes(wide);
+    match m.memory.load_le::<N>(address) {
+        Ok(mut value) => {
             if SIGNED && N < 8 {
                 let shift = 64 - 8 * N as u32;
                 value = (((value << shift) as i64) >> shift) as u64;
@@ -244,9 +241,7 @@ fn load<const N: usize, const SIGNED: bool, const ADDR: u8>(m: &mut Machine<'_>,
 fn store<const N: usize, const IMM: bool, const ADDR: u8>(m: &mut Machine<'_>, s: &Slot) -> u32 {
     let address = m.address::<ADDR>(s);
     let value = if IMM { s.y } else { m.reg(s.a) };
-    let mut bytes = [0u8; N];
-    bytes.copy_from_slice(&value.to_le_bytes()[..N]);
-    match m.memory.store::<N>(address, bytes) {
+    match m.memory.store_le::<N>(address, value) {
         Ok(()) => s.next,
         Err(fault) => m.fault(fault, s),
     }

@@ -69,7 +69,7 @@ pub fn host_range(address: u32, length: u64) -> Result<(u64, u64), MemoryError> 
 /// programs cheaply.
 pub struct PageMemory {
     /// Per page: 0 when unmapped, else `MAPPED | WRITABLE? | slot` (slot 0: all zero).
-    table: Vec<u32>,
+    table: Box<[u32; PAGE_COUNT]>,
     /// Page storage; slot 0 is the zero page and is never written.
     slots: Vec<Box<[u8; PAGE_SIZE as usize]>>,
     /// Slots in use (slot 0 included).
@@ -96,7 +96,7 @@ impl fmt::Debug for PageMemory {
 impl PageMemory {
     pub fn new() -> Self {
         PageMemory {
-            table: vec![0; PAGE_COUNT],
+            table: vec![0; PAGE_COUNT].into_boxed_slice().try_into().expect("PAGE_COUNT entries"),
             slots: vec![Box::new([0; PAGE_SIZE as usize])],
             used: 1,
             mapped: Vec::new(),
@@ -201,6 +201,53 @@ impl PageMemory {
             slot = self.store_page(address);
         }
         &mut self.slots[slot as usize]
+    }
+
+    /// Guest load of `N` (1, 2, 4 or 8) bytes as a little-endian value, zero-extended: the
+    /// fast path for an access inside one mapped page, else [`PageMemory::load`]'s rules.
+    #[inline(always)]
+    pub fn load_le<const N: usize>(&self, address: u32) -> Result<u64, Fault> {
+        let entry = self.table[(address >> PAGE_SHIFT) as usize];
+        let offset = (address & (PAGE_SIZE - 1)) as usize;
+        if entry != 0 && offset + N <= PAGE_SIZE as usize {
+            let page = &self.slots[(entry & SLOT) as usize];
+            let mut wide = [0u8; 8];
+            wide[..N].copy_from_slice(&page[offset..offset + N]);
+            return Ok(u64::from_le_bytes(wide));
+        }
+        self.load_le_slow::<N>(address)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn load_le_slow<const N: usize>(&self, address: u32) -> Result<u64, Fault> {
+        let bytes = self.load::<N>(address)?;
+        let mut wide = [0u8; 8];
+        wide[..N].copy_from_slice(&bytes);
+        Ok(u64::from_le_bytes(wide))
+    }
+
+    /// Guest store of the low `N` (1, 2, 4 or 8) bytes of `value`: the fast path for an
+    /// access inside one writable page that already has storage, else
+    /// [`PageMemory::store`]'s rules.
+    #[inline(always)]
+    pub fn store_le<const N: usize>(&mut self, address: u32, value: u64) -> Result<(), Fault> {
+        let entry = self.table[(address >> PAGE_SHIFT) as usize];
+        let offset = (address & (PAGE_SIZE - 1)) as usize;
+        if entry & WRITABLE != 0 && entry & SLOT != 0 && offset + N <= PAGE_SIZE as usize {
+            let page = &mut self.slots[(entry & SLOT) as usize];
+            page[offset..offset + N].copy_from_slice(&value.to_le_bytes()[..N]);
+            return Ok(());
+        }
+        self.store_le_slow::<N>(address, value)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn store_le_slow<const N: usize>(&mut self, address: u32, value: u64) -> Result<(), Fault> {
+        let mut bytes = [0u8; N];
+        bytes.copy_from_slice(&value.to_le_bytes()[..N]);
+        self.store::<N>(address, bytes)
     }
 
     /// Guest load of `N` bytes (little-endian value assembled by the caller).
