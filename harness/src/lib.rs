@@ -6,6 +6,8 @@
 
 pub mod backends;
 pub mod bench_programs;
+#[cfg(feature = "polkavm")]
+pub mod bench_reference;
 pub mod commands;
 pub mod coverage;
 pub mod diff;

@@ -163,7 +163,11 @@ enum Command {
         /// Folder with the programs. Default: $JAVM_BENCH, else ../shared/bench.
         #[arg(long)]
         dir: Option<PathBuf>,
-        /// Backends to time, comma-separated (see `vectors --backend`).
+        /// Backends to time, comma-separated (see `vectors --backend`). With the `polkavm`
+        /// feature also `polkavm-interp` and `polkavm-compiler`: PolkaVM's interpreter and
+        /// compiler run as its own tools run them (its blob, compiled per run); the ratios to
+        /// them are printed per program (interpreters to its interpreter, the JIT's run and
+        /// compile to its compiler's).
         #[arg(long, default_value = "interp")]
         backend: String,
         /// Declare a backend served by another process: NAME=COMMAND (repeatable).
@@ -371,11 +375,20 @@ fn main() -> ExitCode {
             Err(e) => return unusable(e),
         },
         Command::Bench { programs, dir, backend, external, runs } => {
-            let backends = match backends(&external).and_then(|b| b.select(&backend)) {
+            // PolkaVM's own backends are timed apart from the registry's.
+            let (references, ours): (Vec<&str>, Vec<&str>) =
+                backend.split(',').map(str::trim).partition(|n| bench::reference_names().contains(n));
+            let backends = if ours.is_empty() {
+                Ok(Vec::new())
+            } else {
+                backends(&external).and_then(|b| b.select(&ours.join(",")))
+            };
+            let backends = match backends {
                 Ok(b) => b,
                 Err(e) => return unusable(e),
             };
-            bench::run(BenchArgs { dir, programs, backends, runs: runs as usize })
+            let references = references.into_iter().map(String::from).collect();
+            bench::run(BenchArgs { dir, programs, backends, references, runs: runs as usize })
         }
     };
     ExitCode::from(code as u8)

@@ -11,7 +11,29 @@ pub struct BenchArgs {
     pub dir: Option<PathBuf>,
     pub programs: Vec<String>,
     pub backends: Vec<BackendSpec>,
+    /// PolkaVM's own backends, run as its tools run them (`polkavm-interp`,
+    /// `polkavm-compiler`; feature `polkavm`).
+    pub references: Vec<String>,
     pub runs: usize,
+}
+
+/// The names of PolkaVM's own backends this build can time.
+pub fn reference_names() -> &'static [&'static str] {
+    #[cfg(feature = "polkavm")]
+    {
+        &["polkavm-interp", "polkavm-compiler"]
+    }
+    #[cfg(not(feature = "polkavm"))]
+    {
+        &[]
+    }
+}
+
+/// One measured row: median run time and preparation (decode + compile) time.
+struct Row {
+    name: String,
+    run: f64,
+    prepare: f64,
 }
 
 const GAS: i64 = 1 << 40;
@@ -29,7 +51,7 @@ pub fn run(args: BenchArgs) -> i32 {
         if args.programs.is_empty() { NAMES.iter().map(|s| s.to_string()).collect() } else { args.programs.clone() };
     let mut wrong = 0;
     println!(
-        "{:<10} {:<12} {:>12} {:>12} {:>14} {:>11} {:>13}",
+        "{:<10} {:<16} {:>12} {:>12} {:>14} {:>11} {:>13}",
         "program", "backend", "instructions", "median ms", "M instr/s", "prepare ms", "prepare µs/KiB"
     );
     for name in &names {
@@ -40,7 +62,7 @@ pub fn run(args: BenchArgs) -> i32 {
                 return EXIT_UNUSABLE;
             }
         };
-        let mut medians: Vec<(String, f64)> = Vec::new();
+        let mut rows: Vec<Row> = Vec::new();
         for kind in &args.backends {
             let mut backend = match kind.create() {
                 Ok(b) => b,
@@ -101,11 +123,11 @@ pub fn run(args: BenchArgs) -> i32 {
             }
             times.sort();
             let median = times[times.len() / 2];
-            medians.push((kind.name().to_string(), median.as_secs_f64()));
+            rows.push(Row { name: kind.name().to_string(), run: median.as_secs_f64(), prepare: prepare.as_secs_f64() });
             let rate = bench.instructions as f64 / median.as_secs_f64() / 1e6;
             let kib = bench.code.len() as f64 / 1024.0;
             println!(
-                "{:<10} {:<12} {:>12} {:>12.3} {:>14.1} {:>11.3} {:>13.1}",
+                "{:<10} {:<16} {:>12} {:>12.3} {:>14.1} {:>11.3} {:>13.1}",
                 bench.name,
                 kind.name(),
                 bench.instructions,
@@ -115,26 +137,83 @@ pub fn run(args: BenchArgs) -> i32 {
                 prepare.as_secs_f64() * 1e6 / kib
             );
         }
-        // Ratios to PolkaVM measured in this same run (the untraced build when both ran).
-        let reference = medians
-            .iter()
-            .find(|(n, _)| n == "polkavm-fast")
-            .or_else(|| medians.iter().find(|(n, _)| n == "polkavm"))
-            .cloned();
-        if let Some((reference, time)) = reference {
-            let ratios: Vec<String> = medians
-                .iter()
-                .filter(|(n, _)| !n.starts_with("polkavm"))
-                .map(|(n, t)| format!("{n} {:.2}x", t / time))
-                .collect();
-            if !ratios.is_empty() {
-                println!("{:<10} time / {reference}: {}", bench.name, ratios.join(", "));
+        #[cfg(feature = "polkavm")]
+        for name in &args.references {
+            match time_reference(&dir, &bench, name, args.runs) {
+                Ok(row) => {
+                    let kib = bench.code.len() as f64 / 1024.0;
+                    println!(
+                        "{:<10} {:<16} {:>12} {:>12.3} {:>14.1} {:>11.3} {:>13.1}",
+                        bench.name,
+                        row.name,
+                        bench.instructions,
+                        row.run * 1e3,
+                        bench.instructions as f64 / row.run / 1e6,
+                        row.prepare * 1e3,
+                        row.prepare * 1e6 / kib
+                    );
+                    rows.push(row);
+                }
+                Err(e) => {
+                    eprintln!("error: {}: {e}", bench.name);
+                    wrong += 1;
+                }
             }
         }
+        print_ratios(&bench.name, &rows);
     }
     if wrong > 0 {
         EXIT_FAILED
     } else {
         EXIT_OK
     }
+}
+
+/// Ratios to PolkaVM measured in this same run: the interpreters to PolkaVM's interpreter,
+/// the JIT (run and compile) to its compiler; without those, to the `polkavm` backend.
+fn print_ratios(program: &str, rows: &[Row]) {
+    let find = |name: &str| rows.iter().find(|r| r.name == name);
+    let ours = |r: &&Row| !r.name.starts_with("polkavm");
+    if let Some(reference) = find("polkavm-interp").or_else(|| find("polkavm-fast")).or_else(|| find("polkavm")) {
+        let ratios: Vec<String> =
+            rows.iter().filter(ours).map(|r| format!("{} {:.2}x", r.name, r.run / reference.run)).collect();
+        if !ratios.is_empty() {
+            println!("{:<10} time / {}: {}", program, reference.name, ratios.join(", "));
+        }
+    }
+    if let (Some(compiler), Some(jit)) = (find("polkavm-compiler"), find("jit")) {
+        println!(
+            "{:<10} jit / polkavm-compiler: run {:.2}x, compile {:.2}x",
+            program,
+            jit.run / compiler.run,
+            jit.prepare / compiler.prepare
+        );
+    }
+}
+
+/// Times one of PolkaVM's own backends on a program: the median run and the median compile.
+#[cfg(feature = "polkavm")]
+fn time_reference(dir: &std::path::Path, bench: &BenchProgram, name: &str, runs: usize) -> Result<Row, String> {
+    use crate::bench_reference::{Reference, Runner};
+    let reference = Reference::from_name(name).ok_or_else(|| format!("unknown PolkaVM reference {name}"))?;
+    let mut runner = Runner::new(reference)?;
+    let (mut run, mut compile) = (Vec::new(), Vec::new());
+    for _ in 0..runs.max(1) {
+        let t = runner.run(dir, bench)?;
+        if t.checksum != bench.checksum || t.instructions != bench.instructions || t.host_calls != bench.host_calls {
+            return Err(format!(
+                "{name}: checksum {:#x} (expected {:#x}), {} instructions (expected {}), {} host calls (expected {})",
+                t.checksum, bench.checksum, t.instructions, bench.instructions, t.host_calls, bench.host_calls
+            ));
+        }
+        run.push(t.run);
+        compile.push(t.compile);
+    }
+    run.sort();
+    compile.sort();
+    Ok(Row {
+        name: name.to_string(),
+        run: run[run.len() / 2].as_secs_f64(),
+        prepare: compile[compile.len() / 2].as_secs_f64(),
+    })
 }
