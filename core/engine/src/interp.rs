@@ -33,6 +33,8 @@ struct Translation {
     /// The program these slots are for.
     program: Option<Arc<Program>>,
     slots: Vec<Slot>,
+    /// Slot index → the index of its instruction (or of the instruction it charges for).
+    inst_of: Vec<u32>,
     /// Instruction index → the slot a jump to it enters (its charge, if it has one).
     entry: Vec<u32>,
     /// Instruction index → the instruction's own slot (after its charge).
@@ -42,9 +44,10 @@ struct Translation {
 /// What a handler returns instead of a slot index when the run stops.
 const STOP: u32 = u32::MAX;
 
-/// A handler: executes its slot and returns the next slot's index, or [`STOP`] after
-/// recording the exit in the machine.
-type Handler = fn(&mut Machine<'_>, &Slot) -> u32;
+/// A handler: executes its slot (the third argument is the slot's index) and returns the
+/// next slot's index, or [`STOP`] after recording the exit in the machine. Slots are laid out
+/// in fall-through order, so the next instruction's slot is always the one after.
+type Handler = fn(&mut Machine<'_>, &Slot, u32) -> u32;
 
 /// One translated instruction, or the gas charge of a block entry.
 #[derive(Clone, Copy)]
@@ -54,14 +57,10 @@ struct Slot {
     a: u8,
     b: u8,
     d: u8,
-    /// Index of the instruction in the program.
-    inst: u32,
     /// `X` (the cost, for a charge).
     x: u64,
     /// `Y`; for a static jump or branch, the charge of the target block.
     y: u64,
-    /// The slot after this one in fall-through order.
-    next: u32,
     /// The static target's slot, `NONE` when the target is not valid: its instruction under
     /// block gas (the jump charges the block), its charge under per-instruction gas.
     target: u32,
@@ -69,7 +68,7 @@ struct Slot {
 
 impl std::fmt::Debug for Slot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Slot(inst {}, next {}, target {})", self.inst, self.next, self.target)
+        write!(f, "Slot(x {:#x}, y {:#x}, target {})", self.x, self.y, self.target)
     }
 }
 
@@ -80,7 +79,6 @@ struct Machine<'a> {
     memory: &'a mut PageMemory,
     program: &'a Program,
     entry: &'a [u32],
-    slots: &'a [Slot],
     /// The exit, once a handler stops the run.
     exit: Option<Stopped>,
 }
@@ -89,8 +87,8 @@ struct Machine<'a> {
 #[derive(Clone, Copy)]
 struct Stopped {
     exit: Exit,
-    /// Instruction index.
-    inst: u32,
+    /// The slot it stopped at.
+    slot: u32,
     /// The next run continues after the instruction (host calls).
     resume_next: bool,
     /// Stopped at a block's charge: the charge is still due.
@@ -109,16 +107,16 @@ impl Machine<'_> {
     }
 
     #[cold]
-    fn stop(&mut self, exit: Exit, slot: &Slot) -> u32 {
-        self.exit = Some(Stopped { exit, inst: slot.inst, resume_next: false, at_charge: false });
+    fn stop(&mut self, exit: Exit, at: u32) -> u32 {
+        self.exit = Some(Stopped { exit, slot: at, resume_next: false, at_charge: false });
         STOP
     }
 
     #[cold]
-    fn fault(&mut self, fault: Fault, slot: &Slot) -> u32 {
+    fn fault(&mut self, fault: Fault, at: u32) -> u32 {
         match fault {
-            Fault::Panic => self.stop(Exit::Panic, slot),
-            Fault::PageFault(address) => self.stop(Exit::PageFault(address), slot),
+            Fault::Panic => self.stop(Exit::Panic, at),
+            Fault::PageFault(address) => self.stop(Exit::PageFault(address), at),
         }
     }
 
@@ -135,25 +133,24 @@ impl Machine<'_> {
     /// A static jump: the target block's charge (`slot.y`) is taken here, and the run goes
     /// on at the target instruction itself.
     #[inline(always)]
-    fn jump(&mut self, slot: &Slot) -> u32 {
+    fn jump(&mut self, slot: &Slot, at: u32) -> u32 {
         let mut pending = true;
         if slot.target == NONE {
-            self.stop(Exit::Panic, slot)
+            self.stop(Exit::Panic, at)
         } else if charge(&mut self.gas, &mut pending, false, slot.y) {
             slot.target
         } else {
-            let inst = self.slots[slot.target as usize].inst;
-            self.exit = Some(Stopped { exit: Exit::OutOfGas, inst, resume_next: false, at_charge: true });
+            self.exit = Some(Stopped { exit: Exit::OutOfGas, slot: slot.target, resume_next: false, at_charge: true });
             STOP
         }
     }
 
     #[inline(always)]
-    fn dynamic_jump(&mut self, address: u32, slot: &Slot) -> u32 {
+    fn dynamic_jump(&mut self, address: u32, at: u32) -> u32 {
         match self.program.dynamic_target(address) {
             DynamicJump::To(inst) => self.entry[inst as usize],
-            DynamicJump::Halt => self.stop(Exit::Halt, slot),
-            DynamicJump::Invalid => self.stop(Exit::Panic, slot),
+            DynamicJump::Halt => self.stop(Exit::Halt, at),
+            DynamicJump::Invalid => self.stop(Exit::Panic, at),
         }
     }
 }
@@ -172,58 +169,58 @@ const fn addr_index(addr: Addr) -> u8 {
 
 // ---- handlers ---------------------------------------------------------------------------
 
-fn charge_block(m: &mut Machine<'_>, s: &Slot) -> u32 {
+fn charge_block(m: &mut Machine<'_>, s: &Slot, at: u32) -> u32 {
     let mut pending = true;
     if charge(&mut m.gas, &mut pending, false, s.x) {
-        s.next
+        at + 1
     } else {
-        out_of_gas(m, s)
+        out_of_gas(m, at)
     }
 }
 
-fn charge_unit(m: &mut Machine<'_>, s: &Slot) -> u32 {
+fn charge_unit(m: &mut Machine<'_>, _: &Slot, at: u32) -> u32 {
     m.gas = m.gas.wrapping_sub(1);
     if m.gas >= 0 {
-        s.next
+        at + 1
     } else {
-        out_of_gas(m, s)
+        out_of_gas(m, at)
     }
 }
 
 #[cold]
-fn out_of_gas(m: &mut Machine<'_>, s: &Slot) -> u32 {
-    m.exit = Some(Stopped { exit: Exit::OutOfGas, inst: s.inst, resume_next: false, at_charge: true });
+fn out_of_gas(m: &mut Machine<'_>, at: u32) -> u32 {
+    m.exit = Some(Stopped { exit: Exit::OutOfGas, slot: at, resume_next: false, at_charge: true });
     STOP
 }
 
-fn trap(m: &mut Machine<'_>, s: &Slot) -> u32 {
-    m.stop(Exit::Trap, s)
+fn trap(m: &mut Machine<'_>, _: &Slot, at: u32) -> u32 {
+    m.stop(Exit::Trap, at)
 }
 
-fn panic(m: &mut Machine<'_>, s: &Slot) -> u32 {
-    m.stop(Exit::Panic, s)
+fn panic(m: &mut Machine<'_>, _: &Slot, at: u32) -> u32 {
+    m.stop(Exit::Panic, at)
 }
 
-fn nop(_: &mut Machine<'_>, s: &Slot) -> u32 {
-    s.next
+fn nop(_: &mut Machine<'_>, _: &Slot, at: u32) -> u32 {
+    at + 1
 }
 
-fn ecall(m: &mut Machine<'_>, s: &Slot) -> u32 {
-    m.exit = Some(Stopped { exit: Exit::Ecall, inst: s.inst, resume_next: true, at_charge: false });
+fn ecall(m: &mut Machine<'_>, _: &Slot, at: u32) -> u32 {
+    m.exit = Some(Stopped { exit: Exit::Ecall, slot: at, resume_next: true, at_charge: false });
     STOP
 }
 
-fn host_call(m: &mut Machine<'_>, s: &Slot) -> u32 {
-    m.exit = Some(Stopped { exit: Exit::HostCall(s.x as u32), inst: s.inst, resume_next: true, at_charge: false });
+fn host_call(m: &mut Machine<'_>, s: &Slot, at: u32) -> u32 {
+    m.exit = Some(Stopped { exit: Exit::HostCall(s.x as u32), slot: at, resume_next: true, at_charge: false });
     STOP
 }
 
-fn load_imm(m: &mut Machine<'_>, s: &Slot) -> u32 {
+fn load_imm(m: &mut Machine<'_>, s: &Slot, at: u32) -> u32 {
     m.set(s.a, s.x);
-    s.next
+    at + 1
 }
 
-fn load<const N: usize, const SIGNED: bool, const ADDR: u8>(m: &mut Machine<'_>, s: &Slot) -> u32 {
+fn load<const N: usize, const SIGNED: bool, const ADDR: u8>(m: &mut Machine<'_>, s: &Slot, at: u32) -> u32 {
     let address = m.address::<ADDR>(s);
     match m.memory.load_le::<N>(address) {
         Ok(mut value) => {
@@ -232,68 +229,68 @@ fn load<const N: usize, const SIGNED: bool, const ADDR: u8>(m: &mut Machine<'_>,
                 value = (((value << shift) as i64) >> shift) as u64;
             }
             m.set(s.a, value);
-            s.next
+            at + 1
         }
-        Err(fault) => m.fault(fault, s),
+        Err(fault) => m.fault(fault, at),
     }
 }
 
-fn store<const N: usize, const IMM: bool, const ADDR: u8>(m: &mut Machine<'_>, s: &Slot) -> u32 {
+fn store<const N: usize, const IMM: bool, const ADDR: u8>(m: &mut Machine<'_>, s: &Slot, at: u32) -> u32 {
     let address = m.address::<ADDR>(s);
     let value = if IMM { s.y } else { m.reg(s.a) };
     match m.memory.store_le::<N>(address, value) {
-        Ok(()) => s.next,
-        Err(fault) => m.fault(fault, s),
+        Ok(()) => at + 1,
+        Err(fault) => m.fault(fault, at),
     }
 }
 
-fn jump(m: &mut Machine<'_>, s: &Slot) -> u32 {
-    m.jump(s)
+fn jump(m: &mut Machine<'_>, s: &Slot, at: u32) -> u32 {
+    m.jump(s, at)
 }
 
-fn load_imm_jump(m: &mut Machine<'_>, s: &Slot) -> u32 {
+fn load_imm_jump(m: &mut Machine<'_>, s: &Slot, at: u32) -> u32 {
     m.set(s.a, s.x);
-    m.jump(s)
+    m.jump(s, at)
 }
 
-fn jump_ind(m: &mut Machine<'_>, s: &Slot) -> u32 {
+fn jump_ind(m: &mut Machine<'_>, s: &Slot, at: u32) -> u32 {
     let address = m.reg(s.a).wrapping_add(s.x) as u32;
-    m.dynamic_jump(address, s)
+    m.dynamic_jump(address, at)
 }
 
-fn load_imm_jump_ind(m: &mut Machine<'_>, s: &Slot) -> u32 {
+fn load_imm_jump_ind(m: &mut Machine<'_>, s: &Slot, at: u32) -> u32 {
     let address = m.reg(s.b).wrapping_add(s.y) as u32;
     m.set(s.a, s.x);
-    m.dynamic_jump(address, s)
+    m.dynamic_jump(address, at)
 }
 
-fn branch<const COND: u8, const IMM: bool>(m: &mut Machine<'_>, s: &Slot) -> u32 {
+fn branch<const COND: u8, const IMM: bool>(m: &mut Machine<'_>, s: &Slot, at: u32) -> u32 {
     let rhs = if IMM { s.x } else { m.reg(s.b) };
     if Cond::from_index(COND).apply(m.reg(s.a), rhs) {
-        m.jump(s)
+        m.jump(s, at)
     } else {
-        s.next
+        at + 1
     }
 }
 
-fn unary<const OP: u8>(m: &mut Machine<'_>, s: &Slot) -> u32 {
+fn unary<const OP: u8>(m: &mut Machine<'_>, s: &Slot, at: u32) -> u32 {
     m.set(s.d, UnaryOp::from_index(OP).apply(m.reg(s.a)));
-    s.next
+    at + 1
 }
 
-fn binary_regs<const OP: u8>(m: &mut Machine<'_>, s: &Slot) -> u32 {
+fn binary_regs<const OP: u8>(m: &mut Machine<'_>, s: &Slot, at: u32) -> u32 {
     m.set(s.d, BinaryOp::from_index(OP).apply(m.reg(s.a), m.reg(s.b), m.reg(s.d)));
-    s.next
+    at + 1
 }
 
-fn binary_reg_imm<const OP: u8>(m: &mut Machine<'_>, s: &Slot) -> u32 {
+fn binary_reg_imm<const OP: u8>(m: &mut Machine<'_>, s: &Slot, at: u32) -> u32 {
     m.set(s.a, BinaryOp::from_index(OP).apply(m.reg(s.b), s.x, m.reg(s.a)));
-    s.next
+    at + 1
 }
 
-fn binary_imm_reg<const OP: u8>(m: &mut Machine<'_>, s: &Slot) -> u32 {
+fn binary_imm_reg<const OP: u8>(m: &mut Machine<'_>, s: &Slot, at: u32) -> u32 {
     m.set(s.a, BinaryOp::from_index(OP).apply(s.x, m.reg(s.b), m.reg(s.a)));
-    s.next
+    at + 1
 }
 
 // ---- handler selection ------------------------------------------------------------------
@@ -332,11 +329,15 @@ impl SelectOp for SelectBranch {
     }
 }
 
-fn memory<const N: usize, const FLAG: bool, const ADDR: u8, const STORE: bool>(m: &mut Machine<'_>, s: &Slot) -> u32 {
+fn memory<const N: usize, const FLAG: bool, const ADDR: u8, const STORE: bool>(
+    m: &mut Machine<'_>,
+    s: &Slot,
+    at: u32,
+) -> u32 {
     if STORE {
-        store::<N, FLAG, ADDR>(m, s)
+        store::<N, FLAG, ADDR>(m, s, at)
     } else {
-        load::<N, FLAG, ADDR>(m, s)
+        load::<N, FLAG, ADDR>(m, s, at)
     }
 }
 
@@ -403,6 +404,7 @@ impl Translation {
         let per_instruction = program.config.gas == GasModel::Instruction;
         let strict = program.profile().strict_branch_targets();
         self.slots.clear();
+        self.inst_of.clear();
         self.entry.clear();
         self.body.clear();
         // Slot positions first (targets point forward and backward).
@@ -417,22 +419,18 @@ impl Translation {
         let charge: Handler = if per_instruction { charge_unit } else { charge_block };
         for (i, inst) in insts.iter().enumerate() {
             let body = self.body[i];
-            let next = insts.get(i + 1).map_or(NONE, |_| self.entry[i + 1]);
-            debug_assert!(inst.next == NONE || inst.next as usize == i + 1 || inst.terminator);
-            if self.entry[i] != body {
-                self.slots.push(Slot {
-                    handler: charge,
-                    a: 0,
-                    b: 0,
-                    d: 0,
-                    inst: i as u32,
-                    x: inst.cost,
-                    y: 0,
-                    next: body,
-                    target: NONE,
-                });
-            }
             let kind = inst.op.kind();
+            // Falling through goes to the next slot: the next instruction's.
+            debug_assert!(
+                inst.next as usize == i + 1
+                    || matches!(kind, Kind::Trap | Kind::Sbrk | Kind::Jump | Kind::JumpInd | Kind::LoadImmJumpInd),
+                "instruction {i} falls through to {}",
+                inst.next
+            );
+            if self.entry[i] != body {
+                self.slots.push(Slot { handler: charge, a: 0, b: 0, d: 0, x: inst.cost, y: 0, target: NONE });
+                self.inst_of.push(i as u32);
+            }
             let static_jump = matches!(kind, Kind::Jump | Kind::LoadImmJump | Kind::Branch { .. });
             let (target, y) = match inst.target {
                 NONE => (NONE, inst.y),
@@ -451,12 +449,11 @@ impl Translation {
                 a: inst.ra.min(NUM_REGS as u8 - 1),
                 b: inst.rb.min(NUM_REGS as u8 - 1),
                 d: inst.rd.min(NUM_REGS as u8 - 1),
-                inst: i as u32,
                 x: inst.x,
                 y,
-                next: if inst.next == NONE { NONE } else { next },
                 target,
             });
+            self.inst_of.push(i as u32);
         }
         self.program = Some(program.clone());
     }
@@ -501,46 +498,46 @@ impl Interpreter {
             memory: &mut self.memory,
             program: &program,
             entry: &self.code.entry,
-            slots: &self.code.slots,
             exit: None,
         };
         let slots = &self.code.slots[..];
+        let inst_of = &self.code.inst_of[..];
         let mut at = self.code.body[index as usize];
         let mut pending = self.state.charge_pending;
         if pending && !charge(&mut machine.gas, &mut pending, per_instruction, insts[index as usize].cost) {
-            machine.exit = Some(Stopped { exit: Exit::OutOfGas, inst: index, resume_next: false, at_charge: true });
+            machine.exit = Some(Stopped { exit: Exit::OutOfGas, slot: at, resume_next: false, at_charge: true });
         } else if single {
             let slot = &slots[at as usize];
-            at = (slot.handler)(&mut machine, slot);
+            at = (slot.handler)(&mut machine, slot, at);
             // A step ends before the next block's charge: a static jump that took its
             // target's charge gives it back (or its failed charge is not reported yet).
-            if let Some(Stopped { at_charge: true, inst, .. }) = machine.exit {
+            if let Some(Stopped { at_charge: true, slot, .. }) = machine.exit {
                 machine.exit = None;
-                at = self.code.entry[inst as usize];
+                at = self.code.entry[inst_of[slot as usize] as usize];
             } else if at != STOP && !per_instruction {
-                let inst = slots[at as usize].inst as usize;
+                let inst = inst_of[at as usize] as usize;
                 if self.code.entry[inst] != at {
                     machine.gas += insts[inst].cost as i64;
                     at = self.code.entry[inst];
                 }
             }
         } else {
-            while at != STOP {
-                let slot = &slots[at as usize];
-                at = (slot.handler)(&mut machine, slot);
+            // STOP is past the end, so one test ends the loop on an exit.
+            while let Some(slot) = slots.get(at as usize) {
+                at = (slot.handler)(&mut machine, slot, at);
             }
         }
         self.state.regs.copy_from_slice(&machine.regs[..NUM_REGS]);
         self.state.gas = machine.gas;
         match machine.exit {
             Some(stopped) => {
-                let inst = &insts[stopped.inst as usize];
+                let inst = &insts[inst_of[stopped.slot as usize] as usize];
                 let pending = stopped.at_charge || inst.terminator || per_instruction;
                 Some(self.state.finish(stopped.exit, inst.pc, pending, stopped.resume_next))
             }
             None if (at as usize) < slots.len() => {
                 // One step done: the next instruction, behind its charge if it has one.
-                let inst = slots[at as usize].inst;
+                let inst = inst_of[at as usize];
                 self.state.pc = insts[inst as usize].pc;
                 self.state.charge_pending = at != self.code.body[inst as usize];
                 None
