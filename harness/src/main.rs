@@ -156,7 +156,9 @@ enum Command {
     ///
     /// Each program runs to its halt; the checksum, instruction count and host calls are
     /// verified (exit code 1 on a wrong result) and the median time is reported with the
-    /// instructions per second it means.
+    /// instructions per second it means, the preparation time (decode + JIT compile) in total
+    /// and per KiB of code, and the process's peak resident memory while that backend ran
+    /// that program.
     Bench {
         /// Program names (sieve, blake2b, sort, intmix, memops, hostcall). Default: all.
         programs: Vec<String>,

@@ -17,26 +17,15 @@ pub struct RunOptions {
     /// Also record what a report shows (the instruction each run ended at, the disassembly
     /// around a failure); off where only the verdict counts (`diff`, fuzzing).
     pub details: bool,
-    /// Which differences between two backends are listed known differences of one of them:
-    /// the registry's judgement (`backends::known_difference`) where external
-    /// implementations may run, none by default.
+    /// Which differences between two backends are listed known differences of one of them.
+    /// The default (its `Default` impl is in `backends`, which `run` does not import) is the
+    /// registry's judgement, `backends::known_difference`.
     pub known: KnownDifferences,
-}
-
-impl Default for RunOptions {
-    fn default() -> Self {
-        RunOptions { profile: None, gas: GasChoice::default(), details: false, known: no_known_differences }
-    }
 }
 
 /// Decides whether the difference between two backends' snapshots (name, snapshot) on a
 /// case is a listed known difference of one of them: its name, else `None`.
 pub type KnownDifferences = fn((&str, &Snapshot), (&str, &Snapshot), &Case, &RunOptions) -> Option<String>;
-
-/// The judgement that knows no differences.
-pub fn no_known_differences(_: (&str, &Snapshot), _: (&str, &Snapshot), _: &Case, _: &RunOptions) -> Option<String> {
-    None
-}
 
 /// The configuration a case runs with under the given options.
 pub fn case_config(case: &Case, options: &RunOptions) -> Result<Config, String> {

@@ -243,6 +243,19 @@ fn checkable(spec: &BackendSpec) -> Result<(), String> {
     Ok(())
 }
 
+/// Runs judge known differences with the registry's [`known_difference`] unless told
+/// otherwise.
+impl Default for crate::run::RunOptions {
+    fn default() -> Self {
+        crate::run::RunOptions {
+            profile: None,
+            gas: crate::run::GasChoice::default(),
+            details: false,
+            known: known_difference,
+        }
+    }
+}
+
 /// Whether a difference between two backends' snapshots is a listed known difference of one
 /// of them (only external implementations have any): its name, else `None`.
 pub fn known_difference(

@@ -51,8 +51,8 @@ pub fn run(args: BenchArgs) -> i32 {
         if args.programs.is_empty() { NAMES.iter().map(|s| s.to_string()).collect() } else { args.programs.clone() };
     let mut wrong = 0;
     println!(
-        "{:<10} {:<16} {:>12} {:>12} {:>14} {:>11} {:>13}",
-        "program", "backend", "instructions", "median ms", "M instr/s", "prepare ms", "prepare µs/KiB"
+        "{:<10} {:<16} {:>12} {:>12} {:>14} {:>11} {:>13} {:>9}",
+        "program", "backend", "instructions", "median ms", "M instr/s", "prepare ms", "prepare µs/KiB", "peak MiB"
     );
     for name in &names {
         let bench = match BenchProgram::load(&dir, name) {
@@ -64,6 +64,7 @@ pub fn run(args: BenchArgs) -> i32 {
         };
         let mut rows: Vec<Row> = Vec::new();
         for kind in &args.backends {
+            peak::reset();
             let mut backend = match kind.create() {
                 Ok(b) => b,
                 Err(e) => {
@@ -127,30 +128,33 @@ pub fn run(args: BenchArgs) -> i32 {
             let rate = bench.instructions as f64 / median.as_secs_f64() / 1e6;
             let kib = bench.code.len() as f64 / 1024.0;
             println!(
-                "{:<10} {:<16} {:>12} {:>12.3} {:>14.1} {:>11.3} {:>13.1}",
+                "{:<10} {:<16} {:>12} {:>12.3} {:>14.1} {:>11.3} {:>13.1} {:>9}",
                 bench.name,
                 kind.name(),
                 bench.instructions,
                 median.as_secs_f64() * 1e3,
                 rate,
                 prepare.as_secs_f64() * 1e3,
-                prepare.as_secs_f64() * 1e6 / kib
+                prepare.as_secs_f64() * 1e6 / kib,
+                peak::mebibytes()
             );
         }
         #[cfg(feature = "polkavm")]
         for name in &args.references {
+            peak::reset();
             match time_reference(&dir, &bench, name, args.runs) {
                 Ok(row) => {
                     let kib = bench.code.len() as f64 / 1024.0;
                     println!(
-                        "{:<10} {:<16} {:>12} {:>12.3} {:>14.1} {:>11.3} {:>13.1}",
+                        "{:<10} {:<16} {:>12} {:>12.3} {:>14.1} {:>11.3} {:>13.1} {:>9}",
                         bench.name,
                         row.name,
                         bench.instructions,
                         row.run * 1e3,
                         bench.instructions as f64 / row.run / 1e6,
                         row.prepare * 1e3,
-                        row.prepare * 1e6 / kib
+                        row.prepare * 1e6 / kib,
+                        peak::mebibytes()
                     );
                     rows.push(row);
                 }
@@ -216,4 +220,23 @@ fn time_reference(dir: &std::path::Path, bench: &BenchProgram, name: &str, runs:
         run: run[run.len() / 2].as_secs_f64(),
         prepare: compile[compile.len() / 2].as_secs_f64(),
     })
+}
+
+/// Peak resident memory of this process per measured program (Linux): the high-water mark is
+/// reset before a backend is created and read after its runs. Elsewhere it reads `-`.
+mod peak {
+    /// Resets the process's peak resident set to its current size.
+    pub fn reset() {
+        let _ = std::fs::write("/proc/self/clear_refs", "5");
+    }
+
+    /// The peak resident set since the last reset, in MiB, or `-` when unknown.
+    pub fn mebibytes() -> String {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or_else(|| "-".to_string(), |kib| format!("{:.1}", kib as f64 / 1024.0))
+    }
 }
