@@ -235,9 +235,9 @@ fn addr_imm(u: &mut Unstructured) -> Result<u64> {
     Ok(a as i32 as i64 as u64)
 }
 
-/// Whether an instruction loads or stores (the table's memory column).
+/// Whether an instruction loads or stores (by its kind in the table).
 fn is_memory(op: Op) -> bool {
-    op.memory().is_some()
+    op.kind().accesses_memory()
 }
 
 /// The length field of an immediate: usually `len` itself; for length 4 sometimes 5..=7

@@ -169,20 +169,10 @@ pub fn fold_trap(s: &Snapshot) -> Snapshot {
     s
 }
 
-/// Prepares the case's program once; a blob that does not decode runs as an immediate panic.
-pub fn prepare(case: &Case, config: Config) -> Result<Arc<Program>, BlobError> {
-    Program::from_bytes(&case.program, config).map(Arc::new)
-}
-
 /// Loads a program into a backend: the engine's prepared program, or the blob bytes for a
 /// backend that reads blobs itself (an independent judge must not see the engine's
 /// preparation).
-pub fn load_program(
-    backend: &mut dyn Backend,
-    bytes: &[u8],
-    config: &Config,
-    prepared: &Result<Arc<Program>, BlobError>,
-) {
+fn load_program(backend: &mut dyn Backend, bytes: &[u8], config: &Config, prepared: &Result<Arc<Program>, BlobError>) {
     if backend.reads_blobs() {
         backend.load_blob(bytes, config);
         return;
@@ -217,7 +207,7 @@ pub struct Prepared {
 impl Prepared {
     pub fn new(case: &Case, options: &RunOptions) -> Result<Prepared, String> {
         let config = case_config(case, options)?;
-        let program = prepare(case, config.clone());
+        let program = Program::from_bytes(&case.program, config.clone()).map(Arc::new);
         Ok(Prepared { config, program })
     }
 }

@@ -307,34 +307,10 @@ pub enum Operands {
     ImmReg,
 }
 
-/// What a load or store instruction does to memory (its address and value come from its
-/// format: `X` absolute, or `rA`/`rB` plus `X`; a stored value from `Y` or a register).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum MemoryAccess {
-    /// Reads `width` bytes, sign-extended when `signed`.
-    Load { width: u8, signed: bool },
-    /// Writes the low `width` bytes.
-    Store { width: u8 },
-}
-
-impl MemoryAccess {
-    /// Width in bytes, and whether a load sign-extends.
-    pub fn width_signed(self) -> (u32, bool) {
-        match self {
-            MemoryAccess::Load { width, signed } => (u32::from(width), signed),
-            MemoryAccess::Store { width } => (u32::from(width), false),
-        }
-    }
-}
-
 impl Kind {
-    /// The memory access of a load or store; `None` for every other kind.
-    pub const fn memory(self) -> Option<MemoryAccess> {
-        match self {
-            Kind::Load { width, signed, .. } => Some(MemoryAccess::Load { width: width.bytes() as u8, signed }),
-            Kind::Store { width, .. } => Some(MemoryAccess::Store { width: width.bytes() as u8 }),
-            _ => None,
-        }
+    /// Whether the instruction loads or stores.
+    pub const fn accesses_memory(self) -> bool {
+        matches!(self, Kind::Load { .. } | Kind::Store { .. })
     }
 }
 
@@ -545,12 +521,6 @@ impl Op {
         self.info().kind
     }
 
-    /// The memory access of a load or store; `None` for every other instruction.
-    #[inline]
-    pub fn memory(self) -> Option<MemoryAccess> {
-        self.kind().memory()
-    }
-
     pub fn mnemonic(self) -> &'static str {
         self.info().mnemonic
     }
@@ -614,13 +584,20 @@ mod tests {
                 m.rsplit(|c: char| !c.is_ascii_digit()).next().and_then(|d| d.parse::<u8>().ok()).map(|bits| bits / 8);
             let signed = m.contains("_i8") || m.contains("_i16") || m.contains("_i32");
             let expected = match (loads, stores) {
-                (true, _) => Some(MemoryAccess::Load { width: width.unwrap(), signed }),
-                (_, true) => Some(MemoryAccess::Store { width: width.unwrap() }),
+                (true, _) => Some((true, width.unwrap(), signed)),
+                (_, true) => Some((false, width.unwrap(), false)),
                 _ => None,
             };
-            assert_eq!(row.kind.memory(), expected, "{m}");
+            // (loads, width in bytes, sign-extends) as the kind says.
+            let access = match row.kind {
+                Kind::Load { width, signed, .. } => Some((true, width.bytes() as u8, signed)),
+                Kind::Store { width, .. } => Some((false, width.bytes() as u8, false)),
+                _ => None,
+            };
+            assert_eq!(access, expected, "{m}");
+            assert_eq!(row.kind.accesses_memory(), access.is_some(), "{m}");
         }
-        assert_eq!(TABLE.iter().filter(|r| r.kind.memory().is_some()).count(), 30);
+        assert_eq!(TABLE.iter().filter(|r| r.kind.accesses_memory()).count(), 30);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! these, the JIT's slow path too, and tests hold the JIT's code to them.
 
 use crate::backend::NUM_REGS;
-use crate::isa::{Kind, Op, Operands};
+use crate::isa::{Kind, Operands};
 
 /// `X32(v)`: truncate to 32 bits, then sign-extend to 64.
 #[inline(always)]
@@ -182,18 +182,10 @@ pub fn alu(kind: Kind, regs: &[u64; NUM_REGS], ra: u8, rb: u8, rd: u8, x: u64) -
     })
 }
 
-/// Width in bytes of a load or store, and whether a load sign-extends (the table's kind).
-#[inline(always)]
-pub fn access_width(op: Op) -> (u32, bool) {
-    match op.memory() {
-        Some(access) => access.width_signed(),
-        None => unreachable!("{op} does not access memory"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::isa::Op;
 
     // Each instruction through its table kind, with its operands in registers 1-3.
     fn three_reg(op: Op, a: u64, b: u64, old: u64) -> u64 {

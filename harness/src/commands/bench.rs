@@ -124,38 +124,16 @@ pub fn run(args: BenchArgs) -> i32 {
             }
             times.sort();
             let median = times[times.len() / 2];
-            rows.push(Row { name: kind.name().to_string(), run: median.as_secs_f64(), prepare: prepare.as_secs_f64() });
-            let rate = bench.instructions as f64 / median.as_secs_f64() / 1e6;
-            let kib = bench.code.len() as f64 / 1024.0;
-            println!(
-                "{:<10} {:<16} {:>12} {:>12.3} {:>14.1} {:>11.3} {:>13.1} {:>9}",
-                bench.name,
-                kind.name(),
-                bench.instructions,
-                median.as_secs_f64() * 1e3,
-                rate,
-                prepare.as_secs_f64() * 1e3,
-                prepare.as_secs_f64() * 1e6 / kib,
-                peak::mebibytes()
-            );
+            let row = Row { name: kind.name().to_string(), run: median.as_secs_f64(), prepare: prepare.as_secs_f64() };
+            print_row(&bench, &row);
+            rows.push(row);
         }
         #[cfg(feature = "polkavm")]
         for name in &args.references {
             peak::reset();
             match time_reference(&dir, &bench, name, args.runs) {
                 Ok(row) => {
-                    let kib = bench.code.len() as f64 / 1024.0;
-                    println!(
-                        "{:<10} {:<16} {:>12} {:>12.3} {:>14.1} {:>11.3} {:>13.1} {:>9}",
-                        bench.name,
-                        row.name,
-                        bench.instructions,
-                        row.run * 1e3,
-                        bench.instructions as f64 / row.run / 1e6,
-                        row.prepare * 1e3,
-                        row.prepare * 1e6 / kib,
-                        peak::mebibytes()
-                    );
+                    print_row(&bench, &row);
                     rows.push(row);
                 }
                 Err(e) => {
@@ -171,6 +149,22 @@ pub fn run(args: BenchArgs) -> i32 {
     } else {
         EXIT_OK
     }
+}
+
+/// One line of the table: the row's times, the rate they mean, preparation per KiB of code
+/// and the peak memory since the last reset.
+fn print_row(bench: &BenchProgram, row: &Row) {
+    println!(
+        "{:<10} {:<16} {:>12} {:>12.3} {:>14.1} {:>11.3} {:>13.1} {:>9}",
+        bench.name,
+        row.name,
+        bench.instructions,
+        row.run * 1e3,
+        bench.instructions as f64 / row.run / 1e6,
+        row.prepare * 1e3,
+        row.prepare * 1e6 / (bench.code.len() as f64 / 1024.0),
+        peak::mebibytes()
+    );
 }
 
 /// Ratios to PolkaVM measured in this same run: the interpreters to PolkaVM's interpreter,
