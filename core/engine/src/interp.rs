@@ -130,14 +130,14 @@ impl Machine<'_> {
         base.wrapping_add(slot.x) as u32
     }
 
-    /// A static jump: the target block's charge (`slot.y`) is taken here, and the run goes
-    /// on at the target instruction itself.
+    /// A static jump: the target block's charge (`cost`) is taken here, and the run goes on
+    /// at the target instruction itself.
     #[inline(always)]
-    fn jump(&mut self, slot: &Slot, at: u32) -> u32 {
+    fn jump(&mut self, slot: &Slot, at: u32, cost: u64) -> u32 {
         let mut pending = true;
         if slot.target == NONE {
             self.stop(Exit::Panic, at)
-        } else if charge(&mut self.gas, &mut pending, false, slot.y) {
+        } else if charge(&mut self.gas, &mut pending, false, cost) {
             slot.target
         } else {
             self.exit = Some(Stopped { exit: Exit::OutOfGas, slot: slot.target, resume_next: false, at_charge: true });
@@ -221,36 +221,65 @@ fn load_imm(m: &mut Machine<'_>, s: &Slot, at: u32) -> u32 {
 }
 
 fn load<const N: usize, const SIGNED: bool, const ADDR: u8>(m: &mut Machine<'_>, s: &Slot, at: u32) -> u32 {
-    let address = m.address::<ADDR>(s);
-    match m.memory.load_le::<N>(address) {
-        Ok(mut value) => {
-            if SIGNED && N < 8 {
-                let shift = 64 - 8 * N as u32;
-                value = (((value << shift) as i64) >> shift) as u64;
-            }
-            m.set(s.a, value);
+    match m.memory.load_recent::<N>(m.address::<ADDR>(s)) {
+        Some(value) => {
+            m.set(s.a, extend::<N, SIGNED>(value));
+            at + 1
+        }
+        None => load_table::<N, SIGNED, ADDR>(m, s, at),
+    }
+}
+
+/// A load outside the recent pages: kept out of line so the handler's common path needs no
+/// saved registers.
+#[inline(never)]
+fn load_table<const N: usize, const SIGNED: bool, const ADDR: u8>(m: &mut Machine<'_>, s: &Slot, at: u32) -> u32 {
+    match m.memory.load_le::<N>(m.address::<ADDR>(s)) {
+        Ok(value) => {
+            m.set(s.a, extend::<N, SIGNED>(value));
             at + 1
         }
         Err(fault) => m.fault(fault, at),
     }
 }
 
+/// The loaded `N` bytes as a register value.
+#[inline(always)]
+fn extend<const N: usize, const SIGNED: bool>(value: u64) -> u64 {
+    if SIGNED && N < 8 {
+        let shift = 64 - 8 * N as u32;
+        (((value << shift) as i64) >> shift) as u64
+    } else {
+        value
+    }
+}
+
 fn store<const N: usize, const IMM: bool, const ADDR: u8>(m: &mut Machine<'_>, s: &Slot, at: u32) -> u32 {
-    let address = m.address::<ADDR>(s);
     let value = if IMM { s.y } else { m.reg(s.a) };
-    match m.memory.store_le::<N>(address, value) {
+    if m.memory.store_recent::<N>(m.address::<ADDR>(s), value) {
+        at + 1
+    } else {
+        store_table::<N, IMM, ADDR>(m, s, at)
+    }
+}
+
+/// A store outside the recent page (see [`load_table`]).
+#[inline(never)]
+fn store_table<const N: usize, const IMM: bool, const ADDR: u8>(m: &mut Machine<'_>, s: &Slot, at: u32) -> u32 {
+    let value = if IMM { s.y } else { m.reg(s.a) };
+    match m.memory.store_le::<N>(m.address::<ADDR>(s), value) {
         Ok(()) => at + 1,
         Err(fault) => m.fault(fault, at),
     }
 }
 
 fn jump(m: &mut Machine<'_>, s: &Slot, at: u32) -> u32 {
-    m.jump(s, at)
+    m.jump(s, at, s.y)
 }
 
 fn load_imm_jump(m: &mut Machine<'_>, s: &Slot, at: u32) -> u32 {
     m.set(s.a, s.x);
-    m.jump(s, at)
+    m.jump(s, at, s.y)
 }
 
 fn jump_ind(m: &mut Machine<'_>, s: &Slot, at: u32) -> u32 {
@@ -264,10 +293,21 @@ fn load_imm_jump_ind(m: &mut Machine<'_>, s: &Slot, at: u32) -> u32 {
     m.dynamic_jump(address, at)
 }
 
-fn branch<const COND: u8, const IMM: bool>(m: &mut Machine<'_>, s: &Slot, at: u32) -> u32 {
+/// A branch; `FUSED`: `y` holds the target block's cost in its low half and the next
+/// block's in its high half, and not taking the branch charges the next block here and goes
+/// on at its first instruction (the slot after its charge).
+fn branch<const COND: u8, const IMM: bool, const FUSED: bool>(m: &mut Machine<'_>, s: &Slot, at: u32) -> u32 {
     let rhs = if IMM { s.x } else { m.reg(s.b) };
     if Cond::from_index(COND).apply(m.reg(s.a), rhs) {
-        m.jump(s, at)
+        m.jump(s, at, if FUSED { s.y & u32::MAX as u64 } else { s.y })
+    } else if FUSED {
+        let cost = s.y >> 32;
+        if m.gas >= 0 && m.gas as u64 >= cost {
+            m.gas -= cost as i64;
+            at + 2
+        } else {
+            out_of_gas(m, at + 1)
+        }
     } else {
         at + 1
     }
@@ -317,14 +357,17 @@ impl SelectOp for SelectBinary {
     }
 }
 
-struct SelectBranch(Source);
+/// A branch's handler: its right-hand side and whether it takes the next block's charge.
+struct SelectBranch(Source, bool);
 
 impl SelectOp for SelectBranch {
     type Out = Handler;
     fn select<const COND: u8>(self) -> Handler {
-        match self.0 {
-            Source::Imm => branch::<COND, true>,
-            Source::Reg => branch::<COND, false>,
+        match self {
+            SelectBranch(Source::Imm, false) => branch::<COND, true, false>,
+            SelectBranch(Source::Reg, false) => branch::<COND, false, false>,
+            SelectBranch(Source::Imm, true) => branch::<COND, true, true>,
+            SelectBranch(Source::Reg, true) => branch::<COND, false, true>,
         }
     }
 }
@@ -373,8 +416,9 @@ fn memory_handler(store: bool, width: Width, flag: bool, addr: Addr) -> Handler 
     }
 }
 
-/// The handler of an instruction of `kind`.
-fn handler(kind: Kind) -> Handler {
+/// The handler of an instruction of `kind` (`fused`: a branch takes the next block's
+/// charge, see [`branch`]).
+fn handler(kind: Kind, fused: bool) -> Handler {
     match kind {
         Kind::Trap => trap,
         Kind::Nop => nop,
@@ -388,7 +432,7 @@ fn handler(kind: Kind) -> Handler {
         Kind::LoadImmJump => load_imm_jump,
         Kind::JumpInd => jump_ind,
         Kind::LoadImmJumpInd => load_imm_jump_ind,
-        Kind::Branch { cond, rhs } => cond.select(SelectBranch(rhs)),
+        Kind::Branch { cond, rhs } => cond.select(SelectBranch(rhs, fused)),
         Kind::Unary(op) => op.select(SelectUnary),
         Kind::Binary { op, operands } => op.select(SelectBinary(operands)),
     }
@@ -432,17 +476,32 @@ impl Translation {
                 self.inst_of.push(i as u32);
             }
             let static_jump = matches!(kind, Kind::Jump | Kind::LoadImmJump | Kind::Branch { .. });
-            let (target, y) = match inst.target {
+            let (mut target, mut y) = match inst.target {
                 NONE => (NONE, inst.y),
                 t if static_jump && !per_instruction => (self.body[t as usize], insts[t as usize].cost),
                 t if static_jump => (self.entry[t as usize], 0),
                 t => (self.entry[t as usize], inst.y),
             };
+            // The cost of the block that starts right after this instruction when this one
+            // can take its charge (a terminator falling into it under block gas).
+            let next_cost = insts
+                .get(i + 1)
+                .filter(|next| inst.terminator && !per_instruction && next.cost <= u32::MAX as u64)
+                .map(|next| next.cost);
+            let mut fused = false;
             // Under the strict rule a branch without a valid target always panics.
             let handler = if strict && inst.target == NONE && matches!(kind, Kind::Branch { .. }) {
                 panic
+            } else if let (Kind::Nop, Some(cost)) = (kind, next_cost) {
+                // A fallthrough is a jump to the next instruction.
+                (target, y) = (self.body[i + 1], cost);
+                jump
+            } else if let (Kind::Branch { .. }, Some(cost), true) = (kind, next_cost, y <= u32::MAX as u64) {
+                fused = true;
+                y |= cost << 32;
+                handler(kind, fused)
             } else {
-                handler(kind)
+                handler(kind, fused)
             };
             self.slots.push(Slot {
                 handler,

@@ -1,6 +1,7 @@
 //! Guest memory (PVMSPEC-1 §7): a 32-bit address space of 4 KiB pages, each inaccessible,
 //! read-only or read-write, with the fault rules of the spec.
 
+use std::cell::Cell;
 use std::fmt;
 
 pub const PAGE_SIZE: u32 = 4096;
@@ -12,6 +13,8 @@ const WRITABLE: u32 = 1 << 31;
 const MAPPED: u32 = 1 << 30;
 /// The slot bits of a page-table entry; slot 0 is the shared zero page.
 const SLOT: u32 = MAPPED - 1;
+/// No page number: the recent-page caches are empty.
+const NO_PAGE: u32 = u32::MAX;
 
 /// Why a guest access failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,8 +73,21 @@ pub fn host_range(address: u32, length: u64) -> Result<(u64, u64), MemoryError> 
 pub struct PageMemory {
     /// Per page: 0 when unmapped, else `MAPPED | WRITABLE? | slot` (slot 0: all zero).
     table: Box<[u32; PAGE_COUNT]>,
-    /// Page storage; slot 0 is the zero page and is never written.
-    slots: Vec<Box<[u8; PAGE_SIZE as usize]>>,
+    /// Page storage, one slot after another; slot 0 is the zero page and is never written.
+    data: Vec<[u8; PAGE_SIZE as usize]>,
+    /// The page number and slot of the page the last load went through, and of the one
+    /// before it (`NO_PAGE`: none). A load from them skips the table, so on the host the
+    /// access's address does not wait for a table lookup; that latency dominated
+    /// load-heavy programs.
+    read_page: Cell<u32>,
+    read_slot: Cell<usize>,
+    read_page2: Cell<u32>,
+    read_slot2: Cell<usize>,
+    /// The same for the last two stores (writable pages with storage of their own).
+    write_page: u32,
+    write_slot: usize,
+    write_page2: u32,
+    write_slot2: usize,
     /// Slots in use (slot 0 included).
     used: usize,
     /// Mapped page numbers, in the order they were first mapped.
@@ -97,7 +113,15 @@ impl PageMemory {
     pub fn new() -> Self {
         PageMemory {
             table: vec![0; PAGE_COUNT].into_boxed_slice().try_into().expect("PAGE_COUNT entries"),
-            slots: vec![Box::new([0; PAGE_SIZE as usize])],
+            data: vec![[0; PAGE_SIZE as usize]],
+            read_page: Cell::new(NO_PAGE),
+            read_slot: Cell::new(0),
+            read_page2: Cell::new(NO_PAGE),
+            read_slot2: Cell::new(0),
+            write_page: NO_PAGE,
+            write_slot: 0,
+            write_page2: NO_PAGE,
+            write_slot2: 0,
             used: 1,
             mapped: Vec::new(),
         }
@@ -105,6 +129,7 @@ impl PageMemory {
 
     /// Unmaps everything, keeping allocated pages for reuse.
     pub fn reset(&mut self) {
+        self.forget_recent();
         for &page in &self.mapped {
             self.table[page as usize] = 0;
         }
@@ -123,12 +148,13 @@ impl PageMemory {
         let first = (start >> PAGE_SHIFT) as u32;
         let last = ((end - 1) >> PAGE_SHIFT) as u32;
         let perm = MAPPED | if writable { WRITABLE } else { 0 };
+        self.forget_recent();
         for page in first..=last {
             let entry = self.table[page as usize];
             if entry == 0 {
                 self.mapped.push(page);
             } else if entry & SLOT != 0 {
-                self.slots[(entry & SLOT) as usize].fill(0);
+                self.data[(entry & SLOT) as usize].fill(0);
             }
             self.table[page as usize] = perm | (entry & SLOT);
         }
@@ -139,15 +165,32 @@ impl PageMemory {
     #[cold]
     fn store_page(&mut self, address: u32) -> u32 {
         let page = (address >> PAGE_SHIFT) as usize;
+        // A recent load page read the zero page; pages recent for stores have storage.
+        let number = page as u32;
+        if self.read_page.get() == number {
+            self.read_page.set(NO_PAGE);
+        }
+        if self.read_page2.get() == number {
+            self.read_page2.set(NO_PAGE);
+        }
         let slot = self.used;
-        if slot == self.slots.len() {
-            self.slots.push(Box::new([0; PAGE_SIZE as usize]));
+        if slot == self.data.len() {
+            self.data.push([0; PAGE_SIZE as usize]);
         } else {
-            self.slots[slot].fill(0);
+            self.data[slot].fill(0);
         }
         self.used += 1;
         self.table[page] |= slot as u32;
         slot as u32
+    }
+
+    /// Empties the recent-page caches (the table is about to change).
+    #[inline]
+    fn forget_recent(&mut self) {
+        self.read_page.set(NO_PAGE);
+        self.read_page2.set(NO_PAGE);
+        self.write_page = NO_PAGE;
+        self.write_page2 = NO_PAGE;
     }
 
     /// How many mapped pages have storage (were written since they were mapped).
@@ -189,8 +232,7 @@ impl PageMemory {
     /// The contents of the mapped page holding `address`.
     #[inline]
     fn slot(&self, address: u32) -> &[u8; PAGE_SIZE as usize] {
-        let entry = self.table[(address >> PAGE_SHIFT) as usize];
-        &self.slots[(entry & SLOT) as usize]
+        &self.data[(self.table[(address >> PAGE_SHIFT) as usize] & SLOT) as usize]
     }
 
     /// The storage of the mapped page holding `address`, given on first write.
@@ -200,54 +242,100 @@ impl PageMemory {
         if slot == 0 {
             slot = self.store_page(address);
         }
-        &mut self.slots[slot as usize]
+        &mut self.data[slot as usize]
     }
 
-    /// Guest load of `N` (1, 2, 4 or 8) bytes as a little-endian value, zero-extended: the
-    /// fast path for an access inside one mapped page, else [`PageMemory::load`]'s rules.
+    /// Guest load of `N` (1, 2, 4 or 8) bytes, zero-extended, if it lies inside one of the
+    /// two pages the last loads went through (the caller's fast path); else `None` and the
+    /// caller takes [`PageMemory::load_le`].
     #[inline(always)]
-    pub fn load_le<const N: usize>(&self, address: u32) -> Result<u64, Fault> {
-        let entry = self.table[(address >> PAGE_SHIFT) as usize];
+    pub fn load_recent<const N: usize>(&self, address: u32) -> Option<u64> {
+        let page = address >> PAGE_SHIFT;
         let offset = (address & (PAGE_SIZE - 1)) as usize;
-        if entry != 0 && offset + N <= PAGE_SIZE as usize {
-            let page = &self.slots[(entry & SLOT) as usize];
-            let mut wide = [0u8; 8];
-            wide[..N].copy_from_slice(&page[offset..offset + N]);
-            return Ok(u64::from_le_bytes(wide));
+        if offset > PAGE_SIZE as usize - N {
+            return None;
         }
-        self.load_le_slow::<N>(address)
+        let slot = if page == self.read_page.get() {
+            self.read_slot.get()
+        } else if page == self.read_page2.get() {
+            self.read_slot2.get()
+        } else {
+            return None;
+        };
+        let bytes = &self.data.get(slot)?[offset..offset + N];
+        let mut wide = [0u8; 8];
+        wide[..N].copy_from_slice(bytes);
+        Some(u64::from_le_bytes(wide))
     }
 
-    #[cold]
-    #[inline(never)]
-    fn load_le_slow<const N: usize>(&self, address: u32) -> Result<u64, Fault> {
+    /// Guest load of `N` (1, 2, 4 or 8) bytes as a little-endian value, zero-extended, by
+    /// [`PageMemory::load`]'s rules. An access inside one mapped page makes that page the
+    /// most recent for [`PageMemory::load_recent`].
+    pub fn load_le<const N: usize>(&self, address: u32) -> Result<u64, Fault> {
+        if let Some(value) = self.load_recent::<N>(address) {
+            return Ok(value);
+        }
+        let page = address >> PAGE_SHIFT;
+        let offset = (address & (PAGE_SIZE - 1)) as usize;
+        let entry = self.table[page as usize];
+        if entry != 0 && offset <= PAGE_SIZE as usize - N {
+            self.read_page2.set(self.read_page.get());
+            self.read_slot2.set(self.read_slot.get());
+            self.read_page.set(page);
+            self.read_slot.set((entry & SLOT) as usize);
+        }
         let bytes = self.load::<N>(address)?;
         let mut wide = [0u8; 8];
         wide[..N].copy_from_slice(&bytes);
         Ok(u64::from_le_bytes(wide))
     }
 
-    /// Guest store of the low `N` (1, 2, 4 or 8) bytes of `value`: the fast path for an
-    /// access inside one writable page that already has storage, else
-    /// [`PageMemory::store`]'s rules.
+    /// Guest store of the low `N` (1, 2, 4 or 8) bytes of `value` if it lies inside one of
+    /// the two pages the last stores went through (the caller's fast path); else `false`, nothing is
+    /// written and the caller takes [`PageMemory::store_le`].
     #[inline(always)]
-    pub fn store_le<const N: usize>(&mut self, address: u32, value: u64) -> Result<(), Fault> {
-        let entry = self.table[(address >> PAGE_SHIFT) as usize];
+    pub fn store_recent<const N: usize>(&mut self, address: u32, value: u64) -> bool {
+        let page = address >> PAGE_SHIFT;
         let offset = (address & (PAGE_SIZE - 1)) as usize;
-        if entry & WRITABLE != 0 && entry & SLOT != 0 && offset + N <= PAGE_SIZE as usize {
-            let page = &mut self.slots[(entry & SLOT) as usize];
-            page[offset..offset + N].copy_from_slice(&value.to_le_bytes()[..N]);
-            return Ok(());
+        if offset > PAGE_SIZE as usize - N {
+            return false;
         }
-        self.store_le_slow::<N>(address, value)
+        let slot = if page == self.write_page {
+            self.write_slot
+        } else if page == self.write_page2 {
+            self.write_slot2
+        } else {
+            return false;
+        };
+        match self.data.get_mut(slot) {
+            Some(page) => {
+                page[offset..offset + N].copy_from_slice(&value.to_le_bytes()[..N]);
+                true
+            }
+            None => false,
+        }
     }
 
-    #[cold]
-    #[inline(never)]
-    fn store_le_slow<const N: usize>(&mut self, address: u32, value: u64) -> Result<(), Fault> {
+    /// Guest store of the low `N` (1, 2, 4 or 8) bytes of `value` by [`PageMemory::store`]'s
+    /// rules. A store inside one writable page makes that page the most recent for
+    /// [`PageMemory::store_recent`].
+    pub fn store_le<const N: usize>(&mut self, address: u32, value: u64) -> Result<(), Fault> {
+        if self.store_recent::<N>(address, value) {
+            return Ok(());
+        }
         let mut bytes = [0u8; N];
         bytes.copy_from_slice(&value.to_le_bytes()[..N]);
-        self.store::<N>(address, bytes)
+        self.store::<N>(address, bytes)?;
+        let page = address >> PAGE_SHIFT;
+        let entry = self.table[page as usize];
+        let offset = (address & (PAGE_SIZE - 1)) as usize;
+        if entry & WRITABLE != 0 && entry & SLOT != 0 && offset <= PAGE_SIZE as usize - N {
+            self.write_page2 = self.write_page;
+            self.write_slot2 = self.write_slot;
+            self.write_page = page;
+            self.write_slot = (entry & SLOT) as usize;
+        }
+        Ok(())
     }
 
     /// Guest load of `N` bytes (little-endian value assembled by the caller).
@@ -349,7 +437,7 @@ impl PageMemory {
             .into_iter()
             .map(|page| {
                 let entry = self.table[page as usize];
-                let contents = (entry & SLOT != 0).then(|| &*self.slots[(entry & SLOT) as usize]);
+                let contents = (entry & SLOT != 0).then(|| &self.data[(entry & SLOT) as usize]);
                 (page << PAGE_SHIFT, entry & WRITABLE != 0, contents)
             })
             .collect()
@@ -401,6 +489,46 @@ mod tests {
         assert_eq!(m.load::<4>(0x20000), Ok([0; 4]), "reused storage reads as zero");
         m.write_bypass(0x20000, &[7]).unwrap();
         assert_eq!(m.read(0x20000, 2).unwrap(), vec![7, 0]);
+    }
+
+    #[test]
+    fn the_recent_page_caches_follow_every_table_change() {
+        let mut m = PageMemory::new();
+        m.map(0x20000, 0x3000, true).unwrap();
+        // A load through the zero page makes it recent; the first store gives the page storage.
+        assert_eq!(m.load_le::<8>(0x20008), Ok(0));
+        assert_eq!(m.load_recent::<8>(0x20008), Some(0));
+        m.store_le::<8>(0x20008, 0x1122_3344_5566_7788).unwrap();
+        assert_eq!(m.load_le::<8>(0x20008), Ok(0x1122_3344_5566_7788));
+        assert_eq!(m.load_le::<2>(0x2000E), Ok(0x1122));
+        // Two recent pages for loads and for stores; a third one evicts the oldest.
+        m.store_le::<4>(0x21000, 7).unwrap();
+        m.store_le::<4>(0x22000, 8).unwrap();
+        assert!(m.store_recent::<4>(0x22004, 9));
+        assert!(m.store_recent::<4>(0x21004, 9));
+        assert!(!m.store_recent::<4>(0x20000, 9), "evicted");
+        assert_eq!(m.load_le::<4>(0x21000), Ok(7));
+        assert_eq!(m.load_le::<4>(0x22000), Ok(8));
+        assert_eq!(m.load_recent::<4>(0x21000), Some(7));
+        assert_eq!(m.load_recent::<4>(0x20008), None, "evicted");
+        // An access crossing the page end never takes the recent path.
+        assert_eq!(m.load_recent::<8>(0x21FFC), None);
+        assert!(!m.store_recent::<8>(0x21FFC, 0));
+        // Remapping read-only: stores fault, loads see the zeroed page.
+        m.map(0x21000, 0x1000, false).unwrap();
+        assert_eq!(m.store_le::<4>(0x21000, 1), Err(Fault::PageFault(0x21000)));
+        assert_eq!(m.load_le::<4>(0x21000), Ok(0));
+        // After a reset nothing is recent and nothing is mapped.
+        m.reset();
+        assert_eq!(m.load_recent::<4>(0x22000), None);
+        assert!(!m.store_recent::<4>(0x22000, 1));
+        assert_eq!(m.load_le::<4>(0x22000), Err(Fault::PageFault(0x22000)));
+        // Reused storage after a reset reads as zero through both paths.
+        m.map(0x22000, 0x1000, true).unwrap();
+        assert_eq!(m.load_le::<4>(0x22000), Ok(0));
+        m.store_le::<1>(0x22001, 5).unwrap();
+        assert_eq!(m.load_le::<4>(0x22000), Ok(0x500));
+        assert_eq!(m.load_recent::<4>(0x22000), Some(0x500));
     }
 
     #[test]
