@@ -7,10 +7,15 @@ use std::io;
 use std::ptr;
 use std::sync::Arc;
 
-/// Default chunk size (address space; pages are only allocated when written).
-const CHUNK_SIZE: usize = 16 << 20;
+/// Default chunk size (address space; pages are faulted in as code is placed).
+const CHUNK_SIZE: usize = 4 << 20;
+/// Full chunks kept for reuse.
+const RETIRED_CHUNKS: usize = 4;
 /// Alignment of each module's start.
 const ALIGN: usize = 64;
+/// Pages are faulted in ahead of use this many bytes at a time, by one system call per view
+/// instead of one page fault per page and view.
+const POPULATE: usize = 256 << 10;
 
 /// One memfd with its two views.
 pub(crate) struct Chunk {
@@ -96,11 +101,17 @@ impl Code {
     }
 }
 
-/// Bump allocator over chunks.
+/// Bump allocator over chunks. A full chunk is retired; once no module in a retired chunk is
+/// alive any more, the chunk is filled again from its start, so a process that compiles one
+/// program after another keeps reusing memory it has already faulted in.
 #[derive(Default)]
 pub(crate) struct CodeArena {
     current: Option<Arc<Chunk>>,
     used: usize,
+    /// Bytes of the current chunk already faulted in (both views).
+    populated: usize,
+    /// Full chunks with how much of each is faulted in, oldest first.
+    retired: Vec<(Arc<Chunk>, usize)>,
 }
 
 impl CodeArena {
@@ -109,16 +120,94 @@ impl CodeArena {
         let len = bytes.len();
         let fits = self.current.as_ref().is_some_and(|c| self.used + len <= c.size);
         if !fits {
-            let size = CHUNK_SIZE.max(len.next_multiple_of(4096));
-            self.current = Some(Arc::new(Chunk::new(size)?));
-            self.used = 0;
+            self.next_chunk(len)?;
         }
         let chunk = self.current.clone().expect("chunk allocated above");
         let offset = self.used;
-        // SAFETY: [offset, offset + len) lies inside the chunk's writable view and no code has
-        // been placed there yet (bump allocation never reuses space), so nothing executes it.
+        if offset + len > self.populated {
+            let end = (offset + len).next_multiple_of(POPULATE).min(chunk.size);
+            let (start, span) = (self.populated, end - self.populated);
+            // SAFETY: both ranges lie inside the chunk's two views; populating changes no
+            // contents. A kernel without these advice values refuses them and the pages are
+            // faulted in on first touch instead.
+            unsafe {
+                libc::madvise(chunk.writable.add(start).cast(), span, libc::MADV_POPULATE_WRITE);
+                libc::madvise(chunk.executable.add(start).cast(), span, libc::MADV_POPULATE_READ);
+            }
+            self.populated = end;
+        }
+        // SAFETY: [offset, offset + len) lies inside the chunk's writable view and no live
+        // module's code is there (bump allocation within a chunk never hands out space twice,
+        // and a chunk is refilled only when no module holds it), so nothing executes it. x86
+        // keeps instruction fetch coherent with these stores, including through the other view.
         unsafe { ptr::copy_nonoverlapping(bytes.as_ptr(), chunk.writable.add(offset), len) };
         self.used = (offset + len).next_multiple_of(ALIGN);
         Ok(Code { chunk, offset, len })
+    }
+
+    /// Retires the current chunk and makes current one that holds `len` bytes: a retired
+    /// chunk no module uses any more, else a new one.
+    fn next_chunk(&mut self, len: usize) -> io::Result<()> {
+        if let Some(chunk) = self.current.take() {
+            self.retired.push((chunk, self.populated));
+        }
+        // Only this arena holds a free chunk, and no other thread can take a reference to it.
+        let free = self.retired.iter().position(|(c, _)| Arc::strong_count(c) == 1 && c.size >= len);
+        let (chunk, populated) = match free {
+            Some(i) => self.retired.remove(i),
+            None => (Arc::new(Chunk::new(CHUNK_SIZE.max(len.next_multiple_of(4096)))?), 0),
+        };
+        self.current = Some(chunk);
+        self.used = 0;
+        self.populated = populated;
+        while self.retired.len() > RETIRED_CHUNKS {
+            // Dropping the arena's reference unmaps the chunk once its last module is gone.
+            self.retired.remove(0);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Bytes as seen through the executable view.
+    fn executable_bytes(code: &Code) -> Vec<u8> {
+        // SAFETY: the range was placed by the arena and its chunk stays mapped while `code`
+        // lives; the executable view is readable.
+        unsafe { std::slice::from_raw_parts(code.start() as *const u8, code.len()).to_vec() }
+    }
+
+    #[test]
+    fn a_chunk_is_refilled_only_after_its_last_module_is_gone() {
+        let mut arena = CodeArena::default();
+        let big = vec![0xC3u8; CHUNK_SIZE / 2 + 1];
+        let first = arena.place(&big).unwrap();
+        let first_chunk = first.chunk.executable;
+        // Two such modules do not fit in one chunk: a second chunk, since `first` is alive.
+        let second = arena.place(&big).unwrap();
+        assert_ne!(second.chunk.executable, first_chunk);
+        // Both are alive: a third chunk.
+        let third = arena.place(&big).unwrap();
+        assert_ne!(third.chunk.executable, first_chunk);
+        assert_ne!(third.chunk.executable, second.chunk.executable);
+        // Once the first chunk's module is dropped, a full chunk's successor reuses it.
+        drop(first);
+        let pattern: Vec<u8> = (0..CHUNK_SIZE / 2 + 1).map(|i| i as u8).collect();
+        let reused = arena.place(&pattern).unwrap();
+        assert_eq!(reused.chunk.executable, first_chunk);
+        assert_eq!(reused.offset, 0);
+        assert_eq!(executable_bytes(&reused), pattern, "new contents are visible to execution");
+        assert_eq!(executable_bytes(&second), big, "a live module's code is untouched");
+    }
+
+    #[test]
+    fn a_module_larger_than_a_chunk_gets_a_chunk_of_its_own_size() {
+        let mut arena = CodeArena::default();
+        let huge = vec![0xCCu8; CHUNK_SIZE + 5000];
+        let code = arena.place(&huge).unwrap();
+        assert_eq!(code.len(), huge.len());
+        assert_eq!(executable_bytes(&code), huge);
     }
 }
