@@ -87,6 +87,10 @@ impl<'a> Code<'a> {
     /// `le(i, l)`: `l` bytes from `i` as a little-endian number.
     #[inline]
     pub fn le(&self, i: usize, len: u32) -> u64 {
+        if let Some(&word) = self.bytes.get(i..).and_then(|rest| rest.first_chunk::<8>()) {
+            let value = u64::from_le_bytes(word);
+            return if len >= 8 { value } else { value & ((1u64 << (8 * len)) - 1) };
+        }
         let mut out = 0u64;
         for k in (0..len as usize).rev() {
             out = out << 8 | self.byte(i + k) as u64;

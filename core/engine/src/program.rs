@@ -80,46 +80,46 @@ impl Program {
         let n = blob.code.len();
         let code = Code::new(&blob.code, &blob.starts);
 
-        // Decode every instruction start; note the pcs that follow terminators.
-        let mut decoded: Vec<(u32, Decoded)> = Vec::new();
-        let mut after_terminator = vec![false; n + 1];
-        let mut fall_pcs = Vec::new();
-        for pc in (0..n).filter(|&i| blob.starts[i]) {
-            let d = code.decode(pc as u32, profile);
-            let raw_op = profile.op(blob.code[pc]);
-            let next = d.next_pc(pc as u32);
-            if raw_op.is_some_and(|op| profile.is_terminator(op)) {
-                after_terminator[next as usize] = true;
-            }
-            if !code.is_start(next as usize) || next as usize == n {
-                fall_pcs.push(next);
-            }
-            decoded.push((pc as u32, d));
-        }
-        // Trap entries at fall-through pcs that are not instruction starts.
-        let trap = |pc: u32| Decoded {
-            op: Op::Trap,
-            defined: false,
-            ra: 0,
-            rb: 0,
-            rd: 0,
-            x: 0,
-            y: 0,
-            target: 0,
-            skip: code.skip(pc as usize),
-        };
-        fall_pcs.sort_unstable();
-        fall_pcs.dedup();
-        decoded.extend(fall_pcs.into_iter().map(|pc| (pc, trap(pc))));
-        decoded.sort_unstable_by_key(|e| e.0);
-
+        // One pass in pc order: decode every instruction start, and record a `Trap` at every
+        // fall-through pc that is not one (such a pc always lies after the instruction that
+        // falls there, so its mark is complete when the pass reaches it).
+        const AFTER_TERMINATOR: u8 = 1;
+        const FALL: u8 = 2;
+        let mut marks = vec![0u8; n + 1];
         let mut index = vec![NONE; n + 1];
-        for (i, (pc, _)) in decoded.iter().enumerate() {
-            index[*pc as usize] = i as u32;
+        let mut decoded: Vec<(u32, Decoded)> = Vec::with_capacity(n / 2 + 1);
+        for pc in 0..=n {
+            let d = if pc < n && blob.starts[pc] {
+                let d = code.decode(pc as u32, profile);
+                let next = d.next_pc(pc as u32) as usize;
+                if profile.op(blob.code[pc]).is_some_and(|op| profile.is_terminator(op)) {
+                    marks[next] |= AFTER_TERMINATOR;
+                }
+                if !code.is_start(next) || next == n {
+                    marks[next] |= FALL;
+                }
+                d
+            } else if marks[pc] & FALL != 0 {
+                Decoded {
+                    op: Op::Trap,
+                    defined: false,
+                    ra: 0,
+                    rb: 0,
+                    rd: 0,
+                    x: 0,
+                    y: 0,
+                    target: 0,
+                    skip: code.skip(pc),
+                }
+            } else {
+                continue;
+            };
+            index[pc] = decoded.len() as u32;
+            decoded.push((pc as u32, d));
         }
         let is_valid_target = |pc: u32| {
             let p = pc as usize;
-            p < n && code.defined_op(p, profile).is_some() && (p == 0 || after_terminator[p])
+            p < n && code.defined_op(p, profile).is_some() && (p == 0 || marks[p] & AFTER_TERMINATOR != 0)
         };
         let resolve = |pc: u32| if is_valid_target(pc) { index[pc as usize] } else { NONE };
 
