@@ -144,6 +144,35 @@ impl BenchProgram {
 /// The six programs, in the order of the corpus README.
 pub const NAMES: [&str; 6] = ["sieve", "blake2b", "sort", "intmix", "memops", "hostcall"];
 
+/// The name of the large program `bench` compiles (never runs): see [`large_code`].
+pub const LARGE: &str = "large";
+/// Code bytes the large program has at least.
+pub const LARGE_MIN_BYTES: usize = 128 << 10;
+
+/// A code blob (profile B) of at least `min_len` code bytes: the code of `programs`, one
+/// after another, repeated. Each copy keeps its own instruction starts, and its static jumps
+/// (relative to their own pc) land inside it as before; the jump table is left empty. It is
+/// real compiler output in real proportions, for timing compilation per KiB on a program far
+/// larger than any one bench program.
+pub fn large_code(programs: &[BenchProgram], min_len: usize) -> Result<Vec<u8>, String> {
+    let blobs = programs
+        .iter()
+        .map(|p| javm_engine::Blob::parse(&p.code).map_err(|e| format!("{}: {e}", p.name)))
+        .collect::<Result<Vec<_>, _>>()?;
+    if blobs.iter().all(|b| b.code.is_empty()) {
+        return Err("the bench programs hold no code".into());
+    }
+    let (mut code, mut starts) = (Vec::new(), Vec::new());
+    for blob in blobs.iter().cycle() {
+        if code.len() >= min_len {
+            break;
+        }
+        code.extend_from_slice(&blob.code);
+        starts.extend_from_slice(&blob.starts);
+    }
+    Ok(javm_engine::Blob::new(Vec::new(), code, starts).encode())
+}
+
 /// `$JAVM_BENCH`, else `shared/bench/` in the working folder or one of its ancestors (so
 /// `../shared/bench` from the project root).
 pub fn default_bench_dir() -> Result<PathBuf, String> {
@@ -154,4 +183,38 @@ pub fn default_bench_dir() -> Result<PathBuf, String> {
         return Ok(dir);
     }
     Err("no benchmark folder found: pass --dir or set JAVM_BENCH".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use javm_engine::Blob;
+
+    fn program(name: &str, code: Vec<u8>, starts: Vec<bool>, jump_table: Vec<u32>) -> BenchProgram {
+        BenchProgram {
+            name: name.into(),
+            code: Blob::new(jump_table, code, starts).encode(),
+            entry_pc: 0,
+            initial_regs: [0; NUM_REGS],
+            memory: Vec::new(),
+            checksum_register: 7,
+            checksum: 0,
+            instructions: 0,
+            host_calls: 0,
+        }
+    }
+
+    #[test]
+    fn the_large_program_repeats_every_program_with_its_own_instruction_starts() {
+        // `jump +0` (3 bytes, one start) and `fallthrough; trap` (two starts).
+        let a = program("a", vec![40, 0, 0], vec![true, false, false], vec![2]);
+        let b = program("b", vec![1, 0], vec![true, true], Vec::new());
+        let blob = Blob::parse(&large_code(&[a, b], 12).unwrap()).unwrap();
+        assert_eq!(blob.code, [40, 0, 0, 1, 0, 40, 0, 0, 1, 0, 40, 0, 0], "whole copies until 12 bytes are reached");
+        let starts: Vec<usize> = (0..blob.code.len()).filter(|&i| blob.starts[i]).collect();
+        assert_eq!(starts, [0, 3, 4, 5, 8, 9, 10]);
+        assert!(blob.jump_table.is_empty());
+        let empty = program("e", Vec::new(), Vec::new(), Vec::new());
+        assert!(large_code(&[empty], 10).is_err(), "no code to repeat must not loop forever");
+    }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use polkavm::{
     ArcBytes, BackendKind, CostModel, CostModelKind, Engine, GasMeteringKind, InterruptKind, Module, ModuleConfig,
-    ProgramBlob, ProgramCounter, Reg,
+    ProgramBlob, ProgramCounter, ProgramParts, Reg,
 };
 
 use crate::bench_programs::{BenchProgram, HOST_MIX};
@@ -64,6 +64,13 @@ impl Runner {
         Ok(Runner { engine, blob: None })
     }
 
+    /// Compiles `blob` once (as a run does) and returns how long it took.
+    pub fn compile(&self, blob: &ProgramBlob) -> Result<Duration, String> {
+        let started = Instant::now();
+        Module::from_blob(&self.engine, &module_config(), blob.clone()).map_err(|e| format!("polkavm: {e}"))?;
+        Ok(started.elapsed())
+    }
+
     /// Compiles, instantiates and runs `bench` once from its PolkaVM blob in `dir`.
     pub fn run(&mut self, dir: &Path, bench: &BenchProgram) -> Result<Timing, String> {
         if self.blob.as_ref().is_none_or(|(name, _)| *name != bench.name) {
@@ -73,12 +80,8 @@ impl Runner {
             self.blob = Some((bench.name.clone(), blob));
         }
         let blob = self.blob.as_ref().expect("just parsed").1.clone();
-        let mut module_config = ModuleConfig::new();
-        module_config.set_aux_data_size(1 << 24);
-        module_config.set_gas_metering(Some(GasMeteringKind::Sync));
-        module_config.set_cost_model(Some(CostModelKind::Simple(CostModel::naive_ref())));
         let started = Instant::now();
-        let module = Module::from_blob(&self.engine, &module_config, blob).map_err(|e| format!("polkavm: {e}"))?;
+        let module = Module::from_blob(&self.engine, &module_config(), blob).map_err(|e| format!("polkavm: {e}"))?;
         let compile = started.elapsed();
         let started = Instant::now();
         let mut instance = module.instantiate().map_err(|e| format!("polkavm: {e}"))?;
@@ -110,4 +113,24 @@ impl Runner {
             host_calls,
         })
     }
+}
+
+/// How every run configures its module: 16 MiB of aux data, synchronous gas metering under the
+/// naive cost model.
+fn module_config() -> ModuleConfig {
+    let mut config = ModuleConfig::new();
+    config.set_aux_data_size(1 << 24);
+    config.set_gas_metering(Some(GasMeteringKind::Sync));
+    config.set_cost_model(Some(CostModelKind::Simple(CostModel::naive_ref())));
+    config
+}
+
+/// A PolkaVM blob holding `code` (a code blob, profile B) in place of the code of the bench
+/// program `template` in `dir` (whose memory sizes, imports and exports it keeps).
+pub fn blob_with_code(dir: &Path, template: &str, code: &[u8]) -> Result<ProgramBlob, String> {
+    let path = dir.join(format!("{template}.polkavm"));
+    let bytes = crate::input::read_file(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut parts = ProgramParts::from_bytes(ArcBytes::from(bytes)).map_err(|e| format!("{}: {e}", path.display()))?;
+    parts.code_and_jump_table = ArcBytes::from(code.to_vec());
+    ProgramBlob::from_parts(parts).map_err(|e| format!("polkavm: large program: {e}"))
 }

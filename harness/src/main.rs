@@ -160,7 +160,9 @@ enum Command {
     /// and per KiB of code, and the process's peak resident memory while that backend ran
     /// that program.
     Bench {
-        /// Program names (sieve, blake2b, sort, intmix, memops, hostcall). Default: all.
+        /// Program names (sieve, blake2b, sort, intmix, memops, hostcall, and `large`: the six
+        /// programs' code repeated to 128 KiB, which is only prepared, to time compilation per
+        /// KiB on a large program). Default: all.
         programs: Vec<String>,
         /// Folder with the programs. Default: $JAVM_BENCH, else ../shared/bench.
         #[arg(long)]

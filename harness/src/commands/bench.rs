@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::backends::BackendSpec;
-use crate::bench_programs::{default_bench_dir, BenchProgram, NAMES};
+use crate::bench_programs::{default_bench_dir, large_code, BenchProgram, LARGE, LARGE_MIN_BYTES, NAMES};
 use crate::commands::vectors::{EXIT_FAILED, EXIT_OK, EXIT_UNUSABLE};
 
 pub struct BenchArgs {
@@ -47,14 +47,17 @@ pub fn run(args: BenchArgs) -> i32 {
             return EXIT_UNUSABLE;
         }
     };
-    let names: Vec<String> =
-        if args.programs.is_empty() { NAMES.iter().map(|s| s.to_string()).collect() } else { args.programs.clone() };
+    let names: Vec<String> = if args.programs.is_empty() {
+        NAMES.iter().chain(&[LARGE]).map(|s| s.to_string()).collect()
+    } else {
+        args.programs.clone()
+    };
     let mut wrong = 0;
     println!(
         "{:<10} {:<16} {:>12} {:>12} {:>14} {:>11} {:>13} {:>9}",
         "program", "backend", "instructions", "median ms", "M instr/s", "prepare ms", "prepare µs/KiB", "peak MiB"
     );
-    for name in &names {
+    for name in names.iter().filter(|n| *n != LARGE) {
         let bench = match BenchProgram::load(&dir, name) {
             Ok(b) => b,
             Err(e) => {
@@ -144,11 +147,93 @@ pub fn run(args: BenchArgs) -> i32 {
         }
         print_ratios(&bench.name, &rows);
     }
+    if names.iter().any(|n| n == LARGE) {
+        match time_large(&dir, &args) {
+            Ok(failures) => wrong += failures,
+            Err(e) => {
+                eprintln!("error: {LARGE}: {e}");
+                return EXIT_UNUSABLE;
+            }
+        }
+    }
     if wrong > 0 {
         EXIT_FAILED
     } else {
         EXIT_OK
     }
+}
+
+/// Times preparation alone (decode + compile, as in the other rows) of the large program
+/// built from all six programs, on every backend; returns how many backends failed.
+fn time_large(dir: &std::path::Path, args: &BenchArgs) -> Result<usize, String> {
+    let programs = NAMES.iter().map(|n| BenchProgram::load(dir, n)).collect::<Result<Vec<_>, _>>()?;
+    let code = large_code(&programs, LARGE_MIN_BYTES)?;
+    // Per KiB of the blob, as in the other rows.
+    let code_len = code.len();
+    let config = javm_engine::Config::new(javm_engine::Profile::B, javm_engine::GasModel::BlockUnit);
+    let mut rows = Vec::new();
+    #[cfg_attr(not(feature = "polkavm"), allow(unused_mut))]
+    let mut failures = 0;
+    for kind in &args.backends {
+        peak::reset();
+        let mut backend = kind.create().map_err(|e| e.to_string())?;
+        let mut prepares = Vec::with_capacity(args.runs);
+        for _ in 0..args.runs.max(1) {
+            let started = Instant::now();
+            let program = javm_engine::Program::from_bytes(&code, config.clone()).map_err(|e| e.to_string())?;
+            backend.load(std::sync::Arc::new(program));
+            backend.precompile();
+            prepares.push(started.elapsed());
+        }
+        prepares.sort();
+        let row =
+            Row { name: kind.name().to_string(), run: f64::NAN, prepare: prepares[prepares.len() / 2].as_secs_f64() };
+        print_compile_row(code_len, &row);
+        rows.push(row);
+    }
+    #[cfg(feature = "polkavm")]
+    for name in &args.references {
+        use crate::bench_reference::{blob_with_code, Reference, Runner};
+        peak::reset();
+        let reference = Reference::from_name(name).ok_or_else(|| format!("unknown PolkaVM reference {name}"))?;
+        let timed = Runner::new(reference).and_then(|runner| {
+            let blob = blob_with_code(dir, NAMES[0], &code)?;
+            let mut compiles = (0..args.runs.max(1)).map(|_| runner.compile(&blob)).collect::<Result<Vec<_>, _>>()?;
+            compiles.sort();
+            Ok(compiles[compiles.len() / 2])
+        });
+        match timed {
+            Ok(t) => {
+                let row = Row { name: name.to_string(), run: f64::NAN, prepare: t.as_secs_f64() };
+                print_compile_row(code_len, &row);
+                rows.push(row);
+            }
+            Err(e) => {
+                eprintln!("error: {LARGE}: {e}");
+                failures += 1;
+            }
+        }
+    }
+    let find = |name: &str| rows.iter().find(|r| r.name == name);
+    if let (Some(compiler), Some(jit)) = (find("polkavm-compiler"), find("jit")) {
+        println!("{LARGE:<10} jit / polkavm-compiler: compile {:.2}x", jit.prepare / compiler.prepare);
+    }
+    Ok(failures)
+}
+
+/// A row of the large program: preparation only (it is never run).
+fn print_compile_row(code_len: usize, row: &Row) {
+    println!(
+        "{:<10} {:<16} {:>12} {:>12} {:>14} {:>11.3} {:>13.1} {:>9}",
+        LARGE,
+        row.name,
+        "-",
+        "-",
+        "-",
+        row.prepare * 1e3,
+        row.prepare * 1e6 / (code_len as f64 / 1024.0),
+        peak::mebibytes()
+    );
 }
 
 /// One line of the table: the row's times, the rate they mean, preparation per KiB of code
