@@ -515,8 +515,18 @@ impl<'p> Compiler<'p> {
     fn finish(mut self, arena: &mut CodeArena) -> io::Result<Module> {
         let labels = self.ops.labels();
         let offset = |l: DynamicLabel| labels.resolve_dynamic(l).map(|o| o.0).map_err(io::Error::other);
-        let body = self.body.iter().map(|&l| offset(l).map(|o| o as u32)).collect::<io::Result<Vec<u32>>>()?;
-        let charged = self.charged.iter().map(|l| l.map(offset).transpose()).collect::<io::Result<Vec<_>>>()?;
+        // Plain loops into vectors of the final size: collecting `Result`s cannot size them.
+        let mut body = Vec::with_capacity(self.body.len());
+        for &l in &self.body {
+            body.push(offset(l)? as u32);
+        }
+        let mut charged = Vec::with_capacity(self.charged.len());
+        for l in &self.charged {
+            charged.push(match *l {
+                Some(l) => Some(offset(l)?),
+                None => None,
+            });
+        }
         let slow_entry = offset(self.exits.slow_mem)?;
         let exit_common = offset(self.exits.common)?;
         let bytes = self.ops.finalize().map_err(io::Error::other)?;
