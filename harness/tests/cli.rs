@@ -211,3 +211,27 @@ fn nightly_spends_its_budget_and_writes_its_reports() {
     assert_eq!(summary["changes"]["new_failed_cases"].as_array().unwrap().len(), 1);
     assert!(std::fs::read_to_string(again.join("index.html")).unwrap().contains("newly failing case"));
 }
+
+#[test]
+fn bench_verifies_its_programs_and_prepares_the_large_one() {
+    let (code, out, err) = harness(&["bench", "sort", "memops", "large", "--backend", "interp,jit", "--runs", "1"]);
+    assert!(!err.contains("no benchmark folder"), "the bench programs are missing: set JAVM_BENCH ({err})");
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    for backend in ["interp", "jit"] {
+        for program in ["sort", "memops", "large"] {
+            let row = out
+                .lines()
+                .find(|l| l.split_whitespace().take(2).eq([program, backend]))
+                .unwrap_or_else(|| panic!("no {program} row for {backend}:\n{out}"));
+            let fields: Vec<&str> = row.split_whitespace().collect();
+            let per_kib: f64 = fields[6].parse().unwrap_or_else(|_| panic!("prepare µs/KiB in {row}"));
+            assert!(per_kib > 0.0, "{row}");
+            if program == "large" {
+                assert_eq!(fields[2..5], ["-", "-", "-"], "the large program is never run: {row}");
+            }
+        }
+    }
+    // A wrong program name is refused before anything runs.
+    let (code, _, err) = harness(&["bench", "no-such-program", "--runs", "1"]);
+    assert_eq!(code, 2, "{err}");
+}
