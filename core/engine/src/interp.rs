@@ -301,9 +301,7 @@ fn branch<const COND: u8, const IMM: bool, const FUSED: bool>(m: &mut Machine<'_
     if Cond::from_index(COND).apply(m.reg(s.a), rhs) {
         m.jump(s, at, if FUSED { s.y & u32::MAX as u64 } else { s.y })
     } else if FUSED {
-        let cost = s.y >> 32;
-        if m.gas >= 0 && m.gas as u64 >= cost {
-            m.gas -= cost as i64;
+        if charge(&mut m.gas, &mut true, false, s.y >> 32) {
             at + 2
         } else {
             out_of_gas(m, at + 1)
@@ -488,7 +486,6 @@ impl Translation {
                 .get(i + 1)
                 .filter(|next| inst.terminator && !per_instruction && next.cost <= u32::MAX as u64)
                 .map(|next| next.cost);
-            let mut fused = false;
             // Under the strict rule a branch without a valid target always panics.
             let handler = if strict && inst.target == NONE && matches!(kind, Kind::Branch { .. }) {
                 panic
@@ -497,11 +494,10 @@ impl Translation {
                 (target, y) = (self.body[i + 1], cost);
                 jump
             } else if let (Kind::Branch { .. }, Some(cost), true) = (kind, next_cost, y <= u32::MAX as u64) {
-                fused = true;
                 y |= cost << 32;
-                handler(kind, fused)
+                handler(kind, true)
             } else {
-                handler(kind, fused)
+                handler(kind, false)
             };
             self.slots.push(Slot {
                 handler,

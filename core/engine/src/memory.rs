@@ -75,23 +75,69 @@ pub struct PageMemory {
     table: Box<[u32; PAGE_COUNT]>,
     /// Page storage, one slot after another; slot 0 is the zero page and is never written.
     data: Vec<[u8; PAGE_SIZE as usize]>,
-    /// The page number and slot of the page the last load went through, and of the one
-    /// before it (`NO_PAGE`: none). A load from them skips the table, so on the host the
-    /// access's address does not wait for a table lookup; that latency dominated
-    /// load-heavy programs.
-    read_page: Cell<u32>,
-    read_slot: Cell<usize>,
-    read_page2: Cell<u32>,
-    read_slot2: Cell<usize>,
+    /// The pages the last two loads went through. A load from them skips the table, so on
+    /// the host the access's address does not wait for a table lookup; that latency
+    /// dominated load-heavy programs.
+    reads: Recent,
     /// The same for the last two stores (writable pages with storage of their own).
-    write_page: u32,
-    write_slot: usize,
-    write_page2: u32,
-    write_slot2: usize,
+    writes: Recent,
     /// Slots in use (slot 0 included).
     used: usize,
     /// Mapped page numbers, in the order they were first mapped.
     mapped: Vec<u32>,
+}
+
+/// Two recently used pages, the most recent first: page numbers (`NO_PAGE` when empty) and
+/// their slots. Cells, so a load (`&self`) can remember its page.
+struct Recent {
+    page: Cell<u32>,
+    slot: Cell<usize>,
+    older_page: Cell<u32>,
+    older_slot: Cell<usize>,
+}
+
+impl Recent {
+    fn new() -> Self {
+        Recent {
+            page: Cell::new(NO_PAGE),
+            slot: Cell::new(0),
+            older_page: Cell::new(NO_PAGE),
+            older_slot: Cell::new(0),
+        }
+    }
+
+    /// The slot of `page` if it is one of the two.
+    #[inline(always)]
+    fn slot(&self, page: u32) -> Option<usize> {
+        if page == self.page.get() {
+            Some(self.slot.get())
+        } else if page == self.older_page.get() {
+            Some(self.older_slot.get())
+        } else {
+            None
+        }
+    }
+
+    /// Makes `page` (in `slot`) the most recent; the older of the two is dropped.
+    fn remember(&self, page: u32, slot: usize) {
+        self.older_page.set(self.page.get());
+        self.older_slot.set(self.slot.get());
+        self.page.set(page);
+        self.slot.set(slot);
+    }
+
+    fn forget(&self) {
+        self.page.set(NO_PAGE);
+        self.older_page.set(NO_PAGE);
+    }
+
+    fn forget_page(&self, page: u32) {
+        for p in [&self.page, &self.older_page] {
+            if p.get() == page {
+                p.set(NO_PAGE);
+            }
+        }
+    }
 }
 
 impl Default for PageMemory {
@@ -114,14 +160,8 @@ impl PageMemory {
         PageMemory {
             table: vec![0; PAGE_COUNT].into_boxed_slice().try_into().expect("PAGE_COUNT entries"),
             data: vec![[0; PAGE_SIZE as usize]],
-            read_page: Cell::new(NO_PAGE),
-            read_slot: Cell::new(0),
-            read_page2: Cell::new(NO_PAGE),
-            read_slot2: Cell::new(0),
-            write_page: NO_PAGE,
-            write_slot: 0,
-            write_page2: NO_PAGE,
-            write_slot2: 0,
+            reads: Recent::new(),
+            writes: Recent::new(),
             used: 1,
             mapped: Vec::new(),
         }
@@ -166,13 +206,7 @@ impl PageMemory {
     fn store_page(&mut self, address: u32) -> u32 {
         let page = (address >> PAGE_SHIFT) as usize;
         // A recent load page read the zero page; pages recent for stores have storage.
-        let number = page as u32;
-        if self.read_page.get() == number {
-            self.read_page.set(NO_PAGE);
-        }
-        if self.read_page2.get() == number {
-            self.read_page2.set(NO_PAGE);
-        }
+        self.reads.forget_page(page as u32);
         let slot = self.used;
         if slot == self.data.len() {
             self.data.push([0; PAGE_SIZE as usize]);
@@ -187,10 +221,8 @@ impl PageMemory {
     /// Empties the recent-page caches (the table is about to change).
     #[inline]
     fn forget_recent(&mut self) {
-        self.read_page.set(NO_PAGE);
-        self.read_page2.set(NO_PAGE);
-        self.write_page = NO_PAGE;
-        self.write_page2 = NO_PAGE;
+        self.reads.forget();
+        self.writes.forget();
     }
 
     /// How many mapped pages have storage (were written since they were mapped).
@@ -255,13 +287,7 @@ impl PageMemory {
         if offset > PAGE_SIZE as usize - N {
             return None;
         }
-        let slot = if page == self.read_page.get() {
-            self.read_slot.get()
-        } else if page == self.read_page2.get() {
-            self.read_slot2.get()
-        } else {
-            return None;
-        };
+        let slot = self.reads.slot(page)?;
         let bytes = &self.data.get(slot)?[offset..offset + N];
         let mut wide = [0u8; 8];
         wide[..N].copy_from_slice(bytes);
@@ -279,10 +305,7 @@ impl PageMemory {
         let offset = (address & (PAGE_SIZE - 1)) as usize;
         let entry = self.table[page as usize];
         if entry != 0 && offset <= PAGE_SIZE as usize - N {
-            self.read_page2.set(self.read_page.get());
-            self.read_slot2.set(self.read_slot.get());
-            self.read_page.set(page);
-            self.read_slot.set((entry & SLOT) as usize);
+            self.reads.remember(page, (entry & SLOT) as usize);
         }
         let bytes = self.load::<N>(address)?;
         let mut wide = [0u8; 8];
@@ -291,8 +314,8 @@ impl PageMemory {
     }
 
     /// Guest store of the low `N` (1, 2, 4 or 8) bytes of `value` if it lies inside one of
-    /// the two pages the last stores went through (the caller's fast path); else `false`, nothing is
-    /// written and the caller takes [`PageMemory::store_le`].
+    /// the two pages the last stores went through (the caller's fast path); else `false`,
+    /// nothing is written and the caller takes [`PageMemory::store_le`].
     #[inline(always)]
     pub fn store_recent<const N: usize>(&mut self, address: u32, value: u64) -> bool {
         let page = address >> PAGE_SHIFT;
@@ -300,13 +323,7 @@ impl PageMemory {
         if offset > PAGE_SIZE as usize - N {
             return false;
         }
-        let slot = if page == self.write_page {
-            self.write_slot
-        } else if page == self.write_page2 {
-            self.write_slot2
-        } else {
-            return false;
-        };
+        let Some(slot) = self.writes.slot(page) else { return false };
         match self.data.get_mut(slot) {
             Some(page) => {
                 page[offset..offset + N].copy_from_slice(&value.to_le_bytes()[..N]);
@@ -330,10 +347,7 @@ impl PageMemory {
         let entry = self.table[page as usize];
         let offset = (address & (PAGE_SIZE - 1)) as usize;
         if entry & WRITABLE != 0 && entry & SLOT != 0 && offset <= PAGE_SIZE as usize - N {
-            self.write_page2 = self.write_page;
-            self.write_slot2 = self.write_slot;
-            self.write_page = page;
-            self.write_slot = (entry & SLOT) as usize;
+            self.writes.remember(page, (entry & SLOT) as usize);
         }
         Ok(())
     }

@@ -100,17 +100,8 @@ impl Program {
                 }
                 d
             } else if marks[pc] & FALL != 0 {
-                Decoded {
-                    op: Op::Trap,
-                    defined: false,
-                    ra: 0,
-                    rb: 0,
-                    rd: 0,
-                    x: 0,
-                    y: 0,
-                    target: 0,
-                    skip: code.skip(pc),
-                }
+                // Not an instruction start (or the end of code): the decoder gives the trap.
+                code.decode(pc as u32, profile)
             } else {
                 continue;
             };
