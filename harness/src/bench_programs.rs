@@ -102,9 +102,7 @@ impl BenchProgram {
 
     /// Prepares the code (profile B, unit cost per block, so gas used counts instructions).
     pub fn prepare(&self) -> Result<Arc<Program>, String> {
-        Program::from_bytes(&self.code, Config::new(Profile::B, GasModel::BlockUnit))
-            .map(Arc::new)
-            .map_err(|e| format!("{}: {e}", self.name))
+        prepare_code(&self.code).map_err(|e| format!("{}: {e}", self.name))
     }
 
     /// Loads the program into a backend with its memory and registers, ready to run.
@@ -143,6 +141,12 @@ impl BenchProgram {
 
 /// The six programs, in the order of the corpus README.
 pub const NAMES: [&str; 6] = ["sieve", "blake2b", "sort", "intmix", "memops", "hostcall"];
+
+/// Prepares a code blob as every bench program is prepared: profile B, unit cost per block
+/// (so gas used counts instructions).
+pub fn prepare_code(code: &[u8]) -> Result<Arc<Program>, String> {
+    Program::from_bytes(code, Config::new(Profile::B, GasModel::BlockUnit)).map(Arc::new).map_err(|e| e.to_string())
+}
 
 /// The name of the large program `bench` compiles (never runs): see [`large_code`].
 pub const LARGE: &str = "large";

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::backends::BackendSpec;
-use crate::bench_programs::{default_bench_dir, large_code, BenchProgram, LARGE, LARGE_MIN_BYTES, NAMES};
+use crate::bench_programs::{default_bench_dir, large_code, prepare_code, BenchProgram, LARGE, LARGE_MIN_BYTES, NAMES};
 use crate::commands::vectors::{EXIT_FAILED, EXIT_OK, EXIT_UNUSABLE};
 
 pub struct BenchArgs {
@@ -53,6 +53,8 @@ pub fn run(args: BenchArgs) -> i32 {
         args.programs.clone()
     };
     let mut wrong = 0;
+    // The programs loaded so far (the large program is built from all six).
+    let mut loaded: Vec<BenchProgram> = Vec::new();
     println!(
         "{:<10} {:<16} {:>12} {:>12} {:>14} {:>11} {:>13} {:>9}",
         "program", "backend", "instructions", "median ms", "M instr/s", "prepare ms", "prepare µs/KiB", "peak MiB"
@@ -146,9 +148,10 @@ pub fn run(args: BenchArgs) -> i32 {
             }
         }
         print_ratios(&bench.name, &rows);
+        loaded.push(bench);
     }
     if names.iter().any(|n| n == LARGE) {
-        match time_large(&dir, &args) {
+        match time_large(&dir, &args, loaded) {
             Ok(failures) => wrong += failures,
             Err(e) => {
                 eprintln!("error: {LARGE}: {e}");
@@ -165,12 +168,17 @@ pub fn run(args: BenchArgs) -> i32 {
 
 /// Times preparation alone (decode + compile, as in the other rows) of the large program
 /// built from all six programs, on every backend; returns how many backends failed.
-fn time_large(dir: &std::path::Path, args: &BenchArgs) -> Result<usize, String> {
-    let programs = NAMES.iter().map(|n| BenchProgram::load(dir, n)).collect::<Result<Vec<_>, _>>()?;
+fn time_large(dir: &std::path::Path, args: &BenchArgs, mut loaded: Vec<BenchProgram>) -> Result<usize, String> {
+    let mut programs = Vec::with_capacity(NAMES.len());
+    for name in NAMES {
+        match loaded.iter().position(|p| p.name == name) {
+            Some(i) => programs.push(loaded.swap_remove(i)),
+            None => programs.push(BenchProgram::load(dir, name)?),
+        }
+    }
     let code = large_code(&programs, LARGE_MIN_BYTES)?;
     // Per KiB of the blob, as in the other rows.
     let code_len = code.len();
-    let config = javm_engine::Config::new(javm_engine::Profile::B, javm_engine::GasModel::BlockUnit);
     let mut rows = Vec::new();
     #[cfg_attr(not(feature = "polkavm"), allow(unused_mut))]
     let mut failures = 0;
@@ -180,8 +188,7 @@ fn time_large(dir: &std::path::Path, args: &BenchArgs) -> Result<usize, String> 
         let mut prepares = Vec::with_capacity(args.runs);
         for _ in 0..args.runs.max(1) {
             let started = Instant::now();
-            let program = javm_engine::Program::from_bytes(&code, config.clone()).map_err(|e| e.to_string())?;
-            backend.load(std::sync::Arc::new(program));
+            backend.load(prepare_code(&code)?);
             backend.precompile();
             prepares.push(started.elapsed());
         }
