@@ -129,6 +129,15 @@ enum Command {
         /// name the rules never reached.
         #[arg(long)]
         coverage: bool,
+        /// Worker processes to split the run over, each running its share of the programs on
+        /// one thread (default: one per CPU; 1 runs everything in this process). Processes, not
+        /// threads: the JIT changes page protections for every program, and in one process each
+        /// change stalls every other thread.
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+        jobs: Option<u16>,
+        /// Run as a worker of another `diff` (reports in lines on stdout).
+        #[arg(long, hide = true)]
+        worker: bool,
     },
     /// Print the disassembly of a program: a vector file (.json) or a raw blob file.
     Disasm {
@@ -334,6 +343,8 @@ fn main() -> ExitCode {
             explain,
             reports,
             coverage,
+            jobs,
+            worker,
         } => {
             let pair = match backends(&external).and_then(|b| b.pair(&pair)) {
                 Ok(p) => p,
@@ -348,7 +359,22 @@ fn main() -> ExitCode {
                 Ok(s) => s,
                 Err(e) => return unusable(e),
             };
-            diff::run(DiffArgs { seed, first, count, shard, timeout, config, pair, explain, reports, coverage })
+            let jobs = jobs.map_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()), usize::from);
+            diff::run(DiffArgs {
+                seed,
+                first,
+                count,
+                shard,
+                timeout,
+                config,
+                pair,
+                external,
+                explain,
+                reports,
+                coverage,
+                jobs,
+                worker,
+            })
         }
         Command::Disasm { file, profile } => text::disasm(&file, profile.map(Profile::from)),
         Command::Asm { file, profile, output } => text::asm(&file, profile.into(), output),

@@ -29,12 +29,21 @@ impl Progress {
 
     /// Counts one finished item.
     pub fn inc(&self) {
-        let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
+        self.add(1);
+    }
+
+    /// Counts `n` finished items.
+    pub fn add(&self, n: u64) {
+        if n == 0 {
+            return;
+        }
+        let before = self.done.fetch_add(n, Ordering::Relaxed);
+        let done = before + n;
         match &self.bar {
-            Some(bar) => bar.inc(1),
+            Some(bar) => bar.inc(n),
             None => {
                 let step = (self.total / 10).max(1);
-                if self.total >= 1000 && done.is_multiple_of(step) && done < self.total {
+                if self.total >= 1000 && done / step > before / step && done < self.total {
                     eprintln!("  {done}/{} {} ({:.0}s)", self.total, self.unit, self.started.elapsed().as_secs_f64());
                 }
             }

@@ -144,6 +144,66 @@ fn diff_reports_a_program_that_never_finishes_as_a_hang() {
     assert!(stdout.contains("--seed 7 --first 40 --count 1"), "{stdout}");
 }
 
+/// With worker processes a hang in one of them is reported the same way, and the others are
+/// stopped rather than left running.
+#[test]
+fn diff_reports_a_hang_in_a_worker_process() {
+    let dir = scratch("hang-workers");
+    let server = write(
+        &dir,
+        "stuck.py",
+        "import sys, time\nsys.stdin.readline()\nprint('{\"ok\": true, \"protocol\": 1, \"name\": \"stuck\"}', flush=True)\ntime.sleep(600)\n",
+    );
+    let external = format!("stuck=python3 {server}");
+    let started = std::time::Instant::now();
+    let (code, stdout, stderr) = harness(&[
+        "diff",
+        "--external",
+        &external,
+        "--pair",
+        "interp:stuck",
+        "--seed",
+        "7",
+        "--first",
+        "40",
+        "--count",
+        "2",
+        "--timeout",
+        "1",
+        "--jobs",
+        "2",
+    ]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "took {:?}", started.elapsed());
+    assert!(stderr.contains("2 worker processes"), "{stderr}");
+    assert!(stdout.contains("HANG program 40") || stdout.contains("HANG program 41"), "{stdout}");
+    assert!(stdout.contains(&format!("--external 'stuck=python3 {server}'")), "{stdout}");
+}
+
+/// Worker processes run every program of the shard once: the summary counts them all.
+#[test]
+fn diff_splits_its_programs_over_worker_processes() {
+    for jobs in ["1", "3"] {
+        let (code, stdout, stderr) = harness(&[
+            "diff",
+            "--pair",
+            "interp:model",
+            "--count",
+            "301",
+            "--seed",
+            "9",
+            "--shard",
+            "2/3",
+            "--jobs",
+            jobs,
+        ]);
+        assert_eq!(code, 0, "{stdout}{stderr}");
+        let last = stdout.lines().last().unwrap();
+        assert!(last.starts_with("100 programs, 0 divergences, "), "{last}");
+        assert_eq!(stderr.contains("worker processes"), jobs != "1", "{stderr}");
+    }
+}
+
 #[test]
 fn diff_refuses_a_timeout_that_is_not_positive() {
     let (code, _, stderr) = harness(&["diff", "--count", "1", "--timeout", "0"]);

@@ -1,13 +1,21 @@
 //! `javm-harness diff`: generated programs through two backends, divergences explained.
+//!
+//! A run is split over worker processes (`--jobs`): each is this program again, started with
+//! `--worker` and a finer shard, runs its programs on one thread and reports on its stdout, one
+//! line per message (see [`WorkerLine`]). Processes rather than threads, because the JIT changes
+//! host page protections for every program, and each change in one thread of a process stalls
+//! every other thread of it (the kernel flushes their TLBs too). The parent shows the progress,
+//! then explains the divergences itself: a program is fully given by the seed and its index.
 
-use std::io::Write;
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use crate::progress::Progress;
-use rayon::prelude::*;
 
 use crate::backends::{BackendSpec, Boxed};
 use crate::commands::vectors::{EXIT_FAILED, EXIT_OK, EXIT_UNUSABLE};
@@ -17,6 +25,7 @@ use crate::run::run_case;
 use javm_model::coverage::Coverage;
 use javm_model::Model;
 
+#[derive(Clone)]
 pub struct DiffArgs {
     pub seed: u64,
     /// Index of the first program (programs `first .. first + count` of the seed).
@@ -30,66 +39,64 @@ pub struct DiffArgs {
     pub timeout: Duration,
     pub config: GenConfig,
     pub pair: (BackendSpec, BackendSpec),
+    /// The `--external` declarations (NAME=COMMAND), passed on to worker processes.
+    pub external: Vec<String>,
     /// How many divergences to minimise and explain.
     pub explain: usize,
     pub reports: PathBuf,
     /// Also run every program on a rule-counting reference model and print the coverage.
     pub coverage: bool,
+    /// Worker processes to split the run over; 1 runs every program in this process.
+    pub jobs: usize,
+    /// This process is a worker of another `diff`: it runs its shard and reports in lines.
+    pub worker: bool,
 }
 
-/// One worker's backends and findings.
-struct Worker {
-    a: Boxed,
-    b: Boxed,
-    counter: Option<Model>,
+/// What a run found.
+#[derive(Default)]
+struct Findings {
     divergent: Vec<u64>,
+    /// Programs that differed only in listed known differences.
     known: u64,
     /// Programs per known-difference name.
-    known_names: std::collections::BTreeMap<String, u64>,
+    known_names: BTreeMap<String, u64>,
+    coverage: Coverage,
 }
 
-/// What each worker thread is running: the program index plus one (0 = idle) and when it
-/// started, in milliseconds since the run began.
+/// What the one running program is (its index plus one, 0 = idle) and since when, in
+/// milliseconds since the run began; read by the watchdog.
 struct Watch {
     started: Instant,
-    slots: Vec<(AtomicU64, AtomicU64)>,
+    program: AtomicU64,
+    since: AtomicU64,
     done: AtomicBool,
 }
 
 impl Watch {
-    fn new(threads: usize) -> Watch {
+    fn new() -> Watch {
         Watch {
             started: Instant::now(),
-            slots: (0..threads.max(1)).map(|_| (AtomicU64::new(0), AtomicU64::new(0))).collect(),
+            program: AtomicU64::new(0),
+            since: AtomicU64::new(0),
             done: AtomicBool::new(false),
         }
     }
 
-    fn slot(&self) -> Option<&(AtomicU64, AtomicU64)> {
-        self.slots.get(rayon::current_thread_index().unwrap_or(0))
-    }
-
     fn begin(&self, index: u64) {
-        if let Some((program, since)) = self.slot() {
-            since.store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
-            program.store(index + 1, Ordering::Release);
-        }
+        self.since.store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
+        self.program.store(index + 1, Ordering::Release);
     }
 
     fn end(&self) {
-        if let Some((program, _)) = self.slot() {
-            program.store(0, Ordering::Release);
-        }
+        self.program.store(0, Ordering::Release);
     }
 
-    /// The first program running for longer than `limit`, with how long it has run.
+    /// The program, if it has been running for longer than `limit`, with how long it has run.
     fn overdue(&self, limit: Duration) -> Option<(u64, Duration)> {
         let now = self.started.elapsed().as_millis() as u64;
-        self.slots.iter().find_map(|(program, since)| {
-            let index = program.load(Ordering::Acquire).checked_sub(1)?;
-            let ran = Duration::from_millis(now.saturating_sub(since.load(Ordering::Relaxed)));
-            (ran > limit).then_some((index, ran))
-        })
+        let index = self.program.load(Ordering::Acquire).checked_sub(1)?;
+        let ran = Duration::from_millis(now.saturating_sub(self.since.load(Ordering::Relaxed)));
+        (ran > limit).then_some((index, ran))
     }
 }
 
@@ -103,14 +110,340 @@ pub fn shard_size(first: u64, end: u64, k: u64, n: u64) -> u64 {
 fn replay_prefix(args: &DiffArgs) -> String {
     let (a, b) = &args.pair;
     let gas = args.config.gas.name();
+    let external: String = args.external.iter().map(|e| format!(" --external '{e}'")).collect();
     format!(
-        "javm-harness diff --pair {}:{} --profile {} --gas-model {gas}{} --seed {}",
+        "javm-harness diff --pair {}:{}{external} --profile {} --gas-model {gas}{} --seed {}",
         a.name(),
         b.name(),
         args.config.profile.name(),
         if args.config.raw { " --raw" } else { "" },
         args.seed
     )
+}
+
+/// Prints a hang the way every run reports it.
+fn report_hang(args: &DiffArgs, index: u64, ran: Duration) {
+    eprintln!();
+    println!(
+        "HANG program {index}: no result after {:.1}s (limit {:.1}s, --timeout)",
+        ran.as_secs_f64(),
+        args.timeout.as_secs_f64()
+    );
+    println!("replay: {} --first {index} --count 1", replay_prefix(args));
+    let _ = std::io::stdout().flush();
+}
+
+/// One line of a worker's report.
+#[derive(Debug, PartialEq)]
+enum WorkerLine {
+    /// `done N`: N programs of the worker's shard have finished.
+    Done(u64),
+    /// `diverge I`: program I diverged.
+    Diverge(u64),
+    /// `known C NAME`: C programs differed in the listed known difference NAME only, and
+    /// `known-programs C`: C programs differed in listed known differences only.
+    Known(u64, String),
+    KnownPrograms(u64),
+    /// `coverage C1 C2 …`: the rule counters.
+    Coverage(Vec<u64>),
+    /// `hang I MS`: program I ran for MS milliseconds without a result; the worker stops.
+    Hang(u64, u64),
+    /// `end`: the report is complete.
+    End,
+}
+
+impl WorkerLine {
+    fn render(&self) -> String {
+        match self {
+            WorkerLine::Done(n) => format!("done {n}"),
+            WorkerLine::Diverge(i) => format!("diverge {i}"),
+            WorkerLine::Known(c, name) => format!("known {c} {name}"),
+            WorkerLine::KnownPrograms(c) => format!("known-programs {c}"),
+            WorkerLine::Coverage(counts) => {
+                let counts: Vec<String> = counts.iter().map(u64::to_string).collect();
+                format!("coverage {}", counts.join(" "))
+            }
+            WorkerLine::Hang(i, ms) => format!("hang {i} {ms}"),
+            WorkerLine::End => "end".to_string(),
+        }
+    }
+
+    fn parse(line: &str) -> Option<WorkerLine> {
+        let (word, rest) = line.split_once(' ').unwrap_or((line, ""));
+        let number = |s: &str| s.parse::<u64>().ok();
+        Some(match word {
+            "done" => WorkerLine::Done(number(rest)?),
+            "diverge" => WorkerLine::Diverge(number(rest)?),
+            "known" => {
+                let (count, name) = rest.split_once(' ')?;
+                WorkerLine::Known(number(count)?, name.to_string())
+            }
+            "known-programs" => WorkerLine::KnownPrograms(number(rest)?),
+            "coverage" => WorkerLine::Coverage(rest.split(' ').map(number).collect::<Option<_>>()?),
+            "hang" => {
+                let (index, ms) = rest.split_once(' ')?;
+                WorkerLine::Hang(number(index)?, number(ms)?)
+            }
+            "end" if rest.is_empty() => WorkerLine::End,
+            _ => return None,
+        })
+    }
+}
+
+/// Runs the shard's programs in order on this thread, calling `tick` after each. A program
+/// that runs past the timeout is passed to `on_hang`, which must end the process.
+fn scan(
+    args: &DiffArgs,
+    total: u64,
+    mut tick: impl FnMut(),
+    on_hang: impl Fn(u64, Duration) + Send + 'static,
+) -> Findings {
+    let (ka, kb) = &args.pair;
+    let (k, n) = args.shard;
+    let start = (args.first..args.first.saturating_add(n)).find(|i| i % n == k - 1).unwrap_or(u64::MAX);
+    let watch = Arc::new(Watch::new());
+    let watchdog = {
+        let watch = watch.clone();
+        let limit = args.timeout;
+        std::thread::spawn(move || {
+            while !watch.done.load(Ordering::Acquire) {
+                std::thread::sleep(Duration::from_millis(100));
+                if let Some((index, ran)) = watch.overdue(limit) {
+                    on_hang(index, ran);
+                }
+            }
+        })
+    };
+    let mut counter = args.coverage.then(|| {
+        let mut m = Model::new();
+        m.enable_coverage();
+        m
+    });
+    let (mut a, mut b): (Boxed, Boxed) = (ka.create().expect("checked"), kb.create().expect("checked"));
+    let mut found = Findings::default();
+    for j in 0..total {
+        let index = start + j * n;
+        watch.begin(index);
+        let program = generate(args.seed, index, args.config);
+        match judge(&program, &mut *a, &mut *b) {
+            Verdict::Agree => {}
+            Verdict::Known(mut names) => {
+                found.known += 1;
+                names.sort();
+                names.dedup();
+                for name in names {
+                    *found.known_names.entry(name).or_insert(0) += 1;
+                }
+            }
+            Verdict::Diverge => {
+                // A divergence may have been a panic: start again from fresh backends.
+                a = ka.create().expect("checked");
+                b = kb.create().expect("checked");
+                found.divergent.push(index);
+            }
+        }
+        if let Some(m) = &mut counter {
+            let case = program.case("generated");
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                run_case(&case, &program.options(), &mut [m as &mut dyn javm_engine::Backend])
+            }));
+        }
+        watch.end();
+        tick();
+    }
+    watch.done.store(true, Ordering::Release);
+    let _ = watchdog.join();
+    found.coverage = counter.and_then(|m| m.coverage().cloned()).unwrap_or_default();
+    found
+}
+
+/// How often a worker reports its progress, in programs.
+const DONE_EVERY: u64 = 256;
+
+/// Runs as a worker: the shard's programs, reported on stdout in [`WorkerLine`]s.
+fn run_worker(args: &DiffArgs, total: u64) -> i32 {
+    let say = |line: WorkerLine| {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{}", line.render());
+        let _ = out.flush();
+    };
+    let mut done = 0;
+    let found = scan(
+        args,
+        total,
+        || {
+            done += 1;
+            if done % DONE_EVERY == 0 {
+                say(WorkerLine::Done(done));
+            }
+        },
+        move |index, ran| {
+            say(WorkerLine::Hang(index, ran.as_millis() as u64));
+            std::process::exit(EXIT_FAILED);
+        },
+    );
+    say(WorkerLine::Done(total));
+    for &index in &found.divergent {
+        say(WorkerLine::Diverge(index));
+    }
+    if found.known > 0 {
+        say(WorkerLine::KnownPrograms(found.known));
+    }
+    for (name, count) in found.known_names {
+        say(WorkerLine::Known(count, name));
+    }
+    if args.coverage {
+        say(WorkerLine::Coverage(found.coverage.counts));
+    }
+    say(WorkerLine::End);
+    if found.divergent.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_FAILED
+    }
+}
+
+/// The arguments that make worker `t` of `jobs` run its part of this run's shard: the
+/// programs of the shard whose position in it is `t` modulo `jobs`.
+fn worker_args(args: &DiffArgs, t: u64, jobs: u64) -> Vec<String> {
+    let (k, n) = args.shard;
+    let (a, b) = &args.pair;
+    let mut out: Vec<String> = vec![
+        "diff".into(),
+        "--worker".into(),
+        "--jobs".into(),
+        "1".into(),
+        "--seed".into(),
+        args.seed.to_string(),
+        "--first".into(),
+        args.first.to_string(),
+        "--count".into(),
+        args.count.to_string(),
+        "--shard".into(),
+        format!("{}/{}", k + n * t, n * jobs),
+        "--timeout".into(),
+        args.timeout.as_secs_f64().to_string(),
+        "--profile".into(),
+        args.config.profile.name().to_string(),
+        "--gas-model".into(),
+        args.config.gas.name().to_string(),
+        "--pair".into(),
+        format!("{}:{}", a.name(), b.name()),
+    ];
+    for e in &args.external {
+        out.push("--external".into());
+        out.push(e.clone());
+    }
+    if args.config.raw {
+        out.push("--raw".into());
+    }
+    if args.coverage {
+        out.push("--coverage".into());
+    }
+    out
+}
+
+/// Kills and reaps every worker still running.
+fn stop_all(children: &mut [Child]) {
+    for child in children.iter_mut() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// Splits the run over `jobs` worker processes and gathers their findings; `Err` holds the
+/// exit code of a run that cannot go on (a hang, or no worker could be started).
+fn run_workers(args: &DiffArgs, jobs: u64, bar: &Progress) -> Result<(Findings, bool), i32> {
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => {
+            eprintln!("error: cannot find this program to start workers: {e}");
+            return Err(EXIT_UNUSABLE);
+        }
+    };
+    let (tx, rx) = mpsc::channel::<(usize, Option<String>)>();
+    let mut children = Vec::new();
+    for t in 0..jobs {
+        let spawned = Command::new(&exe)
+            .args(worker_args(args, t, jobs))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn();
+        let mut child = match spawned {
+            Ok(child) => child,
+            Err(e) => {
+                eprintln!("error: cannot start a worker ({}): {e}", exe.display());
+                stop_all(&mut children);
+                return Err(EXIT_UNUSABLE);
+            }
+        };
+        let stdout = child.stdout.take().expect("piped");
+        let tx = tx.clone();
+        let slot = children.len();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send((slot, Some(line))).is_err() {
+                    return;
+                }
+            }
+            let _ = tx.send((slot, None));
+        });
+        children.push(child);
+    }
+    drop(tx);
+    let mut found = Findings::default();
+    let mut done = vec![0u64; children.len()];
+    let mut ended = vec![false; children.len()];
+    let mut open = children.len();
+    while open > 0 {
+        let Ok((t, line)) = rx.recv() else { break };
+        let Some(line) = line else {
+            open -= 1;
+            continue;
+        };
+        match WorkerLine::parse(&line) {
+            Some(WorkerLine::Done(n)) => {
+                bar.add(n.saturating_sub(done[t]));
+                done[t] = done[t].max(n);
+            }
+            Some(WorkerLine::Diverge(index)) => found.divergent.push(index),
+            Some(WorkerLine::KnownPrograms(c)) => found.known += c,
+            Some(WorkerLine::Known(c, name)) => *found.known_names.entry(name).or_insert(0) += c,
+            Some(WorkerLine::Coverage(counts)) => found.coverage.merge(&Coverage { counts }),
+            Some(WorkerLine::Hang(index, ms)) => {
+                stop_all(&mut children);
+                bar.finish();
+                report_hang(args, index, Duration::from_millis(ms));
+                return Err(EXIT_FAILED);
+            }
+            Some(WorkerLine::End) => ended[t] = true,
+            None => eprintln!("worker {}: {line}", t + 1),
+        }
+    }
+    let mut complete = true;
+    let (k, n) = args.shard;
+    for (t, child) in children.iter_mut().enumerate() {
+        let status = child.wait();
+        if !ended[t] {
+            complete = false;
+            let status = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
+            let shard = format!("{}/{}", k + n * t as u64, n * jobs);
+            eprintln!();
+            println!(
+                "WORKER LOST: the worker running --shard {shard} stopped ({status}) after {} of its programs",
+                done[t]
+            );
+            println!(
+                "replay: {} --first {} --count {} --shard {shard} --jobs 1",
+                replay_prefix(args),
+                args.first,
+                args.count
+            );
+        }
+    }
+    Ok((found, complete))
 }
 
 /// Runs the command and returns the exit code: 1 when any program diverged.
@@ -122,14 +455,19 @@ pub fn run(args: DiffArgs) -> i32 {
             return EXIT_UNUSABLE;
         }
     }
-    let mode = if args.config.raw { "raw bytes" } else { "structured" };
     let (k, n) = args.shard;
-    let in_shard = move |i: &u64| i % n == k - 1;
     let end = args.first.saturating_add(args.count);
     let total = shard_size(args.first, end, k, n);
+    if args.worker {
+        return run_worker(&args, total);
+    }
+    let jobs = (args.jobs.max(1) as u64).min(total.max(1));
+    let jobs = if n.checked_mul(jobs).is_some() { jobs } else { 1 };
+    let mode = if args.config.raw { "raw bytes" } else { "structured" };
     let shard = if n > 1 { format!(" (shard {k}/{n} of programs {}..{end})", args.first) } else { String::new() };
+    let workers = if jobs > 1 { format!(", {jobs} worker processes") } else { String::new() };
     eprintln!(
-        "seed {}: {} {mode} programs{shard}, profile {}, gas {:?}, {} vs {}",
+        "seed {}: {} {mode} programs{shard}, profile {}, gas {:?}, {} vs {}{workers}",
         args.seed,
         total,
         args.config.profile,
@@ -139,102 +477,30 @@ pub fn run(args: DiffArgs) -> i32 {
     );
     let bar = Progress::new(total, "programs");
     let started = Instant::now();
-    let watch = Arc::new(Watch::new(rayon::current_num_threads()));
-    let watchdog = {
-        let watch = watch.clone();
-        let limit = args.timeout;
-        let replay = replay_prefix(&args);
-        std::thread::spawn(move || {
-            while !watch.done.load(Ordering::Acquire) {
-                std::thread::sleep(Duration::from_millis(100));
-                if let Some((index, ran)) = watch.overdue(limit) {
-                    eprintln!();
-                    println!(
-                        "HANG program {index}: no result after {:.1}s (limit {:.1}s, --timeout)",
-                        ran.as_secs_f64(),
-                        limit.as_secs_f64()
-                    );
-                    println!("replay: {replay} --first {index} --count 1");
-                    let _ = std::io::stdout().flush();
-                    std::process::exit(EXIT_FAILED);
-                }
-            }
-        })
-    };
-    let config = args.config;
-    let seed = args.seed;
-    let new_worker = || {
-        let counter = args.coverage.then(|| {
-            let mut m = Model::new();
-            m.enable_coverage();
-            m
-        });
-        Worker {
-            a: ka.create().expect("checked above"),
-            b: kb.create().expect("checked above"),
-            counter,
-            divergent: Vec::new(),
-            known: 0,
-            known_names: Default::default(),
+    let (mut found, complete) = if jobs > 1 {
+        match run_workers(&args, jobs, &bar) {
+            Ok(result) => result,
+            Err(code) => return code,
         }
-    };
-    // The shard's indices, as an indexed range (so rayon splits it evenly).
-    let start = (args.first..args.first.saturating_add(n)).find(|i| in_shard(i)).unwrap_or(end);
-    let (mut divergent, known, coverage) = (0..total)
-        .into_par_iter()
-        .map(|j| start + j * n)
-        .fold(new_worker, |mut w, index| {
-            watch.begin(index);
-            let program = generate(seed, index, config);
-            match judge(&program, &mut *w.a, &mut *w.b) {
-                Verdict::Agree => {}
-                Verdict::Known(names) => {
-                    w.known += 1;
-                    let mut names = names;
-                    names.sort();
-                    names.dedup();
-                    for n in names {
-                        *w.known_names.entry(n).or_insert(0) += 1;
-                    }
-                }
-                Verdict::Diverge => {
-                    // A divergence may have been a panic: start again from fresh backends.
-                    w.a = ka.create().expect("checked above");
-                    w.b = kb.create().expect("checked above");
-                    w.divergent.push(index);
-                }
-            }
-            if let Some(m) = &mut w.counter {
-                let case = program.case("generated");
-                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    run_case(&case, &program.options(), &mut [m as &mut dyn javm_engine::Backend])
-                }));
-            }
-            watch.end();
-            bar.inc();
-            w
-        })
-        .map(|w| {
-            let coverage = w.counter.and_then(|m| m.coverage().cloned()).unwrap_or_default();
-            (w.divergent, (w.known, w.known_names), coverage)
-        })
-        .reduce(
-            || (Vec::new(), (0, Default::default()), Coverage::default()),
-            |(mut d, (k, mut names), mut c), (d2, (k2, names2), c2)| {
-                d.extend(d2);
-                c.merge(&c2);
-                for (n, v) in names2 {
-                    *names.entry(n).or_insert(0) += v;
-                }
-                (d, (k + k2, names), c)
+    } else {
+        let hang_args = args.clone();
+        let found = scan(
+            &args,
+            total,
+            || bar.inc(),
+            move |index, ran| {
+                report_hang(&hang_args, index, ran);
+                std::process::exit(EXIT_FAILED);
             },
         );
-    let (known, known_names) = known;
-    watch.done.store(true, Ordering::Release);
-    let _ = watchdog.join();
+        (found, true)
+    };
     bar.finish();
     let elapsed = started.elapsed().as_secs_f64();
-    divergent.sort_unstable();
+    let config = args.config;
+    let seed = args.seed;
+    found.divergent.sort_unstable();
+    let Findings { divergent, known, known_names, coverage } = found;
 
     let mut stdout = std::io::stdout().lock();
     if !divergent.is_empty() {
@@ -284,9 +550,92 @@ pub fn run(args: DiffArgs) -> i32 {
     let rate = total as f64 / elapsed.max(1e-9);
     let known = if known > 0 { format!(", {known} with listed known differences only") } else { String::new() };
     let _ = writeln!(stdout, "{} programs, {} divergences{known}, {:.0} programs/s", total, divergent.len(), rate);
-    if divergent.is_empty() {
+    if divergent.is_empty() && complete {
         EXIT_OK
     } else {
         EXIT_FAILED
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backends::Backends;
+
+    fn args(shard: (u64, u64), first: u64, count: u64) -> DiffArgs {
+        DiffArgs {
+            seed: 1,
+            first,
+            count,
+            shard,
+            timeout: Duration::from_secs(10),
+            config: GenConfig { profile: javm_engine::Profile::B, gas: crate::vectors::GasChoice::Auto, raw: true },
+            pair: Backends::new().pair("interp:model").unwrap(),
+            external: vec!["x=some command".into()],
+            explain: 3,
+            reports: PathBuf::from("reports"),
+            coverage: true,
+            jobs: 3,
+            worker: false,
+        }
+    }
+
+    fn value_after(args: &[String], flag: &str) -> String {
+        let at = args.iter().position(|a| a == flag).unwrap_or_else(|| panic!("{flag} missing"));
+        args[at + 1].clone()
+    }
+
+    #[test]
+    fn worker_lines_read_back_as_written() {
+        let lines = [
+            WorkerLine::Done(256),
+            WorkerLine::Diverge(12345),
+            WorkerLine::Known(3, "ext: a name with spaces".into()),
+            WorkerLine::KnownPrograms(7),
+            WorkerLine::Coverage(vec![0, 5, 18446744073709551615]),
+            WorkerLine::Hang(40, 1500),
+            WorkerLine::End,
+        ];
+        for line in lines {
+            assert_eq!(WorkerLine::parse(&line.render()), Some(line));
+        }
+        for bad in ["", "done", "done x", "diverge -1", "known 3", "hang 4", "end now", "coverage 1 x", "HANG 4"] {
+            assert_eq!(WorkerLine::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn workers_split_a_shard_exactly() {
+        for (shard, first, count, jobs) in
+            [((1, 1), 0, 1000, 2), ((2, 3), 17, 500, 3), ((4, 4), 5, 3, 2), ((1, 2), 0, 7, 7)]
+        {
+            let parent = args(shard, first, count);
+            let want: Vec<u64> = (first..first + count).filter(|i| i % shard.1 == shard.0 - 1).collect();
+            let mut got = Vec::new();
+            for t in 0..jobs {
+                let argv = worker_args(&parent, t, jobs);
+                assert_eq!(argv[..2], ["diff".to_string(), "--worker".to_string()]);
+                let (k, n) = value_after(&argv, "--shard")
+                    .split_once('/')
+                    .map(|(k, n)| (k.parse::<u64>().unwrap(), n.parse::<u64>().unwrap()))
+                    .unwrap();
+                assert_eq!(value_after(&argv, "--first"), first.to_string());
+                got.extend((first..first + count).filter(|i| i % n == k - 1));
+            }
+            got.sort_unstable();
+            assert_eq!(got, want, "shard {shard:?} of {first}+{count} over {jobs} workers");
+        }
+    }
+
+    #[test]
+    fn workers_get_every_setting_of_the_run() {
+        let argv = worker_args(&args((1, 1), 0, 10), 0, 2);
+        assert_eq!(value_after(&argv, "--pair"), "interp:model");
+        assert_eq!(value_after(&argv, "--external"), "x=some command");
+        assert_eq!(value_after(&argv, "--profile"), "b");
+        assert_eq!(value_after(&argv, "--gas-model"), "auto");
+        assert_eq!(value_after(&argv, "--seed"), "1");
+        assert_eq!(value_after(&argv, "--timeout").parse::<f64>().unwrap(), 10.0);
+        assert!(argv.contains(&"--raw".to_string()) && argv.contains(&"--coverage".to_string()));
     }
 }
