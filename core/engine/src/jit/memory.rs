@@ -3,6 +3,11 @@
 //! the host page tables (`PROT_NONE` / `PROT_READ` / `PROT_READ | PROT_WRITE`), so compiled
 //! code accesses guest memory as `base + (address as u32)` and a forbidden access faults.
 //!
+//! The guest space is a memfd mapped twice: the guest view inside the reservation, whose
+//! protections follow the permissions, and a host view that is always read-write. The host
+//! reads, writes and clears guest memory through the host view only, so writing a read-only
+//! page (a program's read-only data) or clearing a reused one needs no protection change.
+//!
 //! A software copy of the permissions (`perm`) answers the host API and the slow path, which
 //! applies the exact rules of PVMSPEC-1 §7 (see [`GuestView::check`]).
 
@@ -35,9 +40,14 @@ const QUEUED: u8 = 4;
 /// The page was mapped since it was last returned to the kernel: it may hold data.
 const DIRTY: u8 = 8;
 
-/// The raw mapping. Owns `TOTAL_SIZE` bytes of address space from `start`.
+/// The raw mappings: `TOTAL_SIZE` bytes of address space from `start` (the guest view in it)
+/// and `GUEST_SIZE` bytes from `host` (the host view of the same memory; null until mapped).
 struct Mapping {
     start: *mut u8,
+    host: *mut u8,
+    /// The memfd behind both views (-1 until created): asked where data lies, so that host
+    /// reads of large mappings skip holes instead of filling them in.
+    fd: libc::c_int,
 }
 
 // SAFETY: the mapping is plain memory owned exclusively by its `JitMemory`; nothing about it is
@@ -46,21 +56,26 @@ unsafe impl Send for Mapping {}
 
 impl Drop for Mapping {
     fn drop(&mut self) {
-        // SAFETY: `start` came from a successful mmap of exactly TOTAL_SIZE bytes and no
-        // reference into the mapping outlives its owner.
+        // SAFETY: `start` came from a successful mmap of exactly TOTAL_SIZE bytes, `host` (when
+        // set) from one of GUEST_SIZE bytes, and no reference into either outlives its owner.
         unsafe {
             libc::munmap(self.start.cast(), TOTAL_SIZE);
+            if !self.host.is_null() {
+                libc::munmap(self.host.cast(), GUEST_SIZE);
+            }
+            if self.fd >= 0 {
+                libc::close(self.fd);
+            }
         }
     }
 }
 
 /// A per-page permission table plus the host mapping that mirrors it.
 ///
-/// Invariant: the host protection of every page is at least its guest permission, so host
-/// reads and writes of mapped pages never fault. Protections are widened at once and narrowed
-/// lazily: pages whose host protection may be too wide are queued in `pending` and fixed by
-/// [`JitMemory::sync`], which runs before compiled code does. Reloading a program with the same
-/// memory layout thus needs no system call at all.
+/// Protections change lazily: a page whose guest-view protection may differ from its permission
+/// is queued in `pending` and fixed by [`JitMemory::sync`], which runs before compiled code does
+/// (the host never goes through the guest view). Reloading a program with the same memory
+/// layout thus needs no system call at all.
 pub(crate) struct JitMemory {
     mapping: Mapping,
     /// Per guest page: `NONE`, `READ` or `WRITE` (read-write).
@@ -69,7 +84,7 @@ pub(crate) struct JitMemory {
     host: Box<[u8]>,
     /// Mapped pages, in the order they were first mapped.
     mapped: Vec<u32>,
-    /// Pages whose host protection may exceed their permission.
+    /// Pages whose guest-view protection may differ from their permission.
     pending: Vec<u32>,
     /// Pages flagged `DIRTY`.
     dirty: Vec<u32>,
@@ -96,11 +111,12 @@ impl JitMemory {
         if start == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
-        let mapping = Mapping { start: start.cast() };
+        let mut mapping = Mapping { start: start.cast(), host: ptr::null_mut(), fd: -1 };
         // SAFETY: the first CTX_REGION bytes belong to the reservation made above.
         if unsafe { libc::mprotect(start, CTX_REGION, libc::PROT_READ | libc::PROT_WRITE) } != 0 {
             return Err(io::Error::last_os_error());
         }
+        (mapping.host, mapping.fd) = Self::map_views(mapping.start.wrapping_add(CTX_REGION))?;
         Ok(JitMemory {
             mapping,
             perm: vec![NONE; PAGE_COUNT].into_boxed_slice(),
@@ -109,6 +125,39 @@ impl JitMemory {
             pending: Vec::new(),
             dirty: Vec::new(),
         })
+    }
+
+    /// Maps a fresh memfd of GUEST_SIZE bytes over the guest part of the reservation at `guest`
+    /// (inaccessible) and once more elsewhere (read-write); returns the second view and the memfd.
+    fn map_views(guest: *mut u8) -> io::Result<(*mut u8, libc::c_int)> {
+        const NAME: &std::ffi::CStr = c"javm-guest";
+        // SAFETY: plain system calls on a memfd we create and own; the fixed mapping replaces
+        // only the guest part of our own reservation, which nothing references yet.
+        unsafe {
+            let fd = libc::memfd_create(NAME.as_ptr(), libc::MFD_CLOEXEC);
+            if fd < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let result = (|| {
+                if libc::ftruncate(fd, GUEST_SIZE as libc::off_t) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                let flags = libc::MAP_SHARED | libc::MAP_NORESERVE;
+                let view = libc::mmap(guest.cast(), GUEST_SIZE, libc::PROT_NONE, flags | libc::MAP_FIXED, fd, 0);
+                if view == libc::MAP_FAILED {
+                    return Err(io::Error::last_os_error());
+                }
+                let host = libc::mmap(ptr::null_mut(), GUEST_SIZE, libc::PROT_READ | libc::PROT_WRITE, flags, fd, 0);
+                if host == libc::MAP_FAILED {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok((host.cast::<u8>(), fd))
+            })();
+            if result.is_err() {
+                libc::close(fd);
+            }
+            result
+        }
     }
 
     /// The context block at the start of the context page.
@@ -133,12 +182,73 @@ impl JitMemory {
 
     /// The view compiled code's slow path uses. Call [`JitMemory::sync`] before running code.
     pub(crate) fn view(&self) -> GuestView {
-        GuestView { base: self.base(), perm: self.perm.as_ptr() }
+        GuestView { base: self.host_base(), perm: self.perm.as_ptr() }
     }
 
+    /// Host address of guest address 0 in the host view (always read-write).
+    fn host_base(&self) -> *mut u8 {
+        self.mapping.host
+    }
+
+    /// Pages `first..first + count` in the guest view.
     fn page_span(&self, first: u32, count: u32) -> (*mut u8, usize) {
         debug_assert!(first as usize + count as usize <= PAGE_COUNT);
         (self.base().wrapping_add((first as usize) << PAGE_SHIFT), (count as usize) << PAGE_SHIFT)
+    }
+
+    /// Pages `first..first + count` in the host view.
+    fn host_span(&self, first: u32, count: u32) -> (*mut u8, usize) {
+        debug_assert!(first as usize + count as usize <= PAGE_COUNT);
+        (self.host_base().wrapping_add((first as usize) << PAGE_SHIFT), (count as usize) << PAGE_SHIFT)
+    }
+
+    /// Copies guest bytes from `address` into `out` (zeroed by the caller) through the host
+    /// view. A shared page that was never written has no memory behind it and reading it
+    /// would allocate one, so ranges of more than a few pages copy only where the memfd holds
+    /// data and leave the rest of `out` as it is.
+    fn copy_out(&self, address: u32, out: &mut [u8]) {
+        const SMALL: usize = 16 * PAGE_SIZE as usize;
+        let start = address as usize;
+        let end = start + out.len();
+        let mut at = start;
+        while at < end {
+            let (data, hole) = if out.len() <= SMALL { (at, end) } else { self.data_extent(at) };
+            if data >= end {
+                break;
+            }
+            let (from, to) = (data.max(at), hole.min(end));
+            // SAFETY: `from..to` lies in the guest space (callers pass ranges below 2^32), so in
+            // the host view, which is always readable; `out` is a host buffer.
+            unsafe {
+                ptr::copy_nonoverlapping(self.host_base().add(from), out[from - start..].as_mut_ptr(), to - from)
+            };
+            at = to;
+        }
+    }
+
+    /// The first extent of data at or after byte `at` of the memfd, as `(data, hole)`
+    /// offsets; `(GUEST_SIZE, GUEST_SIZE)` when no data follows.
+    fn data_extent(&self, at: usize) -> (usize, usize) {
+        // SAFETY: lseek on our own memfd moves only its offset, which nothing else uses.
+        let data = unsafe { libc::lseek(self.mapping.fd, at as libc::off_t, libc::SEEK_DATA) };
+        if data < 0 {
+            // ENXIO: nothing but holes from `at` on. (Any other error: read everything.)
+            let none = io::Error::last_os_error().raw_os_error() == Some(libc::ENXIO);
+            return if none { (GUEST_SIZE, GUEST_SIZE) } else { (at, GUEST_SIZE) };
+        }
+        // SAFETY: as above.
+        let hole = unsafe { libc::lseek(self.mapping.fd, data, libc::SEEK_HOLE) };
+        (data as usize, if hole < 0 { GUEST_SIZE } else { hole as usize })
+    }
+
+    /// Returns pages `first..first + count` to the kernel: they read as zero in both views.
+    fn discard(&mut self, first: u32, count: u32) {
+        let (addr, len) = self.host_span(first, count);
+        // SAFETY: the span lies inside the host view, a shared read-write mapping of our own
+        // memfd; no Rust reference points into guest memory.
+        if unsafe { libc::madvise(addr.cast(), len, libc::MADV_REMOVE) } != 0 {
+            os_error("madvise");
+        }
     }
 
     fn prot_of(perm: u8) -> libc::c_int {
@@ -170,29 +280,7 @@ impl JitMemory {
         }
     }
 
-    /// Gives every page in `first..=last` at least host protection `prot` (one call per run of
-    /// pages that lack it); pages widened beyond their permission are queued for `sync`.
-    fn widen(&mut self, first: u32, last: u32, prot: u8) {
-        let mut page = first;
-        while page <= last {
-            if self.host[page as usize] & HOST_MASK >= prot {
-                page += 1;
-                continue;
-            }
-            let run_start = page;
-            while page <= last && self.host[page as usize] & HOST_MASK < prot {
-                page += 1;
-            }
-            self.protect(run_start, page - run_start, prot);
-            for p in run_start..page {
-                if self.perm[p as usize] < prot {
-                    self.queue(p);
-                }
-            }
-        }
-    }
-
-    /// Narrows the host protection of every queued page to its permission. Must run before
+    /// Sets the guest-view protection of every queued page to its permission. Must run before
     /// compiled code, which relies on host faults for every forbidden access.
     pub(crate) fn sync(&mut self) {
         if self.pending.is_empty() {
@@ -235,12 +323,7 @@ impl JitMemory {
             while end < pages.len() && pages[end] == pages[i] + (end - i) as u32 {
                 end += 1;
             }
-            let (addr, len) = self.page_span(pages[i], (end - i) as u32);
-            // SAFETY: the span lies inside the guest part of our own reservation; no Rust
-            // reference points into guest memory.
-            if unsafe { libc::madvise(addr.cast(), len, libc::MADV_DONTNEED) } != 0 {
-                os_error("madvise");
-            }
+            self.discard(pages[i], (end - i) as u32);
             i = end;
         }
         for &page in &pages {
@@ -276,24 +359,18 @@ impl JitMemory {
         let dirty = (first..=last).filter(|&p| self.host[p as usize] & DIRTY != 0).count();
         if dirty > KEEP_RESIDENT_PAGES {
             // Large: hand the range back to the kernel instead of clearing it.
-            let (addr, len) = self.page_span(first, last - first + 1);
-            // SAFETY: the span lies inside the guest part of our own reservation; no Rust
-            // reference points into guest memory.
-            if unsafe { libc::madvise(addr.cast(), len, libc::MADV_DONTNEED) } != 0 {
-                os_error("madvise");
-            }
+            self.discard(first, last - first + 1);
             for page in first..=last {
                 self.host[page as usize] &= !DIRTY;
             }
             let host = &self.host;
             self.dirty.retain(|&p| host[p as usize] & DIRTY != 0);
         } else if dirty > 0 {
-            self.widen(first, last, WRITE);
             for page in first..=last {
                 if self.host[page as usize] & DIRTY != 0 {
-                    let (addr, len) = self.page_span(page, 1);
-                    // SAFETY: the page lies in our reservation and was just made host-writable;
-                    // no Rust reference points into guest memory.
+                    let (addr, len) = self.host_span(page, 1);
+                    // SAFETY: the page lies in the host view, which is always read-write; no
+                    // Rust reference points into guest memory.
                     unsafe { ptr::write_bytes(addr, 0, len) };
                 }
             }
@@ -312,7 +389,6 @@ impl JitMemory {
                 self.dirty.push(page);
             }
         }
-        self.widen(first, last, new);
         Ok(())
     }
 
@@ -339,13 +415,10 @@ impl JitMemory {
         if bytes.is_empty() {
             return Ok(());
         }
-        let first = address >> PAGE_SHIFT;
-        let last = ((address as u64 + bytes.len() as u64 - 1) >> PAGE_SHIFT) as u32;
-        self.widen(first, last, WRITE);
-        // SAFETY: the range was checked to be mapped and is now host-writable in our
-        // reservation; `bytes` is a host slice, which cannot overlap guest memory because nothing
-        // hands out references into it.
-        unsafe { ptr::copy_nonoverlapping(bytes.as_ptr(), self.base().add(address as usize), bytes.len()) };
+        // SAFETY: the range was checked to lie in the guest space, so it lies in the host view,
+        // which is always read-write; `bytes` is a host slice, which cannot overlap guest memory
+        // because nothing hands out references into it.
+        unsafe { ptr::copy_nonoverlapping(bytes.as_ptr(), self.host_base().add(address as usize), bytes.len()) };
         Ok(())
     }
 
@@ -353,9 +426,7 @@ impl JitMemory {
     pub(crate) fn read(&self, address: u32, length: u64) -> Result<Vec<u8>, MemoryError> {
         self.check_host(address, length, Access::Read)?;
         let mut out = vec![0u8; length as usize];
-        // SAFETY: every byte of the range was checked to be mapped, hence host-readable (the
-        // host protection is never narrower than the permission).
-        unsafe { ptr::copy_nonoverlapping(self.base().add(address as usize), out.as_mut_ptr(), out.len()) };
+        self.copy_out(address, &mut out);
         Ok(out)
     }
 
@@ -365,18 +436,31 @@ impl JitMemory {
         const ZERO_PAGE: [u8; PAGE_SIZE as usize] = [0; PAGE_SIZE as usize];
         let mut pages = self.mapped.clone();
         pages.sort_unstable();
+        // Few pages are read as they are; many are read only where the memfd holds data (see
+        // `copy_out`), asking for the next extent of data once the last one is passed.
+        let few = pages.len() <= 16;
+        let mut extent = (0, 0);
         let mut buffer = [0u8; PAGE_SIZE as usize];
         pages
             .into_iter()
             .map(|page| {
                 let address = page << PAGE_SHIFT;
-                // SAFETY: the page is mapped, hence host-readable (the host protection is never
-                // narrower than the permission), and lies inside our reservation; the copy
-                // goes to a local buffer, so no Rust reference points into guest memory.
-                unsafe {
-                    ptr::copy_nonoverlapping(self.base().add(address as usize), buffer.as_mut_ptr(), buffer.len())
+                let at = address as usize;
+                if !few && at >= extent.1 {
+                    extent = self.data_extent(at);
+                }
+                let contents = if !few && at < extent.0 {
+                    Vec::new()
+                } else {
+                    // SAFETY: the page lies in the host view, which is always readable; the copy
+                    // goes to a local buffer, so no Rust reference points into guest memory.
+                    unsafe { ptr::copy_nonoverlapping(self.host_base().add(at), buffer.as_mut_ptr(), buffer.len()) };
+                    if buffer == ZERO_PAGE {
+                        Vec::new()
+                    } else {
+                        buffer.to_vec()
+                    }
                 };
-                let contents = if buffer == ZERO_PAGE { Vec::new() } else { buffer.to_vec() };
                 (address, self.perm[page as usize] == WRITE, contents)
             })
             .collect()
@@ -397,7 +481,7 @@ impl JitMemory {
     }
 }
 
-/// What the slow path needs to run a guest access exactly: the guest base and the permission
+/// What the slow path needs to run a guest access exactly: the host view and the permission
 /// table. Only valid while its `JitMemory` is alive and unchanged.
 #[derive(Clone, Copy)]
 pub(crate) struct GuestView {
@@ -436,8 +520,7 @@ impl GuestView {
         let mut value = 0u64;
         for i in (0..len).rev() {
             let a = address.wrapping_add(i);
-            // SAFETY: the check above proved every byte's page readable, so its host page is
-            // mapped with at least PROT_READ inside the reservation.
+            // SAFETY: `base` is the host view, readable over the whole guest space.
             let byte = unsafe { self.base.add(a as usize).read_volatile() };
             value = value << 8 | byte as u64;
         }
@@ -449,8 +532,7 @@ impl GuestView {
         self.check(address, len, Access::Write)?;
         for i in 0..len {
             let a = address.wrapping_add(i);
-            // SAFETY: the check above proved every byte's page writable, so its host page is
-            // mapped read-write inside the reservation.
+            // SAFETY: `base` is the host view, writable over the whole guest space.
             unsafe { self.base.add(a as usize).write_volatile((value >> (8 * i)) as u8) };
         }
         Ok(())
@@ -481,6 +563,35 @@ mod tests {
         m.map(0x20000, 1, true).unwrap();
         assert_eq!(m.read(0x21FFE, 2), Err(MemoryError::Unmapped { address: 0x21FFE }));
         assert_eq!(m.read(0x20000, 4096).unwrap(), vec![0; 4096]);
+    }
+
+    /// Host reads of a huge mapping find the few written pages without giving memory to the
+    /// rest (a page of the memfd that is read gets memory behind it).
+    #[test]
+    fn reading_a_huge_mapping_skips_what_was_never_written() {
+        let mut m = JitMemory::new().unwrap();
+        let (start, len) = (0x10000u32, 0xFFFF_0000u64);
+        m.map(start, len, true).unwrap();
+        m.write_bypass(0x5000_0000, &[7; 5000]).unwrap();
+        m.write_bypass(0xFFFF_FFF0, &[9; 16]).unwrap();
+        m.sync();
+        let pages = m.sparse_pages();
+        assert_eq!(pages.len(), (len >> PAGE_SHIFT) as usize);
+        let written: Vec<u32> = pages.iter().filter(|p| !p.2.is_empty()).map(|p| p.0).collect();
+        assert_eq!(written, vec![0x5000_0000, 0x5000_1000, 0xFFFF_F000]);
+        let second = &pages.iter().find(|p| p.0 == 0x5000_1000).unwrap().2;
+        assert_eq!((second[903], second[904]), (7, 0));
+        let bytes = m.read(0x4FFF_FFFE, 1 << 20).unwrap();
+        assert_eq!(&bytes[..3], &[0, 0, 7]);
+        assert_eq!(bytes.iter().filter(|&&b| b == 7).count(), 5000);
+        // Nothing but the written pages (three, plus at most a few around them) has memory.
+        // SAFETY: `stat` is plain integers (all-zero is a valid value) and fstat only fills it.
+        let st = unsafe {
+            let mut st: libc::stat = std::mem::zeroed();
+            assert_eq!(libc::fstat(m.mapping.fd, &mut st), 0);
+            st
+        };
+        assert!(st.st_blocks * 512 <= 64 * 4096, "{} bytes allocated", st.st_blocks * 512);
     }
 
     #[test]
