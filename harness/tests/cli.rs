@@ -111,17 +111,22 @@ fn the_gas_model_can_be_forced() {
     assert!(stderr.contains("tiny.json") && stderr.contains("block-gas-costs"), "{stderr}");
 }
 
+/// Declares `stuck`, an external backend that answers the handshake and then never replies.
+fn stuck_backend(dir: &Path) -> String {
+    let server = write(
+        dir,
+        "stuck.py",
+        "import sys, time\nsys.stdin.readline()\nprint('{\"ok\": true, \"protocol\": 1, \"name\": \"stuck\"}', flush=True)\ntime.sleep(600)\n",
+    );
+    format!("stuck=python3 {server}")
+}
+
 /// A backend that answers the handshake and then never replies: `diff` must report the
 /// program as a hang with the command that replays it, well before the external timeout.
 #[test]
 fn diff_reports_a_program_that_never_finishes_as_a_hang() {
     let dir = scratch("hang");
-    let server = write(
-        &dir,
-        "stuck.py",
-        "import sys, time\nsys.stdin.readline()\nprint('{\"ok\": true, \"protocol\": 1, \"name\": \"stuck\"}', flush=True)\ntime.sleep(600)\n",
-    );
-    let external = format!("stuck=python3 {server}");
+    let external = stuck_backend(&dir);
     let started = std::time::Instant::now();
     let (code, stdout, stderr) = harness(&[
         "diff",
@@ -149,12 +154,7 @@ fn diff_reports_a_program_that_never_finishes_as_a_hang() {
 #[test]
 fn diff_reports_a_hang_in_a_worker_process() {
     let dir = scratch("hang-workers");
-    let server = write(
-        &dir,
-        "stuck.py",
-        "import sys, time\nsys.stdin.readline()\nprint('{\"ok\": true, \"protocol\": 1, \"name\": \"stuck\"}', flush=True)\ntime.sleep(600)\n",
-    );
-    let external = format!("stuck=python3 {server}");
+    let external = stuck_backend(&dir);
     let started = std::time::Instant::now();
     let (code, stdout, stderr) = harness(&[
         "diff",
@@ -177,7 +177,7 @@ fn diff_reports_a_hang_in_a_worker_process() {
     assert!(started.elapsed() < std::time::Duration::from_secs(20), "took {:?}", started.elapsed());
     assert!(stderr.contains("2 worker processes"), "{stderr}");
     assert!(stdout.contains("HANG program 40") || stdout.contains("HANG program 41"), "{stdout}");
-    assert!(stdout.contains(&format!("--external 'stuck=python3 {server}'")), "{stdout}");
+    assert!(stdout.contains(&format!("--external '{external}'")), "{stdout}");
 }
 
 /// Worker processes run every program of the shard once: the summary counts them all.

@@ -303,10 +303,15 @@ fn run_worker(args: &DiffArgs, total: u64) -> i32 {
     }
 }
 
-/// The arguments that make worker `t` of `jobs` run its part of this run's shard: the
-/// programs of the shard whose position in it is `t` modulo `jobs`.
-fn worker_args(args: &DiffArgs, t: u64, jobs: u64) -> Vec<String> {
+/// The shard `K/N` of worker `t` of `jobs`: the programs of this run's shard whose position
+/// in it is `t` modulo `jobs`.
+fn worker_shard(args: &DiffArgs, t: u64, jobs: u64) -> String {
     let (k, n) = args.shard;
+    format!("{}/{}", k + n * t, n * jobs)
+}
+
+/// The arguments that make worker `t` of `jobs` run its part of this run's shard.
+fn worker_args(args: &DiffArgs, t: u64, jobs: u64) -> Vec<String> {
     let (a, b) = &args.pair;
     let mut out: Vec<String> = vec![
         "diff".into(),
@@ -320,7 +325,7 @@ fn worker_args(args: &DiffArgs, t: u64, jobs: u64) -> Vec<String> {
         "--count".into(),
         args.count.to_string(),
         "--shard".into(),
-        format!("{}/{}", k + n * t, n * jobs),
+        worker_shard(args, t, jobs),
         "--timeout".into(),
         args.timeout.as_secs_f64().to_string(),
         "--profile".into(),
@@ -423,13 +428,12 @@ fn run_workers(args: &DiffArgs, jobs: u64, bar: &Progress) -> Result<(Findings, 
         }
     }
     let mut complete = true;
-    let (k, n) = args.shard;
     for (t, child) in children.iter_mut().enumerate() {
         let status = child.wait();
         if !ended[t] {
             complete = false;
             let status = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
-            let shard = format!("{}/{}", k + n * t as u64, n * jobs);
+            let shard = worker_shard(args, t as u64, jobs);
             eprintln!();
             println!(
                 "WORKER LOST: the worker running --shard {shard} stopped ({status}) after {} of its programs",
