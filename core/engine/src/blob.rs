@@ -148,7 +148,12 @@ impl Blob {
                 return Err(BlobError::BitmaskPadding { byte: last });
             }
         }
-        let starts = (0..code_len).map(|i| mask[i / 8] >> (i % 8) & 1 == 1).collect();
+        let mut starts = vec![false; code_len];
+        for (flags, &bits) in starts.chunks_mut(8).zip(mask) {
+            for (k, flag) in flags.iter_mut().enumerate() {
+                *flag = bits >> k & 1 == 1;
+            }
+        }
         Ok(Blob { jump_table, jump_table_len: entries as u32, entry_size, code, starts })
     }
 

@@ -99,7 +99,11 @@ impl<'a> Code<'a> {
     }
 
     /// `skip(i)`: bytes until the next instruction start, capped at 24.
+    #[inline]
     pub fn skip(&self, i: usize) -> u32 {
+        if let Some(window) = self.starts.get(i + 1..i + 1 + MAX_SKIP as usize) {
+            return window.iter().position(|&s| s).map_or(MAX_SKIP, |j| j as u32);
+        }
         (0..MAX_SKIP).find(|&j| self.is_start(i + 1 + j as usize)).unwrap_or(MAX_SKIP)
     }
 
@@ -113,6 +117,7 @@ impl<'a> Code<'a> {
     }
 
     /// Decodes the instruction at `pc`. Never fails: whatever cannot be decoded is a trap.
+    #[inline]
     pub fn decode(&self, pc: u32, profile: Profile) -> Decoded {
         let p = pc as usize;
         let skip = self.skip(p);

@@ -39,6 +39,29 @@ pub struct Inst {
     pub jump_target: bool,
 }
 
+impl Inst {
+    /// An instruction as decoded at `pc`, before its fall-through and target are resolved.
+    #[inline]
+    fn from_decoded(pc: u32, d: &Decoded, terminator: bool, jump_target: bool) -> Inst {
+        Inst {
+            op: d.op,
+            ra: d.ra,
+            rb: d.rb,
+            rd: d.rd,
+            terminator,
+            pc,
+            next_pc: d.next_pc(pc),
+            next: NONE,
+            target_pc: d.target,
+            target: NONE,
+            x: d.x,
+            y: d.y,
+            cost: 0,
+            jump_target,
+        }
+    }
+}
+
 /// Options that shape how a blob is prepared.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -79,69 +102,52 @@ impl Program {
         let profile = config.profile;
         let n = blob.code.len();
         let code = Code::new(&blob.code, &blob.starts);
+        let starts = &blob.starts[..];
 
-        // One pass in pc order: decode every instruction start, and record a `Trap` at every
-        // fall-through pc that is not one (such a pc always lies after the instruction that
-        // falls there, so its mark is complete when the pass reaches it).
-        const AFTER_TERMINATOR: u8 = 1;
-        const FALL: u8 = 2;
-        let mut marks = vec![0u8; n + 1];
+        // One pass in pc order over the instruction starts: decode each, and record a `Trap`
+        // at every fall-through pc that is not one (inside a gap longer than the largest
+        // skip, or the end of code). Such a pc lies before the next start, so recording it
+        // right after the instruction that falls there keeps the list in pc order. Only the
+        // start just before a start can fall through to it, so whether a start follows a
+        // terminator (and is a valid jump target, ϖ) is known when the pass reaches it.
         let mut index = vec![NONE; n + 1];
-        let mut decoded: Vec<(u32, Decoded)> = Vec::with_capacity(n / 2 + 1);
-        for pc in 0..=n {
-            let d = if pc < n && blob.starts[pc] {
-                let d = code.decode(pc as u32, profile);
-                let next = d.next_pc(pc as u32) as usize;
-                if profile.op(blob.code[pc]).is_some_and(|op| profile.is_terminator(op)) {
-                    marks[next] |= AFTER_TERMINATOR;
-                }
-                if !code.is_start(next) || next == n {
-                    marks[next] |= FALL;
-                }
-                d
-            } else if marks[pc] & FALL != 0 {
-                // Not an instruction start (or the end of code): the decoder gives the trap.
-                code.decode(pc as u32, profile)
-            } else {
-                continue;
-            };
-            index[pc] = decoded.len() as u32;
-            decoded.push((pc as u32, d));
+        let mut insts: Vec<Inst> = Vec::with_capacity(n / 2 + 2);
+        let next_start =
+            |from: usize| starts.get(from..).and_then(|s| s.iter().position(|&b| b)).map_or(n, |k| from + k);
+        let mut after_terminator = 0usize;
+        let mut pc = next_start(0);
+        while pc < n {
+            let d = code.decode(pc as u32, profile);
+            let next_pc = d.next_pc(pc as u32);
+            let terminator = d.op == Op::Trap || profile.is_terminator(d.op);
+            index[pc] = insts.len() as u32;
+            insts.push(Inst::from_decoded(pc as u32, &d, terminator, d.defined && (pc == 0 || after_terminator == pc)));
+            after_terminator = if d.defined && profile.is_terminator(d.op) { next_pc as usize } else { usize::MAX };
+            let fall = next_pc as usize;
+            if fall == n || !code.is_start(fall) {
+                let trap = code.decode(next_pc, profile);
+                index[fall] = insts.len() as u32;
+                insts.push(Inst::from_decoded(next_pc, &trap, true, false));
+            }
+            pc = if fall < n && starts[fall] { fall } else { next_start(pc + 1) };
         }
-        let is_valid_target = |pc: u32| {
-            let p = pc as usize;
-            p < n && code.defined_op(p, profile).is_some() && (p == 0 || marks[p] & AFTER_TERMINATOR != 0)
-        };
-        let resolve = |pc: u32| if is_valid_target(pc) { index[pc as usize] } else { NONE };
 
+        // Resolve fall-through and static targets to indices (a target may lie ahead).
+        let resolve = |insts: &[Inst], pc: u32| match index.get(pc as usize) {
+            Some(&i) if i != NONE && insts[i as usize].jump_target => i,
+            _ => NONE,
+        };
         let strict = profile.strict_branch_targets();
-        let mut insts: Vec<Inst> = decoded
-            .iter()
-            .map(|&(pc, d)| {
-                let next_pc = d.next_pc(pc);
-                let next = index.get(next_pc as usize).copied().unwrap_or(NONE);
-                let mut target = if d.op.format().has_offset() { resolve(d.target) } else { NONE };
-                if strict && d.op.is_conditional_branch() && !is_valid_target(next_pc) {
-                    target = NONE;
-                }
-                Inst {
-                    op: d.op,
-                    ra: d.ra,
-                    rb: d.rb,
-                    rd: d.rd,
-                    terminator: d.op == Op::Trap || profile.is_terminator(d.op),
-                    pc,
-                    next_pc,
-                    next,
-                    target_pc: d.target,
-                    target,
-                    x: d.x,
-                    y: d.y,
-                    cost: 0,
-                    jump_target: is_valid_target(pc),
-                }
-            })
-            .collect();
+        for i in 0..insts.len() {
+            let inst = insts[i];
+            let next = index.get(inst.next_pc as usize).copied().unwrap_or(NONE);
+            let mut target = if inst.op.format().has_offset() { resolve(&insts, inst.target_pc) } else { NONE };
+            if strict && inst.op.is_conditional_branch() && resolve(&insts, inst.next_pc) == NONE {
+                target = NONE;
+            }
+            insts[i].next = next;
+            insts[i].target = target;
+        }
 
         // Gas charged on block entry at each instruction.
         match &config.gas {
@@ -164,8 +170,8 @@ impl Program {
             }
         }
 
-        let jump_targets = blob.jump_table.iter().map(|&t| resolve(t)).collect();
-        let zero_entry_target = resolve(0);
+        let jump_targets = blob.jump_table.iter().map(|&t| resolve(&insts, t)).collect();
+        let zero_entry_target = resolve(&insts, 0);
         Program { blob, config, insts, index, jump_targets, zero_entry_target }
     }
 
