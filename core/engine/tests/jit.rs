@@ -1126,6 +1126,8 @@ fn compiled_code_is_cached_and_programs_can_be_reloaded() {
             assert_eq!(pair.jit.regs()[2], 3 * k as u64, "round {round}");
         }
     }
+    assert_eq!(jit.cached_programs(), 64, "programs their owners hold stay cached up to the limit");
+    drop((programs, interp));
     // Programs dropped by their owners while cached.
     for k in 0..200 {
         let mut asm = Asm::new(Profile::B);
@@ -1136,5 +1138,8 @@ fn compiled_code_is_cached_and_programs_can_be_reloaded() {
         jit.set_gas(5);
         assert_eq!(jit.run(), Exit::Trap);
         assert_eq!(jit.regs()[1], k as u64);
+        // Only the loaded program and the one before it (still held by the run state while
+        // the next is selected) keep their code.
+        assert!(jit.cached_programs() <= 2, "{} programs cached", jit.cached_programs());
     }
 }

@@ -118,6 +118,10 @@ impl CodeArena {
     /// Copies `bytes` into executable memory.
     pub fn place(&mut self, bytes: &[u8]) -> io::Result<Code> {
         let len = bytes.len();
+        if self.current.as_ref().is_some_and(|c| Arc::strong_count(c) == 1) {
+            // No module in the current chunk is alive: fill it again from its start.
+            self.used = 0;
+        }
         let fits = self.current.as_ref().is_some_and(|c| self.used + len <= c.size);
         if !fits {
             self.next_chunk(len)?;
@@ -200,6 +204,19 @@ mod tests {
         assert_eq!(reused.offset, 0);
         assert_eq!(executable_bytes(&reused), pattern, "new contents are visible to execution");
         assert_eq!(executable_bytes(&second), big, "a live module's code is untouched");
+    }
+
+    #[test]
+    fn a_chunk_without_live_modules_is_filled_from_its_start_again() {
+        let mut arena = CodeArena::default();
+        let first = arena.place(&[0xC3; 100]).unwrap();
+        let (chunk, offset) = (first.chunk.executable, first.offset);
+        let second = arena.place(&[0x90; 100]).unwrap();
+        assert_eq!(second.offset, 100usize.next_multiple_of(ALIGN), "a live module keeps its space");
+        drop((first, second));
+        let third = arena.place(&[0xCC; 100]).unwrap();
+        assert_eq!((third.chunk.executable, third.offset), (chunk, offset));
+        assert_eq!(executable_bytes(&third), vec![0xCC; 100]);
     }
 
     #[test]

@@ -137,6 +137,11 @@ impl Jit {
         self.features
     }
 
+    /// How many programs have compiled code (or a slot for it) in this instance.
+    pub fn cached_programs(&self) -> usize {
+        self.cache.len()
+    }
+
     /// Whether the next run charges a block before its first instruction.
     pub fn charge_pending(&self) -> bool {
         self.state.charge_pending
@@ -150,6 +155,9 @@ impl Jit {
             self.current = i;
             return;
         }
+        // A program only the cache holds can never be selected again: drop its code now, so
+        // its arena space is reused while it is still faulted in and warm.
+        self.cache.retain(|e| Arc::strong_count(&e.program) > 1);
         let code: usize = self.cache.iter().map(CacheEntry::code_bytes).sum();
         if self.cache.len() >= CACHE_ENTRIES || code > CACHE_CODE_BYTES {
             // Prefer programs nobody else holds any more, then the least recently used.
