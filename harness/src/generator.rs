@@ -101,6 +101,13 @@ pub fn undefined_opcodes(profile: Profile) -> Vec<u8> {
     (0..=255u8).filter(|&b| profile.op(b).is_none()).collect()
 }
 
+/// [`undefined_opcodes`] of each profile, computed once.
+fn undefined_opcodes_of(profile: Profile) -> &'static [u8] {
+    static LISTS: std::sync::OnceLock<Vec<Vec<u8>>> = std::sync::OnceLock::new();
+    let lists = LISTS.get_or_init(|| Profile::ALL.iter().map(|&p| undefined_opcodes(p)).collect());
+    &lists[Profile::ALL.iter().position(|&p| p == profile).expect("every profile is listed")]
+}
+
 /// A jump-table entry: a block start, or any code offset (usually invalid).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TableEntry {
@@ -208,9 +215,9 @@ fn reg(u: &mut Unstructured) -> Result<u8> {
     Ok(if u.ratio(1, 32)? { u.int_in_range(13..=15)? } else { u.int_in_range(0..=12)? })
 }
 
-/// The little-endian bytes of `v` in `len` bytes.
-fn le(v: u64, len: usize) -> Vec<u8> {
-    v.to_le_bytes()[..len].to_vec()
+/// The little-endian bytes of `v` in `len` bytes (without allocating).
+fn le(v: u64, len: usize) -> std::iter::Take<std::array::IntoIter<u8, 8>> {
+    v.to_le_bytes().into_iter().take(len)
 }
 
 /// Encoded length for an immediate: usually the shortest that represents it, sometimes
@@ -224,7 +231,7 @@ fn imm_len(u: &mut Unstructured, v: u64) -> Result<usize> {
     })
 }
 
-fn imm(u: &mut Unstructured, v: u64) -> Result<(usize, Vec<u8>)> {
+fn imm(u: &mut Unstructured, v: u64) -> Result<(usize, std::iter::Take<std::array::IntoIter<u8, 8>>)> {
     let len = imm_len(u, v)?;
     Ok((len, le(v, len)))
 }
@@ -270,7 +277,8 @@ fn static_target(u: &mut Unstructured, out: &mut [u8], blocks: usize) -> Result<
 
 /// Operand bytes for `op`; offsets are 4 zero bytes to patch.
 fn operands(u: &mut Unstructured, op: Op, blocks: usize) -> Result<(Vec<u8>, Option<usize>)> {
-    let mut out = Vec::new();
+    // Room for the longest operands (24 bytes), so pushing never reallocates.
+    let mut out = Vec::with_capacity(24);
     let mut target = None;
     let memory = is_memory(op);
     let x_value = |u: &mut Unstructured| if memory { addr_imm(u) } else { value(u) };
@@ -640,7 +648,7 @@ fn block_code(u: &mut Unstructured, profile: Profile) -> Result<GenCode> {
     let nblocks = u.int_in_range(1..=8usize)?;
     let table_len = u.int_in_range(0..=4usize)?;
     let mut blocks = Vec::with_capacity(nblocks);
-    let undefined = undefined_opcodes(profile);
+    let undefined = undefined_opcodes_of(profile);
     for _ in 0..nblocks {
         let mut block = Vec::new();
         if u.ratio(1, 16)? {
@@ -803,18 +811,21 @@ fn layout(code: &GenCode, profile: Profile) -> (Blob, Vec<u32>) {
     (Blob::new(table, bytes, starts), starts_pc)
 }
 
-const INPUT_BYTES: usize = 2048;
+/// Bytes of generator input per program.
+pub const INPUT_BYTES: usize = 2048;
 
 /// The generator input of program `index` of a seeded run (splitmix64 over `(seed, index)`).
-pub fn seed_bytes(seed: u64, index: u64) -> Vec<u8> {
+/// An array rather than a vector: a 2 KiB heap block per program made the allocator
+/// consolidate its free lists every time.
+pub fn seed_bytes(seed: u64, index: u64) -> [u8; INPUT_BYTES] {
     let mut state = seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17) ^ 0xD1B5_4A32_D192_ED03;
-    let mut out = Vec::with_capacity(INPUT_BYTES);
-    while out.len() < INPUT_BYTES {
+    let mut out = [0; INPUT_BYTES];
+    for word in out.chunks_exact_mut(8) {
         state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = state;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        out.extend_from_slice(&(z ^ (z >> 31)).to_le_bytes());
+        word.copy_from_slice(&(z ^ (z >> 31)).to_le_bytes());
     }
     out
 }
