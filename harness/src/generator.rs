@@ -783,18 +783,18 @@ fn layout(code: &GenCode, profile: Profile) -> (Blob, Vec<u32>) {
             let at = bytes.len() as u32;
             bytes.push(inst.byte.or(inst.op.number(profile)).unwrap_or(0));
             starts.push(true);
-            let mut operands = inst.operands.clone();
+            let operands = bytes.len();
+            bytes.extend(&inst.operands);
             if let Some(t) = inst.target {
                 let target = starts_pc.get(t).copied().unwrap_or(0);
                 let offset = target.wrapping_sub(at).to_le_bytes();
-                let n = operands.len();
-                if n >= 4 {
-                    operands[n - 4..].copy_from_slice(&offset);
+                let end = bytes.len();
+                if end - operands >= 4 {
+                    bytes[end - 4..].copy_from_slice(&offset);
                 }
             }
-            starts.extend(std::iter::repeat_n(false, operands.len() + inst.pad.len()));
-            bytes.extend(operands);
             bytes.extend(&inst.pad);
+            starts.extend(std::iter::repeat_n(false, inst.operands.len() + inst.pad.len()));
         }
     }
     if bytes.is_empty() {

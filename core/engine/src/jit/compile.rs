@@ -24,13 +24,14 @@
 
 use std::io;
 
-use dynasmrt::{dynasm, x64::X64Relocation, DynamicLabel, DynasmApi, DynasmLabelApi, VecAssembler};
+use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi};
 
 use crate::isa::{Addr, BinaryOp, Cond as BranchCond, Kind, Operands, Source, UnaryOp, Width};
 use crate::program::{DynamicJump, Inst, Program, HALT_ADDRESS, NONE};
 
 use super::code::{Code, CodeArena};
 use super::ctx::{self, kind};
+use super::emit::Emitter;
 
 /// Host register numbers of guest registers φ0..φ12.
 pub(crate) const GUEST: [u8; 13] = [3, 5, 12, 13, 14, 6, 7, 8, 9, 10, 11, 0, 2];
@@ -177,10 +178,30 @@ struct Exits {
     helper: DynamicLabel,
 }
 
+impl Exits {
+    /// Every label of the runtime, in one fixed order.
+    fn all(&self) -> [DynamicLabel; 12] {
+        [
+            self.common,
+            self.with_inst,
+            self.trap,
+            self.panic,
+            self.halt,
+            self.out_of_gas,
+            self.host_call,
+            self.ecall,
+            self.step,
+            self.step_dynamic,
+            self.slow_mem,
+            self.helper,
+        ]
+    }
+}
+
 struct Compiler<'p> {
     program: &'p Program,
     insts: &'p [Inst],
-    ops: VecAssembler<X64Relocation>,
+    ops: &'p mut Emitter,
     features: Features,
     step: bool,
     per_instruction: bool,
@@ -218,10 +239,16 @@ unsafe extern "sysv64" fn jit_slow_mem(ctx: *mut ctx::Ctx) -> usize {
 }
 
 /// Compiles `program`. With `step` set every instruction returns to Rust after it ran.
-pub(crate) fn compile(program: &Program, features: Features, step: bool, arena: &mut CodeArena) -> io::Result<Module> {
-    let insts = &program.insts[..];
-    let n = insts.len();
-    let ops = VecAssembler::new_with_capacity(0, n * 24 + 2048, 0, 0, n * 3 + 16, 0, n * 4);
+/// `ops` is the instance's reusable assembly buffer.
+pub(crate) fn compile(
+    program: &Program,
+    features: Features,
+    step: bool,
+    ops: &mut Emitter,
+    arena: &mut CodeArena,
+) -> io::Result<Module> {
+    ops.clear();
+    ops.reserve(program.insts.len() * 24 + 2048);
     let mut c = Compiler::new(program, ops, features, step);
     c.emit_runtime();
     c.emit_instructions();
@@ -239,7 +266,7 @@ fn imm32(x: u64) -> Option<i32> {
 }
 
 impl<'p> Compiler<'p> {
-    fn new(program: &'p Program, mut ops: VecAssembler<X64Relocation>, features: Features, step: bool) -> Self {
+    fn new(program: &'p Program, ops: &'p mut Emitter, features: Features, step: bool) -> Self {
         let insts = &program.insts[..];
         let mut label = || ops.new_dynamic_label();
         let exits = Exits {
@@ -330,8 +357,31 @@ impl<'p> Compiler<'p> {
         }
     }
 
-    /// Entry trampoline, exit routines and the slow-path thunks.
+    /// Entry trampoline, exit routines and the slow-path thunks: the same bytes in every
+    /// module for one feature set, assembled once per instance and copied after that.
     fn emit_runtime(&mut self) {
+        let labels = self.exits.all();
+        if let Some((features, bytes, offsets)) = self.ops.runtime.take() {
+            if features == self.features {
+                self.ops.extend(&bytes);
+                for (&label, &offset) in labels.iter().zip(&offsets) {
+                    self.ops.define_at(label, offset);
+                }
+                self.ops.runtime = Some((features, bytes, offsets));
+                return;
+            }
+        }
+        self.assemble_runtime();
+        // Every reference in the runtime is to one of its own labels: patch them now, so
+        // the bytes are final and can be copied into the next module.
+        self.ops.resolve_defined();
+        let offsets: Option<Vec<usize>> = labels.iter().map(|&l| self.ops.offset_of(l)).collect();
+        if let Some(offsets) = offsets {
+            self.ops.runtime = Some((self.features, self.ops.bytes().to_vec(), offsets));
+        }
+    }
+
+    fn assemble_runtime(&mut self) {
         let e = &self.exits;
         let (common, with_inst, slow_mem, helper) = (e.common, e.with_inst, e.slow_mem, e.helper);
         // enter(base = rdi, entry = rsi): save callee-saved registers, keep rsp 16-byte aligned.
@@ -513,8 +563,8 @@ impl<'p> Compiler<'p> {
     }
 
     fn finish(mut self, arena: &mut CodeArena) -> io::Result<Module> {
-        let labels = self.ops.labels();
-        let offset = |l: DynamicLabel| labels.resolve_dynamic(l).map(|o| o.0).map_err(io::Error::other);
+        let ops = &*self.ops;
+        let offset = |l: DynamicLabel| ops.offset_of(l).ok_or_else(|| io::Error::other("label never defined"));
         // Plain loops into vectors of the final size: collecting `Result`s cannot size them.
         let mut body = Vec::with_capacity(self.body.len());
         for &l in &self.body {
@@ -529,8 +579,8 @@ impl<'p> Compiler<'p> {
         }
         let slow_entry = offset(self.exits.slow_mem)?;
         let exit_common = offset(self.exits.common)?;
-        let bytes = self.ops.finalize().map_err(io::Error::other)?;
-        let code = arena.place(&bytes)?;
+        let bytes = self.ops.code().map_err(io::Error::other)?;
+        let code = arena.place(bytes)?;
         let start = code.start();
         for (slot, target) in self.jump_table.iter_mut().zip(&self.jump_targets) {
             *slot = match target.and_then(|t| charged[t as usize]) {

@@ -14,6 +14,7 @@
 mod code;
 mod compile;
 mod ctx;
+mod emit;
 mod memory;
 mod signal;
 mod slow;
@@ -31,6 +32,7 @@ use code::CodeArena;
 pub use compile::Features;
 use compile::Module;
 use ctx::{kind, Ctx, RunInfo};
+use emit::Emitter;
 use memory::JitMemory;
 
 /// Why a [`Jit`] could not be created.
@@ -88,6 +90,8 @@ pub struct Jit {
     current: usize,
     cache: Vec<CacheEntry>,
     arena: CodeArena,
+    /// Assembly buffer reused by every compilation.
+    emitter: Emitter,
     tick: u64,
 }
 
@@ -128,6 +132,7 @@ impl Jit {
             current: 0,
             cache: Vec::new(),
             arena: CodeArena::default(),
+            emitter: Emitter::default(),
             tick: 0,
         })
     }
@@ -221,13 +226,13 @@ impl Jit {
     /// exit kind, the instruction index it names and its argument.
     fn enter(&mut self, program: &Arc<Program>, index: u32, single: bool) -> (u32, u32, u64) {
         let features = self.features;
-        let Jit { memory, cache, current, state, arena, .. } = self;
+        let Jit { memory, cache, current, state, arena, emitter, .. } = self;
         let (regs, gas) = (&mut state.regs, &mut state.gas);
         let entry = &mut cache[*current];
         let slot = if single { &mut entry.step } else { &mut entry.normal };
         if slot.is_none() {
-            let module = compile::compile(program, features, single, arena)
-                .unwrap_or_else(|e| panic!("jit: cannot allocate code memory: {e}"));
+            let module = compile::compile(program, features, single, emitter, arena)
+                .unwrap_or_else(|e| panic!("jit: cannot compile: {e}"));
             *slot = Some(module);
         }
         let module = slot.as_ref().expect("compiled above");
@@ -308,11 +313,11 @@ impl Backend for Jit {
     fn precompile(&mut self) {
         let Some(program) = self.state.program.clone() else { return };
         let features = self.features;
-        let Jit { cache, current, arena, .. } = self;
+        let Jit { cache, current, arena, emitter, .. } = self;
         let entry = &mut cache[*current];
         if entry.normal.is_none() {
-            let module = compile::compile(&program, features, false, arena)
-                .unwrap_or_else(|e| panic!("jit: cannot allocate code memory: {e}"));
+            let module = compile::compile(&program, features, false, emitter, arena)
+                .unwrap_or_else(|e| panic!("jit: cannot compile: {e}"));
             entry.normal = Some(module);
         }
     }
