@@ -34,6 +34,8 @@ struct Row {
     name: String,
     run: f64,
     prepare: f64,
+    /// Peak resident memory (MiB) of a fresh instance preparing and running the program once.
+    peak: String,
 }
 
 const GAS: i64 = 1 << 40;
@@ -68,81 +70,14 @@ pub fn run(args: BenchArgs) -> i32 {
             }
         };
         let mut rows: Vec<Row> = Vec::new();
-        for kind in &args.backends {
-            peak::reset();
-            let mut backend = match kind.create() {
-                Ok(b) => b,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return EXIT_UNUSABLE;
-                }
-            };
-            // Each run prepares the program anew from its bytes (decode, then the backend's
-            // ahead-of-time work: JIT compilation), as PolkaVM's runs compile a new module;
-            // setting up memory is not counted. The first run also pays for a fresh backend.
-            let mut times: Vec<Duration> = Vec::with_capacity(args.runs);
-            let mut prepares: Vec<Duration> = Vec::with_capacity(args.runs);
-            let mut last = None;
-            for _ in 0..args.runs.max(1) {
-                let started = Instant::now();
-                let program = match bench.prepare() {
-                    Ok(p) => p,
-                    Err(e) => {
-                        eprintln!("error: {e}");
-                        return EXIT_UNUSABLE;
-                    }
-                };
-                let decode = started.elapsed();
-                if let Err(e) = bench.install(&mut *backend, program, GAS) {
-                    eprintln!("error: {}: {e}", bench.name);
-                    return EXIT_UNUSABLE;
-                }
-                let compile_started = Instant::now();
-                backend.precompile();
-                prepares.push(decode + compile_started.elapsed());
-                let t = Instant::now();
-                let result = bench.run_to_halt(&mut *backend, GAS);
-                times.push(t.elapsed());
-                last = Some(result);
-            }
-            prepares.sort();
-            let prepare = prepares[prepares.len() / 2];
-            let result = last.expect("at least one run");
-            if result.exit != javm_engine::Exit::Halt
-                || result.checksum != bench.checksum
-                || result.gas_used != bench.instructions
-                || result.host_calls != bench.host_calls
-            {
-                eprintln!(
-                    "error: {} on {}: exit {}, checksum {:#x} (expected {:#x}), {} instructions (expected {}), {} host calls (expected {})",
-                    bench.name,
-                    kind.name(),
-                    result.exit,
-                    result.checksum,
-                    bench.checksum,
-                    result.gas_used,
-                    bench.instructions,
-                    result.host_calls,
-                    bench.host_calls
-                );
-                wrong += 1;
-            }
-            times.sort();
-            let median = times[times.len() / 2];
-            let row = Row { name: kind.name().to_string(), run: median.as_secs_f64(), prepare: prepare.as_secs_f64() };
-            print_row(&bench, &row);
-            rows.push(row);
-        }
-        #[cfg(feature = "polkavm")]
-        for name in &args.references {
-            peak::reset();
-            match time_reference(&dir, &bench, name, args.runs) {
+        for (name, measured) in measure(&contenders(&args, &dir, &bench), args.runs) {
+            match measured {
                 Ok(row) => {
                     print_row(&bench, &row);
                     rows.push(row);
                 }
                 Err(e) => {
-                    eprintln!("error: {}: {e}", bench.name);
+                    eprintln!("error: {}: {name}: {e}", bench.name);
                     wrong += 1;
                 }
             }
@@ -166,6 +101,35 @@ pub fn run(args: BenchArgs) -> i32 {
     }
 }
 
+/// What `bench` times on one of the six programs: each chosen backend of ours and of PolkaVM's.
+#[cfg_attr(not(feature = "polkavm"), allow(unused_variables))]
+fn contenders<'a>(args: &'a BenchArgs, dir: &'a std::path::Path, bench: &'a BenchProgram) -> Vec<Spec<'a>> {
+    let mut contenders: Vec<Spec<'a>> = Vec::new();
+    for kind in &args.backends {
+        contenders.push(Spec {
+            name: kind.name().to_string(),
+            make: Box::new(move || {
+                let backend = kind.create().map_err(|e| e.to_string())?;
+                Ok(Box::new(Ours { backend, bench }) as Box<dyn Contender>)
+            }),
+        });
+    }
+    #[cfg(feature = "polkavm")]
+    for name in &args.references {
+        contenders.push(Spec {
+            name: name.clone(),
+            make: Box::new(move || {
+                use crate::bench_reference::{Reference, Runner};
+                let reference =
+                    Reference::from_name(name).ok_or_else(|| format!("unknown PolkaVM reference {name}"))?;
+                Ok(Box::new(Theirs { name: name.clone(), runner: Runner::new(reference)?, dir, bench })
+                    as Box<dyn Contender>)
+            }),
+        });
+    }
+    contenders
+}
+
 /// Times preparation alone (decode + compile, as in the other rows) of the large program
 /// built from all six programs, on every backend; returns how many backends failed.
 fn time_large(dir: &std::path::Path, args: &BenchArgs, mut loaded: Vec<BenchProgram>) -> Result<usize, String> {
@@ -179,44 +143,42 @@ fn time_large(dir: &std::path::Path, args: &BenchArgs, mut loaded: Vec<BenchProg
     let code = large_code(&programs, LARGE_MIN_BYTES)?;
     // Per KiB of the blob, as in the other rows.
     let code_len = code.len();
-    let mut rows = Vec::new();
-    #[cfg_attr(not(feature = "polkavm"), allow(unused_mut))]
-    let mut failures = 0;
+    #[cfg(feature = "polkavm")]
+    let blob = crate::bench_reference::blob_with_code(dir, NAMES[0], &code)?;
+    let mut contenders: Vec<Spec<'_>> = Vec::new();
     for kind in &args.backends {
-        peak::reset();
-        let mut backend = kind.create().map_err(|e| e.to_string())?;
-        let mut prepares = Vec::with_capacity(args.runs);
-        for _ in 0..args.runs.max(1) {
-            let started = Instant::now();
-            backend.load(prepare_code(&code)?);
-            backend.precompile();
-            prepares.push(started.elapsed());
-        }
-        prepares.sort();
-        let row =
-            Row { name: kind.name().to_string(), run: f64::NAN, prepare: prepares[prepares.len() / 2].as_secs_f64() };
-        print_compile_row(code_len, &row);
-        rows.push(row);
+        let code = &code;
+        contenders.push(Spec {
+            name: kind.name().to_string(),
+            make: Box::new(move || {
+                let backend = kind.create().map_err(|e| e.to_string())?;
+                Ok(Box::new(OursCompile { backend, code }) as Box<dyn Contender>)
+            }),
+        });
     }
     #[cfg(feature = "polkavm")]
     for name in &args.references {
-        use crate::bench_reference::{blob_with_code, Reference, Runner};
-        peak::reset();
-        let reference = Reference::from_name(name).ok_or_else(|| format!("unknown PolkaVM reference {name}"))?;
-        let timed = Runner::new(reference).and_then(|runner| {
-            let blob = blob_with_code(dir, NAMES[0], &code)?;
-            let mut compiles = (0..args.runs.max(1)).map(|_| runner.compile(&blob)).collect::<Result<Vec<_>, _>>()?;
-            compiles.sort();
-            Ok(compiles[compiles.len() / 2])
+        let blob = &blob;
+        contenders.push(Spec {
+            name: name.clone(),
+            make: Box::new(move || {
+                use crate::bench_reference::{Reference, Runner};
+                let reference =
+                    Reference::from_name(name).ok_or_else(|| format!("unknown PolkaVM reference {name}"))?;
+                Ok(Box::new(TheirsCompile { runner: Runner::new(reference)?, blob }) as Box<dyn Contender>)
+            }),
         });
-        match timed {
-            Ok(t) => {
-                let row = Row { name: name.to_string(), run: f64::NAN, prepare: t.as_secs_f64() };
+    }
+    let mut rows = Vec::new();
+    let mut failures = 0;
+    for (name, measured) in measure(&contenders, args.runs) {
+        match measured {
+            Ok(row) => {
                 print_compile_row(code_len, &row);
                 rows.push(row);
             }
             Err(e) => {
-                eprintln!("error: {LARGE}: {e}");
+                eprintln!("error: {LARGE}: {name}: {e}");
                 failures += 1;
             }
         }
@@ -239,12 +201,12 @@ fn print_compile_row(code_len: usize, row: &Row) {
         "-",
         row.prepare * 1e3,
         row.prepare * 1e6 / (code_len as f64 / 1024.0),
-        peak::mebibytes()
+        row.peak
     );
 }
 
 /// One line of the table: the row's times, the rate they mean, preparation per KiB of code
-/// and the peak memory since the last reset.
+/// and its peak memory.
 fn print_row(bench: &BenchProgram, row: &Row) {
     println!(
         "{:<10} {:<16} {:>12} {:>12.3} {:>14.1} {:>11.3} {:>13.1} {:>9}",
@@ -255,7 +217,7 @@ fn print_row(bench: &BenchProgram, row: &Row) {
         bench.instructions as f64 / row.run / 1e6,
         row.prepare * 1e3,
         row.prepare * 1e6 / (bench.code.len() as f64 / 1024.0),
-        peak::mebibytes()
+        row.peak
     );
 }
 
@@ -281,35 +243,8 @@ fn print_ratios(program: &str, rows: &[Row]) {
     }
 }
 
-/// Times one of PolkaVM's own backends on a program: the median run and the median compile.
-#[cfg(feature = "polkavm")]
-fn time_reference(dir: &std::path::Path, bench: &BenchProgram, name: &str, runs: usize) -> Result<Row, String> {
-    use crate::bench_reference::{Reference, Runner};
-    let reference = Reference::from_name(name).ok_or_else(|| format!("unknown PolkaVM reference {name}"))?;
-    let mut runner = Runner::new(reference)?;
-    let (mut run, mut compile) = (Vec::new(), Vec::new());
-    for _ in 0..runs.max(1) {
-        let t = runner.run(dir, bench)?;
-        if t.checksum != bench.checksum || t.instructions != bench.instructions || t.host_calls != bench.host_calls {
-            return Err(format!(
-                "{name}: checksum {:#x} (expected {:#x}), {} instructions (expected {}), {} host calls (expected {})",
-                t.checksum, bench.checksum, t.instructions, bench.instructions, t.host_calls, bench.host_calls
-            ));
-        }
-        run.push(t.run);
-        compile.push(t.compile);
-    }
-    run.sort();
-    compile.sort();
-    Ok(Row {
-        name: name.to_string(),
-        run: run[run.len() / 2].as_secs_f64(),
-        prepare: compile[compile.len() / 2].as_secs_f64(),
-    })
-}
-
 /// Peak resident memory of this process per measured program (Linux): the high-water mark is
-/// reset before a backend is created and read after its runs. Elsewhere it reads `-`.
+/// reset before a fresh instance is created and read after its one run. Elsewhere it reads `-`.
 mod peak {
     /// Resets the process's peak resident set to its current size.
     pub fn reset() {
@@ -324,5 +259,163 @@ mod peak {
             .find_map(|l| l.strip_prefix("VmHWM:"))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
             .map_or_else(|| "-".to_string(), |kib| format!("{:.1}", kib as f64 / 1024.0))
+    }
+}
+
+/// One run's times: the run (zero for preparation alone) and the preparation.
+struct Times {
+    run: Duration,
+    prepare: Duration,
+}
+
+/// Something timed: one of our backends or one of PolkaVM's, on one program.
+trait Contender {
+    /// Prepares (and, for a runnable program, runs and checks) the program once.
+    fn once(&mut self) -> Result<Times, String>;
+}
+
+/// How to make a fresh contender, with its name.
+struct Spec<'a> {
+    name: String,
+    #[allow(clippy::type_complexity)]
+    make: Box<dyn Fn() -> Result<Box<dyn Contender + 'a>, String> + 'a>,
+}
+
+/// Measures every contender on one program. First each alone, fresh, for its peak memory
+/// (one untimed run, which also warms it up); then `runs` rounds in which every contender runs
+/// once, in an order that rotates each round, so that a machine that slows down or speeds up
+/// during the measurement affects all of them alike and their ratios stay comparable. Rows
+/// hold the medians; a contender that fails is reported with its error.
+fn measure(specs: &[Spec<'_>], runs: usize) -> Vec<(String, Result<Row, String>)> {
+    let mut peaks = Vec::with_capacity(specs.len());
+    for spec in specs {
+        peak::reset();
+        let alone = (spec.make)().and_then(|mut c| c.once());
+        peaks.push(alone.map(|_| peak::mebibytes()));
+    }
+    let mut live: Vec<Result<Box<dyn Contender + '_>, String>> =
+        specs.iter().zip(&peaks).map(|(spec, p)| p.clone().and_then(|_| (spec.make)())).collect();
+    let mut times: Vec<Vec<Times>> = specs.iter().map(|_| Vec::with_capacity(runs)).collect();
+    for round in 0..runs.max(1) {
+        for k in 0..specs.len() {
+            let i = (k + round) % specs.len();
+            if let Ok(c) = &mut live[i] {
+                match c.once() {
+                    Ok(t) => times[i].push(t),
+                    Err(e) => live[i] = Err(e),
+                }
+            }
+        }
+    }
+    let median = |mut v: Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2].as_secs_f64()
+    };
+    specs
+        .iter()
+        .zip(live.into_iter().zip(peaks).zip(times))
+        .map(|(spec, ((live, peak), times))| {
+            let row = live.and(peak).map(|peak| Row {
+                name: spec.name.clone(),
+                run: median(times.iter().map(|t| t.run).collect()),
+                prepare: median(times.iter().map(|t| t.prepare).collect()),
+                peak,
+            });
+            (spec.name.clone(), row)
+        })
+        .collect()
+}
+
+/// One of our backends on a bench program: each run prepares it anew from its bytes (decode,
+/// then the backend's ahead-of-time work: JIT compilation), as PolkaVM's runs compile a new
+/// module; setting up memory is not counted.
+struct Ours<'a> {
+    backend: crate::backends::Boxed,
+    bench: &'a BenchProgram,
+}
+
+impl Contender for Ours<'_> {
+    fn once(&mut self) -> Result<Times, String> {
+        let (bench, backend) = (self.bench, &mut *self.backend);
+        let started = Instant::now();
+        let program = bench.prepare()?;
+        let decode = started.elapsed();
+        bench.install(backend, program, GAS)?;
+        let compile_started = Instant::now();
+        backend.precompile();
+        let prepare = decode + compile_started.elapsed();
+        let started = Instant::now();
+        let result = bench.run_to_halt(backend, GAS);
+        let run = started.elapsed();
+        if result.exit != javm_engine::Exit::Halt
+            || result.checksum != bench.checksum
+            || result.gas_used != bench.instructions
+            || result.host_calls != bench.host_calls
+        {
+            return Err(format!(
+                "exit {}, checksum {:#x} (expected {:#x}), {} instructions (expected {}), {} host calls (expected {})",
+                result.exit,
+                result.checksum,
+                bench.checksum,
+                result.gas_used,
+                bench.instructions,
+                result.host_calls,
+                bench.host_calls
+            ));
+        }
+        Ok(Times { run, prepare })
+    }
+}
+
+/// One of our backends preparing the large program (never run).
+struct OursCompile<'a> {
+    backend: crate::backends::Boxed,
+    code: &'a [u8],
+}
+
+impl Contender for OursCompile<'_> {
+    fn once(&mut self) -> Result<Times, String> {
+        let started = Instant::now();
+        self.backend.load(prepare_code(self.code)?);
+        self.backend.precompile();
+        Ok(Times { run: Duration::ZERO, prepare: started.elapsed() })
+    }
+}
+
+/// One of PolkaVM's own backends, run as its tools run it (its blob, compiled per run).
+#[cfg(feature = "polkavm")]
+struct Theirs<'a> {
+    name: String,
+    runner: crate::bench_reference::Runner,
+    dir: &'a std::path::Path,
+    bench: &'a BenchProgram,
+}
+
+#[cfg(feature = "polkavm")]
+impl Contender for Theirs<'_> {
+    fn once(&mut self) -> Result<Times, String> {
+        let (bench, name) = (self.bench, &self.name);
+        let t = self.runner.run(self.dir, bench)?;
+        if t.checksum != bench.checksum || t.instructions != bench.instructions || t.host_calls != bench.host_calls {
+            return Err(format!(
+                "{name}: checksum {:#x} (expected {:#x}), {} instructions (expected {}), {} host calls (expected {})",
+                t.checksum, bench.checksum, t.instructions, bench.instructions, t.host_calls, bench.host_calls
+            ));
+        }
+        Ok(Times { run: t.run, prepare: t.compile })
+    }
+}
+
+/// One of PolkaVM's backends compiling the large program.
+#[cfg(feature = "polkavm")]
+struct TheirsCompile<'a> {
+    runner: crate::bench_reference::Runner,
+    blob: &'a polkavm::ProgramBlob,
+}
+
+#[cfg(feature = "polkavm")]
+impl Contender for TheirsCompile<'_> {
+    fn once(&mut self) -> Result<Times, String> {
+        Ok(Times { run: Duration::ZERO, prepare: self.runner.compile(self.blob)? })
     }
 }
