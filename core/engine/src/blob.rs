@@ -102,6 +102,21 @@ fn take<'a>(bytes: &'a [u8], pos: &mut usize, len: usize, what: &'static str) ->
     Ok(slice)
 }
 
+/// Each bitmask byte as the eight start flags it stands for (bit k is the flag of byte k).
+static BITS: [[bool; 8]; 256] = {
+    let mut table = [[false; 8]; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let mut k = 0;
+        while k < 8 {
+            table[byte][k] = byte >> k & 1 == 1;
+            k += 1;
+        }
+        byte += 1;
+    }
+    table
+};
+
 impl Blob {
     /// Parses a blob. Never panics and never allocates more than the input's size.
     pub fn parse(bytes: &[u8]) -> Result<Blob, BlobError> {
@@ -149,10 +164,14 @@ impl Blob {
             }
         }
         let mut starts = vec![false; code_len];
-        for (flags, &bits) in starts.chunks_mut(8).zip(mask) {
-            for (k, flag) in flags.iter_mut().enumerate() {
-                *flag = bits >> k & 1 == 1;
-            }
+        let mut chunks = starts.chunks_exact_mut(8);
+        for (flags, &bits) in (&mut chunks).zip(mask) {
+            flags.copy_from_slice(&BITS[bits as usize]);
+        }
+        if let Some(&bits) = mask.get(code_len / 8) {
+            let rest = chunks.into_remainder();
+            let len = rest.len();
+            rest.copy_from_slice(&BITS[bits as usize][..len]);
         }
         Ok(Blob { jump_table, jump_table_len: entries as u32, entry_size, code, starts })
     }
@@ -263,6 +282,18 @@ mod tests {
         let starts: Vec<usize> = (0..20).filter(|&i| blob.starts[i]).collect();
         assert_eq!(starts, vec![0, 3, 6, 9, 10]);
         assert_eq!(blob.encode(), bytes);
+    }
+
+    #[test]
+    fn every_bitmask_bit_becomes_its_start_flag() {
+        // Code lengths around whole bytes of the mask; flags from a pattern with runs and
+        // gaps, the last flag always set so the padding stays zero.
+        for len in [1usize, 7, 8, 9, 15, 16, 17, 63, 64, 65, 200] {
+            let flags: Vec<bool> = (0..len).map(|i| i % 3 == 0 || i % 7 == 5 || i + 1 == len).collect();
+            let blob = Blob::new(vec![], vec![0; len], flags.clone());
+            let parsed = Blob::parse(&blob.encode()).unwrap();
+            assert_eq!(parsed.starts, flags, "code length {len}");
+        }
     }
 
     #[test]

@@ -119,8 +119,15 @@ impl<'a> Code<'a> {
     /// Decodes the instruction at `pc`. Never fails: whatever cannot be decoded is a trap.
     #[inline]
     pub fn decode(&self, pc: u32, profile: Profile) -> Decoded {
+        self.decode_with_skip(pc, self.skip(pc as usize), profile)
+    }
+
+    /// [`Code::decode`] for a caller that already knows `skip(pc)`. Inlined into its callers
+    /// so the decoded fields go straight where they are stored.
+    #[inline(always)]
+    pub fn decode_with_skip(&self, pc: u32, skip: u32, profile: Profile) -> Decoded {
+        debug_assert_eq!(skip, self.skip(pc as usize));
         let p = pc as usize;
-        let skip = self.skip(p);
         let mut d = Decoded { op: Op::Trap, defined: false, ra: 0, rb: 0, rd: 0, x: 0, y: 0, target: 0, skip };
         let Some(op) = self.defined_op(p, profile) else {
             return d;

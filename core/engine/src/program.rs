@@ -112,62 +112,55 @@ impl Program {
         // terminator (and is a valid jump target, ϖ) is known when the pass reaches it.
         let mut index = vec![NONE; n + 1];
         let mut insts: Vec<Inst> = Vec::with_capacity(n / 2 + 2);
-        let next_start =
-            |from: usize| starts.get(from..).and_then(|s| s.iter().position(|&b| b)).map_or(n, |k| from + k);
         let mut after_terminator = 0usize;
-        let mut pc = next_start(0);
+        let mut pc = next_start(starts, 0);
         while pc < n {
-            let d = code.decode(pc as u32, profile);
+            // The next start bounds this instruction's skip (§2) and is where the pass goes
+            // next.
+            let following = next_start(starts, pc + 1);
+            let skip = (following - pc - 1).min(crate::decode::MAX_SKIP as usize) as u32;
+            let d = code.decode_with_skip(pc as u32, skip, profile);
             let next_pc = d.next_pc(pc as u32);
-            let terminator = d.op == Op::Trap || profile.is_terminator(d.op);
+            let ends_block = profile.is_terminator(d.op);
+            let terminator = d.op == Op::Trap || ends_block;
             index[pc] = insts.len() as u32;
             insts.push(Inst::from_decoded(pc as u32, &d, terminator, d.defined && (pc == 0 || after_terminator == pc)));
-            after_terminator = if d.defined && profile.is_terminator(d.op) { next_pc as usize } else { usize::MAX };
+            after_terminator = if d.defined && ends_block { next_pc as usize } else { usize::MAX };
             let fall = next_pc as usize;
-            if fall == n || !code.is_start(fall) {
+            if fall == n || fall != following {
                 let trap = code.decode(next_pc, profile);
                 index[fall] = insts.len() as u32;
                 insts.push(Inst::from_decoded(next_pc, &trap, true, false));
             }
-            pc = if fall < n && starts[fall] { fall } else { next_start(pc + 1) };
+            pc = following;
         }
 
-        // Resolve fall-through and static targets to indices (a target may lie ahead).
+        // Resolve fall-through and static targets to indices, and the gas charged on block
+        // entry at each instruction, in one pass from the end: a fall-through always lies
+        // ahead, so its cost is known when it is needed. Whether a pc is a valid jump target
+        // was settled by the first pass.
         let resolve = |insts: &[Inst], pc: u32| match index.get(pc as usize) {
             Some(&i) if i != NONE && insts[i as usize].jump_target => i,
             _ => NONE,
         };
         let strict = profile.strict_branch_targets();
-        for i in 0..insts.len() {
-            let inst = insts[i];
+        for i in (0..insts.len()).rev() {
+            let inst = &insts[i];
             let next = index.get(inst.next_pc as usize).copied().unwrap_or(NONE);
             let mut target = if inst.op.format().has_offset() { resolve(&insts, inst.target_pc) } else { NONE };
-            if strict && inst.op.is_conditional_branch() && resolve(&insts, inst.next_pc) == NONE {
+            if strict && target != NONE && inst.op.is_conditional_branch() && resolve(&insts, inst.next_pc) == NONE {
                 target = NONE;
             }
-            insts[i].next = next;
-            insts[i].target = target;
-        }
-
-        // Gas charged on block entry at each instruction.
-        match &config.gas {
-            GasModel::BlockUnit => {
-                for i in (0..insts.len()).rev() {
-                    let inst = insts[i];
-                    insts[i].cost =
-                        if inst.terminator || inst.next == NONE { 1 } else { 1 + insts[inst.next as usize].cost };
-                }
-            }
-            GasModel::BlockTable(table) => {
-                for inst in &mut insts {
-                    inst.cost = GasModel::table_cost(table, inst.pc);
-                }
-            }
-            GasModel::Instruction => {
-                for inst in &mut insts {
-                    inst.cost = 1;
-                }
-            }
+            let cost = match &config.gas {
+                GasModel::BlockUnit if inst.terminator || next == NONE => 1,
+                GasModel::BlockUnit => 1 + insts[next as usize].cost,
+                GasModel::BlockTable(table) => GasModel::table_cost(table, inst.pc),
+                GasModel::Instruction => 1,
+            };
+            let inst = &mut insts[i];
+            inst.next = next;
+            inst.target = target;
+            inst.cost = cost;
         }
 
         let jump_targets = blob.jump_table.iter().map(|&t| resolve(&insts, t)).collect();
@@ -222,6 +215,24 @@ impl Program {
     }
 }
 
+/// The first instruction start at or after `from`, or the code length when there is none.
+/// Eight flags are tested at a time: starts are a few bytes apart, but gaps can be long.
+#[inline]
+fn next_start(starts: &[bool], from: usize) -> usize {
+    let Some(rest) = starts.get(from..) else {
+        return starts.len();
+    };
+    let mut chunks = rest.chunks_exact(8);
+    let mut at = from;
+    for chunk in &mut chunks {
+        if chunk != [false; 8] {
+            return at + chunk.iter().position(|&b| b).unwrap_or(0);
+        }
+        at += 8;
+    }
+    chunks.remainder().iter().position(|&b| b).map_or(starts.len(), |k| at + k)
+}
+
 /// The dynamic-jump address that halts the machine.
 pub const HALT_ADDRESS: u32 = 0xFFFF_0000;
 
@@ -273,6 +284,37 @@ mod tests {
                 assert!(p.is_jump_target(inst.target_pc));
             }
         }
+    }
+
+    #[test]
+    fn next_start_finds_starts_across_long_gaps() {
+        for len in [1usize, 8, 9, 40, 100] {
+            for gap_end in 0..len {
+                let starts: Vec<bool> = (0..len).map(|i| i == gap_end).collect();
+                for from in 0..=len {
+                    let expected = if from <= gap_end { gap_end } else { len };
+                    assert_eq!(next_start(&starts, from), expected, "len {len}, start {gap_end}, from {from}");
+                }
+            }
+        }
+        assert_eq!(next_start(&[], 0), 0);
+    }
+
+    #[test]
+    fn a_gap_longer_than_the_largest_skip_holds_a_trap_at_the_fall_through() {
+        // add_imm_64 r7, r7, -100 followed by 30 bytes without a start, then a trap: the
+        // skip is capped at 24, so the fall-through pc 0 + 1 + 24 = 25 is recorded as a trap.
+        let mut code = vec![0x95, 0x77, 0x9c];
+        code.extend([0u8; 30]);
+        code.push(0);
+        let p = program(&code, &[0, 33], vec![], Profile::A);
+        let first = &p.insts[0];
+        assert_eq!(first.next_pc, 25);
+        let trap = p.index_of(25).expect("a trap at the capped fall-through");
+        assert_eq!(p.insts[trap as usize].op, Op::Trap);
+        assert_eq!(first.next, trap);
+        assert!(p.index_of(33).is_some());
+        assert_eq!(p.insts.len(), 4, "the two starts, the trap in the gap and the one at the end");
     }
 
     #[test]
