@@ -14,6 +14,7 @@
 
 use arbitrary::{Result, Unstructured};
 use javm_engine::{Blob, Format, GasModel, Op, Profile, NUM_REGS};
+use std::fmt;
 
 use crate::run::{GasChoice, RunOptions};
 use crate::vectors::{Case, Chunk, Region, Step, VectorFormat};
@@ -44,25 +45,101 @@ pub struct GenConfig {
     pub raw: bool,
 }
 
+/// Most bytes an instruction's operands or padding take here (padding runs past the skip
+/// cap of 24).
+const INLINE_BYTES: usize = 40;
+
+/// A few bytes kept inline: a generated instruction's operands or padding (no heap block per
+/// instruction; programs are drawn by the tens of thousands per second). Reads as a slice and
+/// prints as one.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct InlineBytes {
+    len: u8,
+    buf: [u8; INLINE_BYTES],
+}
+
+impl InlineBytes {
+    pub const fn new() -> InlineBytes {
+        InlineBytes { len: 0, buf: [0; INLINE_BYTES] }
+    }
+
+    /// Appends a byte; the generator never writes more than [`INLINE_BYTES`].
+    pub fn push(&mut self, byte: u8) {
+        self.buf[self.len as usize] = byte;
+        self.len += 1;
+    }
+
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len as u8);
+    }
+}
+
+impl Default for InlineBytes {
+    fn default() -> Self {
+        InlineBytes::new()
+    }
+}
+
+impl std::ops::Deref for InlineBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.buf[..self.len as usize]
+    }
+}
+
+impl std::ops::DerefMut for InlineBytes {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        &mut self.buf[..self.len as usize]
+    }
+}
+
+impl Extend<u8> for InlineBytes {
+    fn extend<T: IntoIterator<Item = u8>>(&mut self, bytes: T) {
+        for b in bytes {
+            self.push(b);
+        }
+    }
+}
+
+impl FromIterator<u8> for InlineBytes {
+    fn from_iter<T: IntoIterator<Item = u8>>(bytes: T) -> Self {
+        let mut out = InlineBytes::new();
+        out.extend(bytes);
+        out
+    }
+}
+
+impl From<&[u8]> for InlineBytes {
+    fn from(bytes: &[u8]) -> Self {
+        bytes.iter().copied().collect()
+    }
+}
+
+impl fmt::Debug for InlineBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
 /// One generated instruction: the opcode and its operand bytes. For formats with an offset
 /// the last 4 operand bytes are the offset, patched at layout time to reach `target`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GenInst {
     pub op: Op,
-    pub operands: Vec<u8>,
+    pub operands: InlineBytes,
     /// Block index a static offset points at.
     pub target: Option<usize>,
     /// Bytes after the operands that belong to no instruction: ignored inside the skip, and
     /// past the skip cap of 24 the fall-through lands inside them (a trap there).
-    pub pad: Vec<u8>,
+    pub pad: InlineBytes,
     /// An opcode byte written instead of `op`'s number: an opcode undefined in the profile,
     /// so the pc holds no instruction although an instruction starts there.
     pub byte: Option<u8>,
 }
 
 impl GenInst {
-    pub fn new(op: Op, operands: Vec<u8>, target: Option<usize>) -> GenInst {
-        GenInst { op, operands, target, pad: Vec::new(), byte: None }
+    pub fn new(op: Op, operands: impl Into<InlineBytes>, target: Option<usize>) -> GenInst {
+        GenInst { op, operands: operands.into(), target, pad: InlineBytes::new(), byte: None }
     }
 
     /// Encoded length.
@@ -276,9 +353,8 @@ fn static_target(u: &mut Unstructured, out: &mut [u8], blocks: usize) -> Result<
 }
 
 /// Operand bytes for `op`; offsets are 4 zero bytes to patch.
-fn operands(u: &mut Unstructured, op: Op, blocks: usize) -> Result<(Vec<u8>, Option<usize>)> {
-    // Room for the longest operands (24 bytes), so pushing never reallocates.
-    let mut out = Vec::with_capacity(24);
+fn operands(u: &mut Unstructured, op: Op, blocks: usize) -> Result<(InlineBytes, Option<usize>)> {
+    let mut out = InlineBytes::new();
     let mut target = None;
     let memory = is_memory(op);
     let x_value = |u: &mut Unstructured| if memory { addr_imm(u) } else { value(u) };
@@ -367,7 +443,7 @@ fn maybe_truncate(u: &mut Unstructured, inst: &mut GenInst) -> Result<()> {
 }
 
 /// Bytes after an instruction: a few (inside the skip) or enough to pass the skip cap.
-fn pad(u: &mut Unstructured) -> Result<Vec<u8>> {
+fn pad(u: &mut Unstructured) -> Result<InlineBytes> {
     let n = if u.ratio(1, 2)? { u.int_in_range(1..=6usize)? } else { u.int_in_range(18..=40usize)? };
     (0..n).map(|_| u.arbitrary()).collect()
 }
@@ -377,7 +453,8 @@ fn base_setup(u: &mut Unstructured) -> Result<GenInst> {
     let r = u.int_in_range(0..=12u8)?;
     let v = address(u)? as i32 as i64 as u64;
     let (_, bytes) = imm(u, v)?;
-    let mut operands = vec![r];
+    let mut operands = InlineBytes::new();
+    operands.push(r);
     operands.extend(bytes);
     Ok(GenInst::new(Op::LoadImm, operands, None))
 }
@@ -391,7 +468,8 @@ fn jump_setup(u: &mut Unstructured, reg: u8, table_len: usize) -> Result<GenInst
         _ => value(u)?,
     };
     let len = javm_engine::asm::imm_len(v).unwrap_or(4) as usize;
-    let mut operands = vec![reg];
+    let mut operands = InlineBytes::new();
+    operands.push(reg);
     operands.extend(le(v, len));
     Ok(GenInst::new(Op::LoadImm, operands, None))
 }
@@ -595,7 +673,8 @@ impl GenProgram {
 
     /// The program as a harness case (steps without assertions).
     pub fn case(&self, name: &str) -> Case {
-        let mut steps = Vec::new();
+        let runs: usize = self.responses.iter().map(|writes| writes.len() + 2).sum();
+        let mut steps = Vec::with_capacity(2 * self.regions.len() + self.writes.len() + NUM_REGS + 1 + runs);
         for r in &self.regions {
             steps.push(Step::Map(Region { address: r.address, length: r.length, is_writable: r.writable }));
             if !r.contents.is_empty() {
@@ -650,11 +729,11 @@ fn block_code(u: &mut Unstructured, profile: Profile) -> Result<GenCode> {
     let mut blocks = Vec::with_capacity(nblocks);
     let undefined = undefined_opcodes_of(profile);
     for _ in 0..nblocks {
-        let mut block = Vec::new();
+        let mut block = Vec::with_capacity(14);
         if u.ratio(1, 16)? {
             // A block that starts with an undefined opcode: its pc follows a terminator but is
             // not a valid jump target, and it traps when reached.
-            let mut hole = GenInst::new(Op::Trap, Vec::new(), None);
+            let mut hole = GenInst::new(Op::Trap, InlineBytes::new(), None);
             hole.byte = Some(undefined[u.choose_index(undefined.len())?]);
             hole.operands = (0..u.int_in_range(0..=3usize)?).map(|_| u.arbitrary()).collect::<Result<_>>()?;
             block.push(hole);
@@ -679,7 +758,11 @@ fn block_code(u: &mut Unstructured, profile: Profile) -> Result<GenCode> {
             // Aim the dynamic jump: set its base register and use offset 0.
             let r = u.int_in_range(0..=12u8)?;
             block.push(jump_setup(u, r, table_len)?);
-            let operands = if term == Op::JumpInd { vec![r] } else { vec![r << 4 | u.int_in_range(0..=12u8)?, 0] };
+            let operands: InlineBytes = if term == Op::JumpInd {
+                [r].into_iter().collect()
+            } else {
+                [r << 4 | u.int_in_range(0..=12u8)?, 0].into_iter().collect()
+            };
             block.push(GenInst::new(term, operands, None));
         } else {
             let (operands, target) = operands(u, term, nblocks)?;
@@ -784,7 +867,7 @@ fn layout(code: &GenCode, profile: Profile) -> (Blob, Vec<u32>) {
             bytes.push(inst.byte.or(inst.op.number(profile)).unwrap_or(0));
             starts.push(true);
             let operands = bytes.len();
-            bytes.extend(&inst.operands);
+            bytes.extend_from_slice(&inst.operands);
             if let Some(t) = inst.target {
                 let target = starts_pc.get(t).copied().unwrap_or(0);
                 let offset = target.wrapping_sub(at).to_le_bytes();
@@ -793,7 +876,7 @@ fn layout(code: &GenCode, profile: Profile) -> (Blob, Vec<u32>) {
                     bytes[end - 4..].copy_from_slice(&offset);
                 }
             }
-            bytes.extend(&inst.pad);
+            bytes.extend_from_slice(&inst.pad);
             starts.extend(std::iter::repeat_n(false, inst.operands.len() + inst.pad.len()));
         }
     }
@@ -841,6 +924,25 @@ pub fn generate(seed: u64, index: u64, config: GenConfig) -> GenProgram {
 mod tests {
     use super::*;
     use javm_engine::{Config, Program};
+
+    #[test]
+    fn inline_bytes_read_and_print_like_the_vector_they_replace() {
+        let mut bytes = InlineBytes::from(&[1u8, 2][..]);
+        let mut vec = vec![1u8, 2];
+        bytes.extend([3, 4, 5]);
+        vec.extend([3, 4, 5]);
+        bytes.push(6);
+        vec.push(6);
+        assert_eq!(&*bytes, &vec[..]);
+        assert_eq!(format!("{bytes:?}"), format!("{vec:?}"));
+        bytes.truncate(10);
+        assert_eq!(bytes.len(), 6, "truncating past the end keeps every byte");
+        bytes.truncate(2);
+        assert_eq!(&*bytes, &[1, 2]);
+        let full: InlineBytes = (0..INLINE_BYTES as u8).collect();
+        assert_eq!(full.len(), INLINE_BYTES);
+        assert_eq!(InlineBytes::default().len(), 0);
+    }
 
     fn programs(config: GenConfig, n: u64) -> Vec<GenProgram> {
         (0..n)
