@@ -684,7 +684,7 @@ impl<'p> Compiler<'p> {
 
     /// Flow after an instruction that does not transfer control itself.
     fn emit_next(&mut self, i: u32) {
-        let inst = self.insts[i as usize];
+        let inst = &self.insts[i as usize];
         self.emit_goto(i, inst.next, inst.terminator);
     }
 
@@ -796,7 +796,8 @@ impl<'p> Compiler<'p> {
     // ---- instructions --------------------------------------------------------------------
 
     fn emit_inst(&mut self, i: u32) {
-        let inst = self.insts[i as usize];
+        let insts = self.insts;
+        let inst = &insts[i as usize];
         let (a, b, d) = (r(inst.ra), r(inst.rb), r(inst.rd));
         match inst.op.kind() {
             Kind::Trap => {
@@ -825,7 +826,7 @@ impl<'p> Compiler<'p> {
                 self.emit_load_imm(a, inst.x);
                 self.emit_goto(i, inst.target, true);
             }
-            Kind::Branch { cond, rhs } => self.emit_branch(i, &inst, cond, rhs),
+            Kind::Branch { cond, rhs } => self.emit_branch(i, inst, cond, rhs),
             Kind::JumpInd => {
                 self.emit_address(a, inst.x);
                 self.emit_dynamic_jump(i);
@@ -836,11 +837,11 @@ impl<'p> Compiler<'p> {
                 self.emit_dynamic_jump(i);
             }
             Kind::Load { width, signed, addr } => {
-                self.emit_memory(i, &inst, width, addr, Access::Load { signed });
+                self.emit_memory(i, inst, width, addr, Access::Load { signed });
                 self.emit_next(i);
             }
             Kind::Store { width, value, addr } => {
-                self.emit_memory(i, &inst, width, addr, Access::Store { value });
+                self.emit_memory(i, inst, width, addr, Access::Store { value });
                 self.emit_next(i);
             }
             Kind::Unary(op) => {
