@@ -208,7 +208,11 @@ struct Compiler<'p> {
     strict: bool,
     /// Charging entry per instruction, where one exists.
     charged: Vec<Option<DynamicLabel>>,
-    body: Vec<DynamicLabel>,
+    /// Offset of each instruction's body (entered without charging gas), once emitted.
+    body: Vec<u32>,
+    /// Labels of bodies jumped to before they were emitted (rare: a block entry reached
+    /// without a charge), defined once every body has its offset.
+    forward_bodies: Vec<(u32, DynamicLabel)>,
     cold: Vec<Cold>,
     exits: Exits,
     fault_offsets: Vec<u32>,
@@ -283,7 +287,6 @@ impl<'p> Compiler<'p> {
             slow_mem: label(),
             helper: label(),
         };
-        let body = (0..insts.len()).map(|_| ops.new_dynamic_label()).collect();
         let per_instruction = program.config.gas == crate::gas::GasModel::Instruction;
         let stored = if program.blob.entry_size == 0 { 0 } else { program.blob.jump_table.len() };
         let jump_targets: Vec<Option<u32>> = (0..stored)
@@ -301,7 +304,8 @@ impl<'p> Compiler<'p> {
             per_instruction,
             strict: program.profile().strict_branch_targets(),
             charged: vec![None; insts.len()],
-            body,
+            body: vec![u32::MAX; insts.len()],
+            forward_bodies: Vec::new(),
             cold: Vec::new(),
             exits,
             fault_offsets: Vec::new(),
@@ -487,8 +491,7 @@ impl<'p> Compiler<'p> {
                 asm!(self.ops ; =>label);
                 self.emit_charge(i as u32);
             }
-            let body = self.body[i];
-            asm!(self.ops ; =>body);
+            self.body[i] = self.ops.offset().0 as u32;
             self.emit_inst(i as u32);
         }
     }
@@ -563,13 +566,12 @@ impl<'p> Compiler<'p> {
     }
 
     fn finish(mut self, arena: &mut CodeArena) -> io::Result<Module> {
+        for &(to, label) in &self.forward_bodies {
+            self.ops.define_at(label, self.body[to as usize] as usize);
+        }
         let ops = &*self.ops;
         let offset = |l: DynamicLabel| ops.offset_of(l).ok_or_else(|| io::Error::other("label never defined"));
         // Plain loops into vectors of the final size: collecting `Result`s cannot size them.
-        let mut body = Vec::with_capacity(self.body.len());
-        for &l in &self.body {
-            body.push(offset(l)? as u32);
-        }
         let mut charged = Vec::with_capacity(self.charged.len());
         for l in &self.charged {
             charged.push(match *l {
@@ -591,7 +593,7 @@ impl<'p> Compiler<'p> {
         Ok(Module {
             code,
             enter: 0,
-            body,
+            body: self.body,
             fault_offsets: self.fault_offsets,
             access_descs: self.access_descs,
             slow_entry,
@@ -626,16 +628,34 @@ impl<'p> Compiler<'p> {
 
     /// The label control goes to when instruction `to` is entered from `from`; `charge` when
     /// `from` is a terminator (a new block starts).
-    fn successor(&self, to: u32, charge: bool) -> DynamicLabel {
+    fn successor(&mut self, to: u32, charge: bool) -> DynamicLabel {
         if charge || self.per_instruction {
-            self.charged[to as usize].expect("block entry without a charging prologue")
-        } else {
-            self.body[to as usize]
+            return self.charged[to as usize].expect("block entry without a charging prologue");
         }
+        let label = self.ops.new_dynamic_label();
+        match self.body[to as usize] {
+            u32::MAX => self.forward_bodies.push((to, label)),
+            offset => self.ops.define_at(label, offset as usize),
+        }
+        label
     }
 
-    /// Continues at instruction `to` after `from` (unconditionally).
+    /// Continues at instruction `to` after `from` (unconditionally). Inlined for its common
+    /// case, the successor's code coming next (nothing to emit).
+    #[inline]
     fn emit_goto(&mut self, from: u32, to: u32, charge: bool) {
+        if to != NONE && to == from.wrapping_add(1) && !self.step {
+            let has_prologue = self.charged.get(to as usize).is_some_and(|c| c.is_some());
+            if (charge || self.per_instruction) == has_prologue {
+                return;
+            }
+        }
+        self.emit_jump_to(from, to, charge);
+    }
+
+    /// [`Compiler::emit_goto`] when the successor's code does not come next.
+    #[inline(never)]
+    fn emit_jump_to(&mut self, from: u32, to: u32, charge: bool) {
         if to == NONE {
             let exit = self.exits.panic;
             self.emit_exit(from, exit);
@@ -645,7 +665,6 @@ impl<'p> Compiler<'p> {
             self.emit_step_exit(from, to);
             return;
         }
-        // Falls through when the successor's code comes next.
         if to == from + 1 {
             let has_prologue = self.charged[to as usize].is_some();
             if (charge || self.per_instruction) == has_prologue {
