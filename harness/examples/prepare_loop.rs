@@ -1,0 +1,77 @@
+//! Prepares one bench program many times on one backend and prints the time per
+//! preparation. It is the loop to count with callgrind when working on preparation speed:
+//! run it with two counts and take the difference, so that one-time setup cancels out.
+//!
+//! ```sh
+//! cargo run --release -p javm-harness --example prepare_loop -- PROGRAM BACKEND COUNT
+//! valgrind --tool=callgrind target/release/examples/prepare_loop large jit 10   # then 30
+//! ```
+//!
+//! PROGRAM is a bench program (`sieve`, …) or `large`; BACKEND is `decode` (the engine's
+//! program preparation alone), `jit` (preparation and compilation, what `bench` reports as
+//! the JIT's prepare time) or, built with `--features polkavm`, `polkavm-compiler` (PolkaVM
+//! compiling a new module from the program's own blob). The bench programs are read from
+//! `JAVM_BENCH` or `../shared/bench`, as `bench` reads them.
+
+use std::time::Instant;
+
+use javm_engine::Backend;
+use javm_harness::bench_programs::{
+    default_bench_dir, large_code, prepare_code, BenchProgram, LARGE, LARGE_MIN_BYTES, NAMES,
+};
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("error: {e}");
+        std::process::exit(2);
+    }
+}
+
+fn run() -> Result<(), String> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [program, backend, count] = &args[..] else {
+        return Err("usage: prepare_loop PROGRAM BACKEND COUNT (see the example's documentation)".into());
+    };
+    let count: u32 = count.parse().map_err(|_| format!("COUNT must be a positive number, not {count:?}"))?;
+    let dir = default_bench_dir()?;
+    let code = if program == LARGE {
+        let programs = NAMES.iter().map(|name| BenchProgram::load(&dir, name)).collect::<Result<Vec<_>, _>>()?;
+        large_code(&programs, LARGE_MIN_BYTES)?
+    } else {
+        BenchProgram::load(&dir, program)?.code
+    };
+    let started = Instant::now();
+    match backend.as_str() {
+        "decode" => {
+            for _ in 0..count {
+                prepare_code(&code)?;
+            }
+        }
+        "jit" => {
+            let mut jit = javm_engine::jit::Jit::new().map_err(|e| e.to_string())?;
+            for _ in 0..count {
+                jit.load(prepare_code(&code)?);
+                jit.precompile();
+            }
+        }
+        #[cfg(feature = "polkavm")]
+        "polkavm-compiler" => {
+            use javm_harness::bench_reference::{blob_with_code, Reference, Runner};
+            let blob = if program == LARGE {
+                blob_with_code(&dir, NAMES[0], &code)?
+            } else {
+                let path = dir.join(format!("{program}.polkavm"));
+                let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+                polkavm::ProgramBlob::parse(bytes.into()).map_err(|e| format!("{}: {e}", path.display()))?
+            };
+            let runner = Runner::new(Reference::Compiler)?;
+            for _ in 0..count {
+                runner.compile(&blob)?;
+            }
+        }
+        other => return Err(format!("unknown backend {other:?} (decode, jit, polkavm-compiler)")),
+    }
+    let each = started.elapsed() / count.max(1);
+    println!("{program} on {backend}: {} code bytes, {each:?} per preparation", code.len());
+    Ok(())
+}
