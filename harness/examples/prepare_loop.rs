@@ -12,6 +12,10 @@
 //! the JIT's prepare time) or, built with `--features polkavm`, `polkavm-compiler` (PolkaVM
 //! compiling a new module from the program's own blob). The bench programs are read from
 //! `JAVM_BENCH` or `../shared/bench`, as `bench` reads them.
+//!
+//! PROGRAM `generated` takes `diff`'s path instead: program i of seed 2026 (profile A) for
+//! i in 0..COUNT, drawn (BACKEND `generate`), also written as its case and prepared
+//! (`decode`), or also loaded and compiled (`jit`).
 
 use std::time::Instant;
 
@@ -33,6 +37,9 @@ fn run() -> Result<(), String> {
         return Err("usage: prepare_loop PROGRAM BACKEND COUNT (see the example's documentation)".into());
     };
     let count: u32 = count.parse().map_err(|_| format!("COUNT must be a positive number, not {count:?}"))?;
+    if program == "generated" {
+        return generated(backend, count);
+    }
     let dir = default_bench_dir()?;
     let code = if program == LARGE {
         let programs = NAMES.iter().map(|name| BenchProgram::load(&dir, name)).collect::<Result<Vec<_>, _>>()?;
@@ -73,5 +80,32 @@ fn run() -> Result<(), String> {
     }
     let each = started.elapsed() / count.max(1);
     println!("{program} on {backend}: {} code bytes, {each:?} per preparation", code.len());
+    Ok(())
+}
+
+/// `diff`'s per-program path up to the runs, for programs 0..count of seed 2026.
+fn generated(backend: &str, count: u32) -> Result<(), String> {
+    use javm_harness::generator::{generate, GenConfig};
+    use javm_harness::run::Prepared;
+    use javm_harness::vectors::GasChoice;
+    let config = GenConfig { profile: javm_engine::Profile::A, gas: GasChoice::Auto, raw: false };
+    let mut jit = javm_engine::jit::Jit::new().map_err(|e| e.to_string())?;
+    if !["generate", "decode", "jit"].contains(&backend) {
+        return Err(format!("unknown backend {backend:?} for generated programs (generate, decode, jit)"));
+    }
+    let started = Instant::now();
+    for i in 0..u64::from(count) {
+        let program = generate(2026, i, config);
+        if backend == "generate" {
+            continue;
+        }
+        let prepared = Prepared::new(&program.case("generated"), &program.options())?;
+        if let (Ok(prepared), "jit") = (prepared.program, backend) {
+            jit.load(prepared);
+            jit.precompile();
+        }
+    }
+    let each = started.elapsed() / count.max(1);
+    println!("generated on {backend}: {each:?} per program");
     Ok(())
 }
