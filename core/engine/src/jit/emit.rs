@@ -108,22 +108,26 @@ impl Emitter {
 }
 
 impl Extend<u8> for Emitter {
+    #[inline]
     fn extend<T: IntoIterator<Item = u8>>(&mut self, iter: T) {
         self.ops.extend(iter)
     }
 }
 
 impl<'a> Extend<&'a u8> for Emitter {
+    #[inline]
     fn extend<T: IntoIterator<Item = &'a u8>>(&mut self, iter: T) {
         self.ops.extend(iter)
     }
 }
 
 impl DynasmApi for Emitter {
+    #[inline]
     fn offset(&self) -> AssemblyOffset {
         AssemblyOffset(self.ops.len())
     }
 
+    #[inline]
     fn push(&mut self, byte: u8) {
         self.ops.push(byte);
     }
@@ -159,6 +163,7 @@ impl DynasmLabelApi for Emitter {
         self.error.get_or_insert_with(|| format!("global label {name} is not supported"));
     }
 
+    #[inline]
     fn dynamic_label(&mut self, id: DynamicLabel) {
         let here = self.ops.len();
         self.define_at(id, here);
@@ -168,6 +173,7 @@ impl DynasmLabelApi for Emitter {
         self.error.get_or_insert_with(|| format!("global label {name} is not supported"));
     }
 
+    #[inline]
     fn dynamic_relocation(
         &mut self,
         id: DynamicLabel,
