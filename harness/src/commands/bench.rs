@@ -70,7 +70,7 @@ pub fn run(args: BenchArgs) -> i32 {
             }
         };
         let mut rows: Vec<Row> = Vec::new();
-        for (name, measured) in measure(&contenders(&args, &dir, &bench), args.runs) {
+        for (name, measured) in measure(&contenders(&args, Work::Run { dir: &dir, bench: &bench }), args.runs) {
             match measured {
                 Ok(row) => {
                     print_row(&bench, &row);
@@ -101,16 +101,15 @@ pub fn run(args: BenchArgs) -> i32 {
     }
 }
 
-/// What `bench` times on one of the six programs: each chosen backend of ours and of PolkaVM's.
-#[cfg_attr(not(feature = "polkavm"), allow(unused_variables))]
-fn contenders<'a>(args: &'a BenchArgs, dir: &'a std::path::Path, bench: &'a BenchProgram) -> Vec<Spec<'a>> {
+/// Every chosen backend, ours and PolkaVM's, doing `work`.
+fn contenders<'a>(args: &'a BenchArgs, work: Work<'a>) -> Vec<Spec<'a>> {
     let mut contenders: Vec<Spec<'a>> = Vec::new();
     for kind in &args.backends {
         contenders.push(Spec {
             name: kind.name().to_string(),
             make: Box::new(move || {
                 let backend = kind.create().map_err(|e| e.to_string())?;
-                Ok(Box::new(Ours { backend, bench }) as Box<dyn Contender>)
+                Ok(Box::new(Ours { backend, work }) as Box<dyn Contender>)
             }),
         });
     }
@@ -122,8 +121,7 @@ fn contenders<'a>(args: &'a BenchArgs, dir: &'a std::path::Path, bench: &'a Benc
                 use crate::bench_reference::{Reference, Runner};
                 let reference =
                     Reference::from_name(name).ok_or_else(|| format!("unknown PolkaVM reference {name}"))?;
-                Ok(Box::new(Theirs { name: name.clone(), runner: Runner::new(reference)?, dir, bench })
-                    as Box<dyn Contender>)
+                Ok(Box::new(Theirs { runner: Runner::new(reference)?, work }) as Box<dyn Contender>)
             }),
         });
     }
@@ -145,33 +143,14 @@ fn time_large(dir: &std::path::Path, args: &BenchArgs, mut loaded: Vec<BenchProg
     let code_len = code.len();
     #[cfg(feature = "polkavm")]
     let blob = crate::bench_reference::blob_with_code(dir, NAMES[0], &code)?;
-    let mut contenders: Vec<Spec<'_>> = Vec::new();
-    for kind in &args.backends {
-        let code = &code;
-        contenders.push(Spec {
-            name: kind.name().to_string(),
-            make: Box::new(move || {
-                let backend = kind.create().map_err(|e| e.to_string())?;
-                Ok(Box::new(OursCompile { backend, code }) as Box<dyn Contender>)
-            }),
-        });
-    }
-    #[cfg(feature = "polkavm")]
-    for name in &args.references {
-        let blob = &blob;
-        contenders.push(Spec {
-            name: name.clone(),
-            make: Box::new(move || {
-                use crate::bench_reference::{Reference, Runner};
-                let reference =
-                    Reference::from_name(name).ok_or_else(|| format!("unknown PolkaVM reference {name}"))?;
-                Ok(Box::new(TheirsCompile { runner: Runner::new(reference)?, blob }) as Box<dyn Contender>)
-            }),
-        });
-    }
+    let work = Work::Compile {
+        code: &code,
+        #[cfg(feature = "polkavm")]
+        blob: &blob,
+    };
     let mut rows = Vec::new();
     let mut failures = 0;
-    for (name, measured) in measure(&contenders, args.runs) {
+    for (name, measured) in measure(&contenders(args, work), args.runs) {
         match measured {
             Ok(row) => {
                 print_compile_row(code_len, &row);
@@ -326,17 +305,43 @@ fn measure(specs: &[Spec<'_>], runs: usize) -> Vec<(String, Result<Row, String>)
         .collect()
 }
 
-/// One of our backends on a bench program: each run prepares it anew from its bytes (decode,
-/// then the backend's ahead-of-time work: JIT compilation), as PolkaVM's runs compile a new
+/// What a contender does once per round.
+#[derive(Clone, Copy)]
+enum Work<'a> {
+    /// Prepare one of the six programs, run it to its halt and check its result.
+    Run {
+        #[cfg_attr(not(feature = "polkavm"), allow(dead_code))]
+        dir: &'a std::path::Path,
+        bench: &'a BenchProgram,
+    },
+    /// Prepare the large program (it is never run).
+    Compile {
+        code: &'a [u8],
+        #[cfg(feature = "polkavm")]
+        blob: &'a polkavm::ProgramBlob,
+    },
+}
+
+/// One of our backends. Each time it prepares the program anew from its bytes (decode, then
+/// the backend's ahead-of-time work: JIT compilation), as PolkaVM's runs compile a new
 /// module; setting up memory is not counted.
 struct Ours<'a> {
     backend: crate::backends::Boxed,
-    bench: &'a BenchProgram,
+    work: Work<'a>,
 }
 
 impl Contender for Ours<'_> {
     fn once(&mut self) -> Result<Times, String> {
-        let (bench, backend) = (self.bench, &mut *self.backend);
+        let backend = &mut *self.backend;
+        let bench = match self.work {
+            Work::Run { bench, .. } => bench,
+            Work::Compile { code, .. } => {
+                let started = Instant::now();
+                backend.load(prepare_code(code)?);
+                backend.precompile();
+                return Ok(Times { run: Duration::ZERO, prepare: started.elapsed() });
+            }
+        };
         let started = Instant::now();
         let program = bench.prepare()?;
         let decode = started.elapsed();
@@ -367,55 +372,29 @@ impl Contender for Ours<'_> {
     }
 }
 
-/// One of our backends preparing the large program (never run).
-struct OursCompile<'a> {
-    backend: crate::backends::Boxed,
-    code: &'a [u8],
-}
-
-impl Contender for OursCompile<'_> {
-    fn once(&mut self) -> Result<Times, String> {
-        let started = Instant::now();
-        self.backend.load(prepare_code(self.code)?);
-        self.backend.precompile();
-        Ok(Times { run: Duration::ZERO, prepare: started.elapsed() })
-    }
-}
-
 /// One of PolkaVM's own backends, run as its tools run it (its blob, compiled per run).
 #[cfg(feature = "polkavm")]
 struct Theirs<'a> {
-    name: String,
     runner: crate::bench_reference::Runner,
-    dir: &'a std::path::Path,
-    bench: &'a BenchProgram,
+    work: Work<'a>,
 }
 
 #[cfg(feature = "polkavm")]
 impl Contender for Theirs<'_> {
     fn once(&mut self) -> Result<Times, String> {
-        let (bench, name) = (self.bench, &self.name);
-        let t = self.runner.run(self.dir, bench)?;
+        let (dir, bench) = match self.work {
+            Work::Run { dir, bench } => (dir, bench),
+            Work::Compile { blob, .. } => {
+                return Ok(Times { run: Duration::ZERO, prepare: self.runner.compile(blob)? })
+            }
+        };
+        let t = self.runner.run(dir, bench)?;
         if t.checksum != bench.checksum || t.instructions != bench.instructions || t.host_calls != bench.host_calls {
             return Err(format!(
-                "{name}: checksum {:#x} (expected {:#x}), {} instructions (expected {}), {} host calls (expected {})",
+                "checksum {:#x} (expected {:#x}), {} instructions (expected {}), {} host calls (expected {})",
                 t.checksum, bench.checksum, t.instructions, bench.instructions, t.host_calls, bench.host_calls
             ));
         }
         Ok(Times { run: t.run, prepare: t.compile })
-    }
-}
-
-/// One of PolkaVM's backends compiling the large program.
-#[cfg(feature = "polkavm")]
-struct TheirsCompile<'a> {
-    runner: crate::bench_reference::Runner,
-    blob: &'a polkavm::ProgramBlob,
-}
-
-#[cfg(feature = "polkavm")]
-impl Contender for TheirsCompile<'_> {
-    fn once(&mut self) -> Result<Times, String> {
-        Ok(Times { run: Duration::ZERO, prepare: self.runner.compile(self.blob)? })
     }
 }
