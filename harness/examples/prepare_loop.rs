@@ -89,10 +89,10 @@ fn generated(backend: &str, count: u32) -> Result<(), String> {
     use javm_harness::run::Prepared;
     use javm_harness::vectors::GasChoice;
     let config = GenConfig { profile: javm_engine::Profile::A, gas: GasChoice::Auto, raw: false };
-    let mut jit = javm_engine::jit::Jit::new().map_err(|e| e.to_string())?;
     if !["generate", "decode", "jit"].contains(&backend) {
         return Err(format!("unknown backend {backend:?} for generated programs (generate, decode, jit)"));
     }
+    let mut jit = javm_engine::jit::Jit::new().map_err(|e| e.to_string())?;
     let started = Instant::now();
     for i in 0..u64::from(count) {
         let program = generate(2026, i, config);

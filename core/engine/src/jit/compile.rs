@@ -653,7 +653,8 @@ impl<'p> Compiler<'p> {
         self.emit_jump_to(from, to, charge);
     }
 
-    /// [`Compiler::emit_goto`] when the successor's code does not come next.
+    /// [`Compiler::emit_goto`] when the successor's code does not come next (or a step exit
+    /// or a panic is due).
     #[inline(never)]
     fn emit_jump_to(&mut self, from: u32, to: u32, charge: bool) {
         if to == NONE {
@@ -664,12 +665,6 @@ impl<'p> Compiler<'p> {
         if self.step {
             self.emit_step_exit(from, to);
             return;
-        }
-        if to == from + 1 {
-            let has_prologue = self.charged[to as usize].is_some();
-            if (charge || self.per_instruction) == has_prologue {
-                return;
-            }
         }
         let label = self.successor(to, charge);
         asm!(self.ops ; jmp =>label);
