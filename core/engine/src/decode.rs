@@ -1,6 +1,6 @@
 //! Instruction boundaries, skip and operand decoding (PVMSPEC-1 §2 and §4).
 
-use crate::isa::{Format, Op, Profile};
+use crate::isa::{Format, Op, OpcodeRow, Profile};
 
 /// Largest skip: an instruction has at most 24 argument bytes.
 pub const MAX_SKIP: u32 = 24;
@@ -126,17 +126,26 @@ impl<'a> Code<'a> {
     /// so the decoded fields go straight where they are stored.
     #[inline(always)]
     pub fn decode_with_skip(&self, pc: u32, skip: u32, profile: Profile) -> Decoded {
-        debug_assert_eq!(skip, self.skip(pc as usize));
         let p = pc as usize;
-        let mut d = Decoded { op: Op::Trap, defined: false, ra: 0, rb: 0, rd: 0, x: 0, y: 0, target: 0, skip };
-        let Some(op) = self.defined_op(p, profile) else {
-            return d;
-        };
-        d.op = op;
-        d.defined = true;
+        if p < self.len() && self.is_start(p) {
+            self.decode_start(pc, skip, profile.row(self.bytes[p]))
+        } else {
+            Decoded { op: Op::Trap, defined: false, ra: 0, rb: 0, rd: 0, x: 0, y: 0, target: 0, skip }
+        }
+    }
+
+    /// [`Code::decode_with_skip`] at an instruction start inside the code, whose opcode byte
+    /// the caller has looked up as `row`.
+    #[inline(always)]
+    pub fn decode_start(&self, pc: u32, skip: u32, row: &OpcodeRow) -> Decoded {
+        debug_assert_eq!(skip, self.skip(pc as usize));
+        debug_assert!(self.is_start(pc as usize));
+        let p = pc as usize;
+        let op = row.op;
+        let mut d = Decoded { op, defined: row.defined, ra: 0, rb: 0, rd: 0, x: 0, y: 0, target: 0, skip };
         let b1 = self.byte(p + 1);
         let offset = |at: usize, len: u32| pc.wrapping_add(sext(len, self.le(at, len)) as u32);
-        match op.format() {
+        match row.format {
             Format::NoArgs => {}
             Format::OneImm => {
                 let lx = skip.min(4);
@@ -166,7 +175,7 @@ impl<'a> Code<'a> {
                 let lx = (b1 as u32 >> 4 & 7).min(4);
                 let ly = skip.saturating_sub(lx + 1).min(4);
                 d.x = sext(lx, self.le(p + 2, lx));
-                if op.format() == Format::RegTwoImm {
+                if row.format == Format::RegTwoImm {
                     d.y = sext(ly, self.le(p + 2 + lx as usize, ly));
                 } else {
                     d.target = offset(p + 2 + lx as usize, ly);
@@ -180,7 +189,7 @@ impl<'a> Code<'a> {
                 d.ra = reg(b1 & 15);
                 d.rb = reg(b1 >> 4);
                 let lx = skip.saturating_sub(1).min(4);
-                if op.format() == Format::TwoRegImm {
+                if row.format == Format::TwoRegImm {
                     d.x = sext(lx, self.le(p + 2, lx));
                 } else {
                     d.target = offset(p + 2, lx);

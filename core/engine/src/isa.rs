@@ -56,7 +56,14 @@ impl Profile {
     /// additionally ends blocks at `unlikely`, `ecalli` and `ecall`.
     #[inline]
     pub fn is_terminator(self, op: Op) -> bool {
-        op.ends_block() || (self == Profile::J && matches!(op, Op::Unlikely | Op::Ecalli | Op::Ecall))
+        terminates(self.column(), op, TABLE[op as usize].ends_block)
+    }
+
+    /// Everything program preparation needs to know of an opcode byte in this profile, in
+    /// one lookup.
+    #[inline(always)]
+    pub fn row(self, byte: u8) -> &'static OpcodeRow {
+        &OPCODE_ROWS[self.column()][byte as usize]
     }
 
     /// Whether a conditional static branch needs *both* successors to be valid jump targets
@@ -508,6 +515,49 @@ const fn build_opcode_table(column: usize) -> [Option<Op>; 256] {
 
 static OPCODE_TABLES: [[Option<Op>; 256]; 3] = [build_opcode_table(0), build_opcode_table(1), build_opcode_table(2)];
 
+/// [`Profile::is_terminator`] for the profile in table column `column`.
+const fn terminates(column: usize, op: Op, ends_block: bool) -> bool {
+    ends_block || (column == Profile::J as usize && matches!(op, Op::Unlikely | Op::Ecalli | Op::Ecall))
+}
+
+/// What an opcode byte means in one profile, derived from the table (see [`Profile::row`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OpcodeRow {
+    /// The instruction; `Trap` when the byte is undefined in the profile.
+    pub op: Op,
+    pub format: Format,
+    /// Whether the byte is an opcode of the profile.
+    pub defined: bool,
+    /// Ends a basic block in the profile ([`Profile::is_terminator`]); false when undefined.
+    pub ends_block: bool,
+    /// `op` is `Trap` (explicit or undefined) or ends a block: the instruction ends a block.
+    pub terminator: bool,
+}
+
+const fn build_opcode_rows(column: usize) -> [OpcodeRow; 256] {
+    let undefined =
+        OpcodeRow { op: Op::Trap, format: Format::NoArgs, defined: false, ends_block: false, terminator: true };
+    let mut rows = [undefined; 256];
+    let mut i = 0;
+    while i < TABLE.len() {
+        let info = &TABLE[i];
+        if let Some(n) = info.numbers[column] {
+            let ends_block = terminates(column, info.op, info.ends_block);
+            rows[n as usize] = OpcodeRow {
+                op: info.op,
+                format: info.format,
+                defined: true,
+                ends_block,
+                terminator: ends_block || matches!(info.op, Op::Trap),
+            };
+        }
+        i += 1;
+    }
+    rows
+}
+
+static OPCODE_ROWS: [[OpcodeRow; 256]; 3] = [build_opcode_rows(0), build_opcode_rows(1), build_opcode_rows(2)];
+
 impl Op {
     /// The table row of this instruction.
     #[inline]
@@ -566,6 +616,26 @@ impl fmt::Display for Op {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn opcode_rows_agree_with_the_table() {
+        for profile in Profile::ALL {
+            for byte in 0..=255u8 {
+                let row = profile.row(byte);
+                assert_eq!(row.defined, profile.op(byte).is_some(), "{profile:?} {byte}");
+                assert_eq!(row.op, profile.op(byte).unwrap_or(Op::Trap), "{profile:?} {byte}");
+                assert_eq!(row.format, row.op.format(), "{profile:?} {byte}");
+                assert_eq!(row.ends_block, row.defined && profile.is_terminator(row.op), "{profile:?} {byte}");
+                assert_eq!(row.terminator, row.ends_block || row.op == Op::Trap, "{profile:?} {byte}");
+            }
+        }
+        // The per-profile terminator set: javm also ends blocks at ecalli, the others do not.
+        let ecalli = Op::Ecalli.number(Profile::A).unwrap();
+        assert!(!Profile::A.row(ecalli).ends_block);
+        assert!(Profile::J.row(ecalli).ends_block);
+        assert!(Profile::A.row(0).terminator && Profile::A.row(0).defined);
+        assert!(Profile::B.row(3).terminator && !Profile::B.row(3).defined);
+    }
 
     #[test]
     fn table_rows_are_in_variant_order() {

@@ -119,13 +119,17 @@ impl Program {
             // next.
             let following = next_start(starts, pc + 1);
             let skip = (following - pc - 1).min(crate::decode::MAX_SKIP as usize) as u32;
-            let d = code.decode_with_skip(pc as u32, skip, profile);
+            let row = profile.row(blob.code[pc]);
+            let d = code.decode_start(pc as u32, skip, row);
             let next_pc = d.next_pc(pc as u32);
-            let ends_block = profile.is_terminator(d.op);
-            let terminator = d.op == Op::Trap || ends_block;
             index[pc] = insts.len() as u32;
-            insts.push(Inst::from_decoded(pc as u32, &d, terminator, d.defined && (pc == 0 || after_terminator == pc)));
-            after_terminator = if d.defined && ends_block { next_pc as usize } else { usize::MAX };
+            insts.push(Inst::from_decoded(
+                pc as u32,
+                &d,
+                row.terminator,
+                row.defined && (pc == 0 || after_terminator == pc),
+            ));
+            after_terminator = if row.ends_block { next_pc as usize } else { usize::MAX };
             let fall = next_pc as usize;
             if fall == n || fall != following {
                 let trap = code.decode(next_pc, profile);
@@ -138,25 +142,34 @@ impl Program {
         // Resolve fall-through and static targets to indices, and the gas charged on block
         // entry at each instruction, in one pass from the end: a fall-through always lies
         // ahead, so its cost is known when it is needed. Whether a pc is a valid jump target
-        // was settled by the first pass.
+        // was settled by the first pass. An instruction start falls through to the next
+        // instruction in the list (the next start, or the trap recorded at its fall-through);
+        // only a trap in a gap needs its fall-through looked up.
         let resolve = |insts: &[Inst], pc: u32| match index.get(pc as usize) {
             Some(&i) if i != NONE && insts[i as usize].jump_target => i,
             _ => NONE,
         };
         let strict = profile.strict_branch_targets();
+        let mut next_cost = 0;
         for i in (0..insts.len()).rev() {
             let inst = &insts[i];
-            let next = index.get(inst.next_pc as usize).copied().unwrap_or(NONE);
+            let next = if insts.get(i + 1).is_some_and(|n| n.pc == inst.next_pc) {
+                i as u32 + 1
+            } else {
+                index.get(inst.next_pc as usize).copied().unwrap_or(NONE)
+            };
             let mut target = if inst.op.format().has_offset() { resolve(&insts, inst.target_pc) } else { NONE };
             if strict && target != NONE && inst.op.is_conditional_branch() && resolve(&insts, inst.next_pc) == NONE {
                 target = NONE;
             }
             let cost = match &config.gas {
                 GasModel::BlockUnit if inst.terminator || next == NONE => 1,
+                GasModel::BlockUnit if next == i as u32 + 1 => 1 + next_cost,
                 GasModel::BlockUnit => 1 + insts[next as usize].cost,
                 GasModel::BlockTable(table) => GasModel::table_cost(table, inst.pc),
                 GasModel::Instruction => 1,
             };
+            next_cost = cost;
             let inst = &mut insts[i];
             inst.next = next;
             inst.target = target;
@@ -216,21 +229,22 @@ impl Program {
 }
 
 /// The first instruction start at or after `from`, or the code length when there is none.
-/// Eight flags are tested at a time: starts are a few bytes apart, but gaps can be long.
+/// Eight flags are read as one word at a time: starts are a few bytes apart, but gaps can be
+/// long.
 #[inline]
 fn next_start(starts: &[bool], from: usize) -> usize {
-    let Some(rest) = starts.get(from..) else {
-        return starts.len();
-    };
-    let mut chunks = rest.chunks_exact(8);
     let mut at = from;
-    for chunk in &mut chunks {
-        if chunk != [false; 8] {
-            return at + chunk.iter().position(|&b| b).unwrap_or(0);
+    while let Some(chunk) = starts.get(at..).and_then(|rest| rest.first_chunk::<8>()) {
+        let word = u64::from_le_bytes(chunk.map(u8::from));
+        if word != 0 {
+            return at + (word.trailing_zeros() / 8) as usize;
         }
         at += 8;
     }
-    chunks.remainder().iter().position(|&b| b).map_or(starts.len(), |k| at + k)
+    match starts.get(at..).and_then(|rest| rest.iter().position(|&b| b)) {
+        Some(k) => at + k,
+        None => starts.len(),
+    }
 }
 
 /// The dynamic-jump address that halts the machine.
