@@ -117,18 +117,21 @@ impl Module {
     }
 }
 
+/// x86 condition codes, numbered as `j<cc>` encodes them.
 #[derive(Clone, Copy)]
+#[repr(u8)]
 enum Cond {
-    E,
-    Ne,
-    B,
-    Be,
-    Ae,
-    A,
-    L,
-    Le,
-    Ge,
-    G,
+    B = 0x2,
+    Ae = 0x3,
+    E = 0x4,
+    Ne = 0x5,
+    Be = 0x6,
+    A = 0x7,
+    S = 0x8,
+    L = 0xC,
+    Ge = 0xD,
+    Le = 0xE,
+    G = 0xF,
 }
 
 /// The x86 condition code of a branch condition.
@@ -306,10 +309,11 @@ impl<'p> Compiler<'p> {
             charged: vec![None; insts.len()],
             body: vec![u32::MAX; insts.len()],
             forward_bodies: Vec::new(),
-            cold: Vec::new(),
+            // Sized for typical code, so that large programs do not grow these a dozen times.
+            cold: Vec::with_capacity(insts.len() / 8),
             exits,
-            fault_offsets: Vec::new(),
-            access_descs: Vec::new(),
+            fault_offsets: Vec::with_capacity(insts.len() / 2),
+            access_descs: Vec::with_capacity(insts.len() / 2),
             jump_table: vec![0; jump_targets.len()],
             jump_targets,
         };
@@ -499,30 +503,26 @@ impl<'p> Compiler<'p> {
     fn emit_charge(&mut self, i: u32) {
         let stub = self.ops.new_dynamic_label();
         if self.per_instruction {
-            asm!(self.ops
-                ; sub QWORD [rsp], 1
-                ; js =>stub
-            );
+            asm!(self.ops ; sub QWORD [rsp], 1);
+            self.ops.jcc(Cond::S as u8, stub);
             self.cold.push(Cold::OutOfGas { label: stub, inst: i, refund: None });
             return;
         }
         let cost = self.insts[i as usize].cost;
         if let Ok(c) = i32::try_from(cost) {
-            asm!(self.ops
-                ; sub QWORD [rsp], c
-                ; jl =>stub
-            );
+            asm!(self.ops ; sub QWORD [rsp], c);
+            self.ops.jcc(Cond::L as u8, stub);
             self.cold.push(Cold::OutOfGas { label: stub, inst: i, refund: Some(cost) });
         } else if cost <= i64::MAX as u64 {
             asm!(self.ops
                 ; mov rcx, QWORD cost as i64
                 ; sub QWORD [rsp], rcx
-                ; jl =>stub
             );
+            self.ops.jcc(Cond::L as u8, stub);
             self.cold.push(Cold::OutOfGas { label: stub, inst: i, refund: Some(cost) });
         } else {
             // No gas value reaches this cost.
-            asm!(self.ops ; jmp =>stub);
+            self.ops.jmp(stub);
             self.cold.push(Cold::OutOfGas { label: stub, inst: i, refund: None });
         }
     }
@@ -534,8 +534,8 @@ impl<'p> Compiler<'p> {
                     asm!(self.ops
                         ; =>label
                         ; mov ecx, inst as i32
-                        ; jmp =>exit
                     );
+                    self.ops.jmp(exit);
                 }
                 Cold::OutOfGas { label, inst, refund } => {
                     asm!(self.ops ; =>label);
@@ -552,10 +552,8 @@ impl<'p> Compiler<'p> {
                         None => {}
                     }
                     let exit = self.exits.out_of_gas;
-                    asm!(self.ops
-                        ; mov ecx, inst as i32
-                        ; jmp =>exit
-                    );
+                    asm!(self.ops ; mov ecx, inst as i32);
+                    self.ops.jmp(exit);
                 }
                 Cold::Step { label, from, to } => {
                     asm!(self.ops ; =>label);
@@ -571,24 +569,21 @@ impl<'p> Compiler<'p> {
         }
         let ops = &*self.ops;
         let offset = |l: DynamicLabel| ops.offset_of(l).ok_or_else(|| io::Error::other("label never defined"));
-        // Plain loops into vectors of the final size: collecting `Result`s cannot size them.
-        let mut charged = Vec::with_capacity(self.charged.len());
-        for l in &self.charged {
-            charged.push(match *l {
-                Some(l) => Some(offset(l)?),
+        let slow_entry = offset(self.exits.slow_mem)?;
+        let exit_common = offset(self.exits.common)?;
+        // Code offsets of the jump-table targets' charging entries, before the code moves.
+        let mut entries = Vec::with_capacity(self.jump_targets.len());
+        for target in &self.jump_targets {
+            entries.push(match target.and_then(|t| self.charged[t as usize]) {
+                Some(label) => Some(offset(label)?),
                 None => None,
             });
         }
-        let slow_entry = offset(self.exits.slow_mem)?;
-        let exit_common = offset(self.exits.common)?;
         let bytes = self.ops.code().map_err(io::Error::other)?;
         let code = arena.place(bytes)?;
         let start = code.start();
-        for (slot, target) in self.jump_table.iter_mut().zip(&self.jump_targets) {
-            *slot = match target.and_then(|t| charged[t as usize]) {
-                Some(o) => start + o,
-                None => 0,
-            };
+        for (slot, entry) in self.jump_table.iter_mut().zip(entries) {
+            *slot = entry.map_or(0, |o| start + o);
         }
         Ok(Module {
             code,
@@ -611,10 +606,8 @@ impl<'p> Compiler<'p> {
     }
 
     fn emit_exit(&mut self, inst: u32, exit: DynamicLabel) {
-        asm!(self.ops
-            ; mov ecx, inst as i32
-            ; jmp =>exit
-        );
+        asm!(self.ops ; mov ecx, inst as i32);
+        self.ops.jmp(exit);
     }
 
     fn emit_step_exit(&mut self, from: u32, to: u32) {
@@ -667,7 +660,7 @@ impl<'p> Compiler<'p> {
             return;
         }
         let label = self.successor(to, charge);
-        asm!(self.ops ; jmp =>label);
+        self.ops.jmp(label);
     }
 
     /// A label to jump to (conditionally) to continue at `to` after `from`.
@@ -682,18 +675,7 @@ impl<'p> Compiler<'p> {
     }
 
     fn emit_jcc(&mut self, cond: Cond, label: DynamicLabel) {
-        match cond {
-            Cond::E => asm!(self.ops ; je =>label),
-            Cond::Ne => asm!(self.ops ; jne =>label),
-            Cond::B => asm!(self.ops ; jb =>label),
-            Cond::Be => asm!(self.ops ; jbe =>label),
-            Cond::Ae => asm!(self.ops ; jae =>label),
-            Cond::A => asm!(self.ops ; ja =>label),
-            Cond::L => asm!(self.ops ; jl =>label),
-            Cond::Le => asm!(self.ops ; jle =>label),
-            Cond::Ge => asm!(self.ops ; jge =>label),
-            Cond::G => asm!(self.ops ; jg =>label),
-        }
+        self.ops.jcc(cond as u8, label);
     }
 
     /// Flow after an instruction that does not transfer control itself.

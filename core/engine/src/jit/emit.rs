@@ -20,6 +20,9 @@ pub(crate) struct Emitter {
     labels: LabelRegistry,
     /// References to dynamic labels not defined when they were made.
     pending: Vec<Pending>,
+    /// Jumps assembled by [`Emitter::jmp`] and [`Emitter::jcc`] to labels not defined then:
+    /// the offset just past each 32-bit displacement, and its label.
+    pending_rel32: Vec<(usize, DynamicLabel)>,
     /// Forward references to local labels, by name.
     local_forward: Vec<(&'static str, PatchLoc<X64Relocation>)>,
     /// The latest definition of each local label name.
@@ -36,6 +39,7 @@ impl Emitter {
         self.ops.clear();
         self.labels.clear();
         self.pending.clear();
+        self.pending_rel32.clear();
         self.local_forward.clear();
         self.local_defined.clear();
         self.error = None;
@@ -66,13 +70,57 @@ impl Emitter {
 
     /// Patches every reference whose label is defined by now; the others stay pending.
     pub fn resolve_defined(&mut self) {
-        let pending = std::mem::take(&mut self.pending);
-        for (loc, label) in &pending {
-            match self.offset_of(*label) {
-                Some(target) => self.patch(loc, target),
-                None => self.pending.push((loc.clone(), *label)),
+        let mut k = 0;
+        while k < self.pending.len() {
+            match self.offset_of(self.pending[k].1) {
+                Some(target) => {
+                    let (loc, _) = self.pending.swap_remove(k);
+                    self.patch(&loc, target);
+                }
+                None => k += 1,
             }
         }
+        let mut k = 0;
+        while k < self.pending_rel32.len() {
+            let (end, label) = self.pending_rel32[k];
+            match self.offset_of(label) {
+                Some(target) => {
+                    self.pending_rel32.swap_remove(k);
+                    self.ops[end - 4..end].copy_from_slice(&rel32(end, target).to_le_bytes());
+                }
+                None => k += 1,
+            }
+        }
+    }
+
+    /// `jmp rel32` to `label`: dynasm's `jmp =>label`, without its relocation records.
+    #[inline]
+    pub fn jmp(&mut self, label: DynamicLabel) {
+        self.ops.push(0xE9);
+        self.displacement(label);
+    }
+
+    /// `j<cc> rel32` to `label`, `cc` being the condition's number in the encoding (`0x4`
+    /// e, `0xC` l, …): dynasm's `j<cc> =>label`, without its relocation records.
+    #[inline]
+    pub fn jcc(&mut self, cc: u8, label: DynamicLabel) {
+        self.ops.extend_from_slice(&[0x0F, 0x80 | (cc & 15)]);
+        self.displacement(label);
+    }
+
+    /// The 32-bit displacement to `label` that ends a jump, patched later if the label is not
+    /// defined yet.
+    #[inline]
+    fn displacement(&mut self, label: DynamicLabel) {
+        let end = self.ops.len() + 4;
+        let rel = match self.offset_of(label) {
+            Some(target) => rel32(end, target),
+            None => {
+                self.pending_rel32.push((end, label));
+                0
+            }
+        };
+        self.ops.extend_from_slice(&rel.to_le_bytes());
     }
 
     /// The finished code: every reference patched, or the first error.
@@ -81,7 +129,8 @@ impl Emitter {
         if let Some(e) = self.error.take() {
             return Err(e);
         }
-        if let Some((_, label)) = self.pending.first() {
+        let unresolved = self.pending.first().map(|p| p.1).or(self.pending_rel32.first().map(|p| p.1));
+        if let Some(label) = unresolved {
             return Err(format!("dynamic label {} referenced but not defined", label.get_id()));
         }
         if let Some((name, _)) = self.local_forward.first() {
@@ -105,6 +154,11 @@ impl Emitter {
             self.error.get_or_insert_with(|| format!("relocation to offset {target} out of range"));
         }
     }
+}
+
+/// The displacement from the end of a jump at `end` to `target` (code is far below 2 GiB).
+fn rel32(end: usize, target: usize) -> i32 {
+    (target as i64 - end as i64) as i32
 }
 
 impl Extend<u8> for Emitter {
@@ -255,6 +309,43 @@ mod tests {
         assert_eq!((code[5], rel(6)), (0xE9, -10));
         assert_eq!((code[10], code[11], rel(12)), (0x0F, 0x84, 1));
         assert_eq!(&code[16..], &[0x90, 0xC3]);
+    }
+
+    #[test]
+    fn direct_jumps_match_dynasm() {
+        // The same code through dynasm's jumps and through `jmp`/`jcc`: labels defined
+        // before, after and at the very end, reached by jmp and by conditional jumps.
+        let mut theirs = Emitter::default();
+        let (b, a, end) = (theirs.new_dynamic_label(), theirs.new_dynamic_label(), theirs.new_dynamic_label());
+        dynasm!(theirs
+            ; .arch x64
+            ; =>b ; jmp =>a ; jmp =>b ; je =>a ; jl =>b ; jne =>end ; js =>end ; jg =>a
+            ; =>a ; ret ; jb =>b ; jmp =>end
+            ; =>end
+        );
+        let mut ours = Emitter::default();
+        let (b, a, end) = (ours.new_dynamic_label(), ours.new_dynamic_label(), ours.new_dynamic_label());
+        dynasm!(ours ; .arch x64 ; =>b);
+        ours.jmp(a);
+        ours.jmp(b);
+        ours.jcc(0x4, a);
+        ours.jcc(0xC, b);
+        ours.jcc(0x5, end);
+        ours.jcc(0x8, end);
+        ours.jcc(0xF, a);
+        dynasm!(ours ; .arch x64 ; =>a ; ret);
+        ours.jcc(0x2, b);
+        ours.jmp(end);
+        dynasm!(ours ; .arch x64 ; =>end);
+        assert_eq!(ours.code().unwrap(), theirs.code().unwrap());
+    }
+
+    #[test]
+    fn a_direct_jump_to_a_label_never_defined_is_an_error() {
+        let mut e = Emitter::default();
+        let never = e.new_dynamic_label();
+        e.jcc(0x4, never);
+        assert!(e.code().is_err());
     }
 
     #[test]
