@@ -156,12 +156,26 @@ macro_rules! asm {
     };
 }
 
+/// No charging entry (see `Compiler::entry`).
+const NO_ENTRY: u32 = u32::MAX;
+/// A charging entry not emitted yet.
+const NOT_YET: u32 = u32::MAX - 1;
+
+/// Where a jump goes.
+#[derive(Clone, Copy)]
+enum Goto {
+    Label(DynamicLabel),
+    /// The charging entry of an instruction.
+    Entry(u32),
+}
+
 /// Out-of-line code emitted after all instructions.
 enum Cold {
     /// `mov ecx, inst; jmp exit`.
     Exit { label: DynamicLabel, inst: u32, exit: DynamicLabel },
-    /// Out of gas at a block start: give the charge back (when made), then exit.
-    OutOfGas { label: DynamicLabel, inst: u32, refund: Option<u64> },
+    /// Out of gas at a block start: give the charge back (when made), then exit. `from` is
+    /// where the jump to it ends.
+    OutOfGas { from: usize, inst: u32, refund: Option<u64> },
     /// Single-step mode: the instruction `from` continues at `to`.
     Step { label: DynamicLabel, from: u32, to: u32 },
 }
@@ -209,8 +223,12 @@ struct Compiler<'p> {
     step: bool,
     per_instruction: bool,
     strict: bool,
-    /// Charging entry per instruction, where one exists.
-    charged: Vec<Option<DynamicLabel>>,
+    /// Per instruction: the code offset of its charging entry once emitted, [`NOT_YET`]
+    /// before, [`NO_ENTRY`] when it has none.
+    entry: Vec<u32>,
+    /// Jumps to charging entries emitted before the entry: where each jump ends, and the
+    /// instruction.
+    entry_fixups: Vec<(usize, u32)>,
     /// Offset of each instruction's body (entered without charging gas), once emitted.
     body: Vec<u32>,
     /// Labels of bodies jumped to before they were emitted (rare: a block entry reached
@@ -306,7 +324,8 @@ impl<'p> Compiler<'p> {
             step,
             per_instruction,
             strict: program.profile().strict_branch_targets(),
-            charged: vec![None; insts.len()],
+            entry: vec![NO_ENTRY; insts.len()],
+            entry_fixups: Vec::new(),
             body: vec![u32::MAX; insts.len()],
             forward_bodies: Vec::new(),
             // Sized for typical code, so that large programs do not grow these a dozen times.
@@ -333,9 +352,9 @@ impl<'p> Compiler<'p> {
             if let Some(t) = c.uniform_target() {
                 marked[t as usize] = true;
             }
-            for (i, m) in marked.into_iter().enumerate() {
+            for (entry, m) in c.entry.iter_mut().zip(marked) {
                 if m {
-                    c.charged[i] = Some(c.ops.new_dynamic_label());
+                    *entry = NOT_YET;
                 }
             }
         }
@@ -491,8 +510,8 @@ impl<'p> Compiler<'p> {
 
     fn emit_instructions(&mut self) {
         for i in 0..self.insts.len() {
-            if let Some(label) = self.charged[i] {
-                asm!(self.ops ; =>label);
+            if self.entry[i] != NO_ENTRY {
+                self.entry[i] = self.ops.offset().0 as u32;
                 self.emit_charge(i as u32);
             }
             self.body[i] = self.ops.offset().0 as u32;
@@ -501,30 +520,29 @@ impl<'p> Compiler<'p> {
     }
 
     fn emit_charge(&mut self, i: u32) {
-        let stub = self.ops.new_dynamic_label();
         if self.per_instruction {
             asm!(self.ops ; sub QWORD [rsp], 1);
-            self.ops.jcc(Cond::S as u8, stub);
-            self.cold.push(Cold::OutOfGas { label: stub, inst: i, refund: None });
+            let from = self.ops.jump(Some(Cond::S as u8), None);
+            self.cold.push(Cold::OutOfGas { from, inst: i, refund: None });
             return;
         }
         let cost = self.insts[i as usize].cost;
-        if let Ok(c) = i32::try_from(cost) {
+        let refund = if let Ok(c) = i32::try_from(cost) {
             asm!(self.ops ; sub QWORD [rsp], c);
-            self.ops.jcc(Cond::L as u8, stub);
-            self.cold.push(Cold::OutOfGas { label: stub, inst: i, refund: Some(cost) });
+            Some(cost)
         } else if cost <= i64::MAX as u64 {
             asm!(self.ops
                 ; mov rcx, QWORD cost as i64
                 ; sub QWORD [rsp], rcx
             );
-            self.ops.jcc(Cond::L as u8, stub);
-            self.cold.push(Cold::OutOfGas { label: stub, inst: i, refund: Some(cost) });
+            Some(cost)
         } else {
             // No gas value reaches this cost.
-            self.ops.jmp(stub);
-            self.cold.push(Cold::OutOfGas { label: stub, inst: i, refund: None });
-        }
+            None
+        };
+        let cond = refund.map(|_| Cond::L as u8);
+        let from = self.ops.jump(cond, None);
+        self.cold.push(Cold::OutOfGas { from, inst: i, refund });
     }
 
     fn emit_cold(&mut self) {
@@ -537,8 +555,9 @@ impl<'p> Compiler<'p> {
                     );
                     self.ops.jmp(exit);
                 }
-                Cold::OutOfGas { label, inst, refund } => {
-                    asm!(self.ops ; =>label);
+                Cold::OutOfGas { from, inst, refund } => {
+                    let here = self.ops.offset().0;
+                    self.ops.patch_jump(from, here);
                     match refund {
                         Some(c) if i32::try_from(c).is_ok() => {
                             asm!(self.ops ; add QWORD [rsp], c as i32);
@@ -574,16 +593,19 @@ impl<'p> Compiler<'p> {
         // Code offsets of the jump-table targets' charging entries, before the code moves.
         let mut entries = Vec::with_capacity(self.jump_targets.len());
         for target in &self.jump_targets {
-            entries.push(match target.and_then(|t| self.charged[t as usize]) {
-                Some(label) => Some(offset(label)?),
-                None => None,
-            });
+            entries.push(target.map(|t| self.entry[t as usize]).filter(|&o| o != NO_ENTRY));
+        }
+        for &(end, to) in &self.entry_fixups {
+            match self.entry[to as usize] {
+                NOT_YET | NO_ENTRY => return Err(io::Error::other("jump to a charging entry never emitted")),
+                target => self.ops.patch_jump(end, target as usize),
+            }
         }
         let bytes = self.ops.code().map_err(io::Error::other)?;
         let code = arena.place(bytes)?;
         let start = code.start();
         for (slot, entry) in self.jump_table.iter_mut().zip(entries) {
-            *slot = entry.map_or(0, |o| start + o);
+            *slot = entry.map_or(0, |o| start + o as usize);
         }
         Ok(Module {
             code,
@@ -619,18 +641,39 @@ impl<'p> Compiler<'p> {
         );
     }
 
-    /// The label control goes to when instruction `to` is entered from `from`; `charge` when
-    /// `from` is a terminator (a new block starts).
-    fn successor(&mut self, to: u32, charge: bool) -> DynamicLabel {
+    /// Where control goes when instruction `to` is entered from `from`; `charge` when `from`
+    /// is a terminator (a new block starts).
+    fn successor(&mut self, to: u32, charge: bool) -> Goto {
         if charge || self.per_instruction {
-            return self.charged[to as usize].expect("block entry without a charging prologue");
+            debug_assert!(self.entry[to as usize] != NO_ENTRY, "block entry without a charging prologue");
+            return Goto::Entry(to);
         }
         let label = self.ops.new_dynamic_label();
         match self.body[to as usize] {
             u32::MAX => self.forward_bodies.push((to, label)),
             offset => self.ops.define_at(label, offset as usize),
         }
-        label
+        Goto::Label(label)
+    }
+
+    /// `jmp` (`cond` none) or `j<cond>` to `to`.
+    fn emit_jump(&mut self, cond: Option<Cond>, to: Goto) {
+        let cc = cond.map(|c| c as u8);
+        match to {
+            Goto::Label(label) => match cc {
+                None => self.ops.jmp(label),
+                Some(cc) => self.ops.jcc(cc, label),
+            },
+            Goto::Entry(i) => {
+                let offset = self.entry[i as usize];
+                if offset == NOT_YET {
+                    let end = self.ops.jump(cc, None);
+                    self.entry_fixups.push((end, i));
+                } else {
+                    self.ops.jump(cc, Some(offset as usize));
+                }
+            }
+        }
     }
 
     /// Continues at instruction `to` after `from` (unconditionally). Inlined for its common
@@ -638,7 +681,7 @@ impl<'p> Compiler<'p> {
     #[inline]
     fn emit_goto(&mut self, from: u32, to: u32, charge: bool) {
         if to != NONE && to == from.wrapping_add(1) && !self.step {
-            let has_prologue = self.charged.get(to as usize).is_some_and(|c| c.is_some());
+            let has_prologue = self.entry.get(to as usize).is_some_and(|&e| e != NO_ENTRY);
             if (charge || self.per_instruction) == has_prologue {
                 return;
             }
@@ -659,23 +702,19 @@ impl<'p> Compiler<'p> {
             self.emit_step_exit(from, to);
             return;
         }
-        let label = self.successor(to, charge);
-        self.ops.jmp(label);
+        let to = self.successor(to, charge);
+        self.emit_jump(None, to);
     }
 
-    /// A label to jump to (conditionally) to continue at `to` after `from`.
-    fn goto_label(&mut self, from: u32, to: u32, charge: bool) -> DynamicLabel {
+    /// Where to jump (conditionally) to continue at `to` after `from`.
+    fn goto_label(&mut self, from: u32, to: u32, charge: bool) -> Goto {
         if self.step {
             let label = self.ops.new_dynamic_label();
             self.cold.push(Cold::Step { label, from, to });
-            label
+            Goto::Label(label)
         } else {
             self.successor(to, charge)
         }
-    }
-
-    fn emit_jcc(&mut self, cond: Cond, label: DynamicLabel) {
-        self.ops.jcc(cond as u8, label);
     }
 
     /// Flow after an instruction that does not transfer control itself.
@@ -707,11 +746,11 @@ impl<'p> Compiler<'p> {
         }
         let taken = if inst.target == NONE {
             let exit = self.exits.panic;
-            self.exit_label(i, exit)
+            Goto::Label(self.exit_label(i, exit))
         } else {
             self.goto_label(i, inst.target, true)
         };
-        self.emit_jcc(cond, taken);
+        self.emit_jump(Some(cond), taken);
         self.emit_goto(i, inst.next, true);
     }
 
@@ -743,8 +782,8 @@ impl<'p> Compiler<'p> {
             match self.uniform_target() {
                 Some(t) => {
                     self.emit_table_bound(len, panic);
-                    let label = self.successor(t, true);
-                    asm!(self.ops ; jmp =>label);
+                    let to = self.successor(t, true);
+                    self.emit_jump(None, to);
                 }
                 None => asm!(self.ops ; jmp =>panic),
             }

@@ -96,31 +96,48 @@ impl Emitter {
     /// `jmp rel32` to `label`: dynasm's `jmp =>label`, without its relocation records.
     #[inline]
     pub fn jmp(&mut self, label: DynamicLabel) {
-        self.ops.push(0xE9);
-        self.displacement(label);
+        self.jump_label(None, label);
     }
 
     /// `j<cc> rel32` to `label`, `cc` being the condition's number in the encoding (`0x4`
     /// e, `0xC` l, …): dynasm's `j<cc> =>label`, without its relocation records.
     #[inline]
     pub fn jcc(&mut self, cc: u8, label: DynamicLabel) {
-        self.ops.extend_from_slice(&[0x0F, 0x80 | (cc & 15)]);
-        self.displacement(label);
+        self.jump_label(Some(cc), label);
     }
 
-    /// The 32-bit displacement to `label` that ends a jump, patched later if the label is not
-    /// defined yet.
     #[inline]
-    fn displacement(&mut self, label: DynamicLabel) {
+    fn jump_label(&mut self, cc: Option<u8>, label: DynamicLabel) {
+        let target = self.offset_of(label);
+        let end = self.jump(cc, target);
+        if target.is_none() {
+            self.pending_rel32.push((end, label));
+        }
+    }
+
+    /// `jmp rel32` (`cc` none) or `j<cc> rel32` to the code offset `target`; when it is not
+    /// known yet, with a displacement of 0 for [`Emitter::patch_jump`] to fill in. Returns
+    /// the offset just past the jump.
+    #[inline]
+    pub fn jump(&mut self, cc: Option<u8>, target: Option<usize>) -> usize {
+        match cc {
+            None => self.ops.push(0xE9),
+            Some(cc) => self.ops.extend_from_slice(&[0x0F, 0x80 | (cc & 15)]),
+        }
         let end = self.ops.len() + 4;
-        let rel = match self.offset_of(label) {
-            Some(target) => rel32(end, target),
-            None => {
-                self.pending_rel32.push((end, label));
-                0
-            }
-        };
+        let rel = target.map_or(0, |t| rel32(end, t));
         self.ops.extend_from_slice(&rel.to_le_bytes());
+        end
+    }
+
+    /// Points the jump that ends at `end` (see [`Emitter::jump`]) to `target`.
+    #[inline]
+    pub fn patch_jump(&mut self, end: usize, target: usize) {
+        if let Some(field) = self.ops.get_mut(end.wrapping_sub(4)..end) {
+            field.copy_from_slice(&rel32(end, target).to_le_bytes());
+        } else {
+            self.error.get_or_insert_with(|| "jump outside the code".to_string());
+        }
     }
 
     /// The finished code: every reference patched, or the first error.
@@ -337,6 +354,24 @@ mod tests {
         ours.jcc(0x2, b);
         ours.jmp(end);
         dynasm!(ours ; .arch x64 ; =>end);
+        assert_eq!(ours.code().unwrap(), theirs.code().unwrap());
+    }
+
+    #[test]
+    fn jumps_to_offsets_match_dynasm_once_patched() {
+        let mut theirs = Emitter::default();
+        let (back, ahead) = (theirs.new_dynamic_label(), theirs.new_dynamic_label());
+        dynasm!(theirs ; .arch x64 ; =>back ; nop ; jmp =>back ; jle =>ahead ; jmp =>ahead ; nop ; =>ahead ; ret);
+        let mut ours = Emitter::default();
+        dynasm!(ours ; .arch x64 ; nop);
+        ours.jump(None, Some(0));
+        let first = ours.jump(Some(0xE), None);
+        let second = ours.jump(None, None);
+        dynasm!(ours ; .arch x64 ; nop);
+        let here = ours.bytes().len();
+        ours.patch_jump(first, here);
+        ours.patch_jump(second, here);
+        dynasm!(ours ; .arch x64 ; ret);
         assert_eq!(ours.code().unwrap(), theirs.code().unwrap());
     }
 
