@@ -132,9 +132,7 @@ impl Program {
             after_terminator = if row.ends_block { next_pc as usize } else { usize::MAX };
             let fall = next_pc as usize;
             if fall == n || fall != following {
-                let trap = code.decode(next_pc, profile);
-                index[fall] = insts.len() as u32;
-                insts.push(Inst::from_decoded(next_pc, &trap, true, false));
+                push_gap_trap(&code, profile, next_pc, &mut index, &mut insts);
             }
             pc = following;
         }
@@ -226,6 +224,16 @@ impl Program {
             _ => 1,
         }
     }
+}
+
+/// Records the trap at a fall-through pc that is not an instruction start (rare: out of the
+/// loop that decodes the starts, so that loop stays small).
+#[cold]
+#[inline(never)]
+fn push_gap_trap(code: &Code, profile: Profile, pc: u32, index: &mut [u32], insts: &mut Vec<Inst>) {
+    let trap = code.decode(pc, profile);
+    index[pc as usize] = insts.len() as u32;
+    insts.push(Inst::from_decoded(pc, &trap, true, false));
 }
 
 /// The first instruction start at or after `from`, or the code length when there is none.
