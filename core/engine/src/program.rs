@@ -123,12 +123,8 @@ impl Program {
             let d = code.decode_start(pc as u32, skip, row);
             let next_pc = d.next_pc(pc as u32);
             index[pc] = insts.len() as u32;
-            insts.push(Inst::from_decoded(
-                pc as u32,
-                &d,
-                row.terminator,
-                row.defined && (pc == 0 || after_terminator == pc),
-            ));
+            let jump_target = row.defined && (pc == 0 || after_terminator == pc);
+            insts.push(Inst::from_decoded(pc as u32, &d, row.terminator, jump_target));
             after_terminator = if row.ends_block { next_pc as usize } else { usize::MAX };
             let fall = next_pc as usize;
             if fall == n || fall != following {
