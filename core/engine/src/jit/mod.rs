@@ -287,6 +287,10 @@ impl Backend for Jit {
     }
 
     fn load(&mut self, program: Arc<Program>) {
+        // Let go of the previous program first: when nothing else holds it, `select` drops
+        // its code, and the arena fills that space again (still faulted in) instead of
+        // faulting in fresh pages for the new code.
+        self.state.load(None);
         self.select(&program);
         self.state.load(Some(program));
         self.memory.reset();
