@@ -32,22 +32,13 @@ use crate::program::{DynamicJump, Inst, Program, HALT_ADDRESS, NONE};
 use super::code::{Code, CodeArena};
 use super::ctx::{self, kind};
 use super::emit::Emitter;
+use super::x64::{self, Alu, AluImm, Mem, Shift};
 
 /// Host register numbers of guest registers φ0..φ12.
 pub(crate) const GUEST: [u8; 13] = [3, 5, 12, 13, 14, 6, 7, 8, 9, 10, 11, 0, 2];
 const RAX: u8 = 0;
 const RCX: u8 = 1;
 const RDX: u8 = 2;
-
-/// How compiled code addresses a guest access.
-#[derive(Clone, Copy)]
-enum Mem {
-    /// `[r15 + rcx]` with the 32-bit address in ecx.
-    Base,
-    /// `gs:[reg32 + disp]`: GS holds the guest base, 32-bit address arithmetic.
-    Gs8(u8, i8),
-    Gs32(u8, i32),
-}
 
 /// CPU features the code generator may use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -528,7 +519,7 @@ impl<'p> Compiler<'p> {
         }
         let cost = self.insts[i as usize].cost;
         let refund = if let Ok(c) = i32::try_from(cost) {
-            asm!(self.ops ; sub QWORD [rsp], c);
+            self.ops.put(x64::sub_rsp_mem(c));
             Some(cost)
         } else if cost <= i64::MAX as u64 {
             asm!(self.ops
@@ -733,7 +724,7 @@ impl<'p> Compiler<'p> {
         }
         if rhs == Source::Imm {
             match imm32(inst.x) {
-                Some(0) => asm!(self.ops ; test Rq(a), Rq(a)),
+                Some(0) => self.ops.put(x64::alu_rr(Alu::Test, true, a, a)),
                 Some(x) => self.emit_cmp_imm(a, x),
                 None => asm!(self.ops
                     ; mov rcx, QWORD inst.x as i64
@@ -742,7 +733,7 @@ impl<'p> Compiler<'p> {
             }
         } else {
             let b = r(inst.rb);
-            asm!(self.ops ; cmp Rq(a), Rq(b));
+            self.ops.put(x64::cmp_rr(a, b));
         }
         let taken = if inst.target == NONE {
             let exit = self.exits.panic;
@@ -895,31 +886,29 @@ impl<'p> Compiler<'p> {
     }
 
     fn emit_load_imm(&mut self, a: u8, x: u64) {
-        match imm32(x) {
-            Some(0) => asm!(self.ops ; xor Rd(a), Rd(a)),
-            Some(v) if v >= 0 => asm!(self.ops ; mov Rd(a), v),
-            Some(v) => asm!(self.ops ; mov Rq(a), v),
-            None => asm!(self.ops ; mov Rq(a), QWORD x as i64),
-        }
+        self.ops.put(match imm32(x) {
+            Some(0) => x64::alu_rr(Alu::Xor, false, a, a),
+            Some(v) if v >= 0 => x64::mov_r32_imm(a, v),
+            Some(v) => x64::mov_r64_simm32(a, v),
+            None => x64::mov_r64_imm64(a, x as i64),
+        });
     }
 
     /// `ecx ← (φ + x) mod 2^32` for the host register `base` of φ.
     fn emit_address(&mut self, base: u8, x: u64) {
-        let x = x as u32 as i32;
-        match i8::try_from(x) {
-            Ok(0) => asm!(self.ops ; mov ecx, Rd(base)),
-            Ok(x8) => asm!(self.ops ; lea ecx, [BYTE Rq(base) + x8]),
-            Err(_) => asm!(self.ops ; lea ecx, [Rq(base) + x]),
+        match x as u32 as i32 {
+            0 => self.ops.put(x64::alu_rr(Alu::Mov, false, RCX, base)),
+            x => self.ops.put(x64::lea_disp(false, RCX, base, x)),
         }
     }
 
     fn emit_cmp_imm(&mut self, a: u8, x: i32) {
-        asm!(self.ops ; cmp Rq(a), x);
+        self.ops.put(x64::alu_ri32(AluImm::Cmp, a, x));
     }
 
     fn mov64(&mut self, d: u8, s: u8) {
         if d != s {
-            asm!(self.ops ; mov Rq(d), Rq(s));
+            self.ops.put(x64::alu_rr(Alu::Mov, true, d, s));
         }
     }
 
@@ -937,9 +926,10 @@ impl<'p> Compiler<'p> {
         let x = inst.x as u32 as i32;
         let absolute = addr == Addr::Absolute;
         let base = if addr == Addr::IndirectA { a } else { b };
-        // The guest address, as an operand.
+        // The guest address, as an operand: `[r15 + rcx]` with the address in ecx, or
+        // GS-relative with 32-bit address arithmetic (wraps mod 2^32 by itself).
         let mem = if absolute {
-            asm!(self.ops ; mov ecx, x);
+            self.ops.put(x64::mov_ecx_imm(x));
             if self.features.fsgsbase {
                 Mem::Gs8(RCX, 0)
             } else {
@@ -955,60 +945,22 @@ impl<'p> Compiler<'p> {
             Mem::Base
         };
         let access_at = self.ops.offset().0 as u32;
-        // One guest access in the three addressing forms: `[r15 + rcx]` (address in ecx), or
-        // GS-relative with 32-bit address arithmetic (wraps mod 2^32 by itself).
-        macro_rules! access {
-            ($op:ident [$($dst:tt)*] , mem $size:ident) => {
-                match mem {
-                    Mem::Base => asm!(self.ops ; $op $($dst)*, $size [r15 + rcx]),
-                    Mem::Gs8(reg, d) => asm!(self.ops ; gs $op $($dst)*, $size [BYTE Rd(reg) + d]),
-                    Mem::Gs32(reg, d) => asm!(self.ops ; gs $op $($dst)*, $size [Rd(reg) + d]),
-                }
-            };
-            ($op:ident mem $size:ident , [$($src:tt)*]) => {
-                match mem {
-                    Mem::Base => asm!(self.ops ; $op $size [r15 + rcx], $($src)*),
-                    Mem::Gs8(reg, d) => asm!(self.ops ; gs $op $size [BYTE Rd(reg) + d], $($src)*),
-                    Mem::Gs32(reg, d) => asm!(self.ops ; gs $op $size [Rd(reg) + d], $($src)*),
-                }
-            };
-        }
+        let bytes = width.bytes();
         match access {
-            Access::Load { signed } => match (width, signed) {
-                (Width::B1, false) => access!(movzx [Rd(a)], mem BYTE),
-                (Width::B1, true) => access!(movsx [Rq(a)], mem BYTE),
-                (Width::B2, false) => access!(movzx [Rd(a)], mem WORD),
-                (Width::B2, true) => access!(movsx [Rq(a)], mem WORD),
-                (Width::B4, false) => access!(mov [Rd(a)], mem DWORD),
-                (Width::B4, true) => access!(movsxd [Rq(a)], mem DWORD),
-                (Width::B8, _) => access!(mov [Rq(a)], mem QWORD),
-            },
-            Access::Store { value: Source::Imm } => {
-                let y = inst.y;
-                match width {
-                    Width::B1 => access!(mov mem BYTE, [y as i8]),
-                    Width::B2 => access!(mov mem WORD, [y as i16]),
-                    Width::B4 => access!(mov mem DWORD, [y as i32]),
-                    Width::B8 => match imm32(y) {
-                        Some(v) => access!(mov mem QWORD, [v]),
-                        None => {
-                            // Not encodable: let the slow path do the whole access.
-                            let slow = self.exits.slow_mem;
-                            let desc = self.access_descs.len() as i32;
-                            asm!(self.ops
-                                ; mov DWORD [r15 + ctx::SLOW_DESC], desc
-                                ; jmp =>slow
-                            );
-                        }
-                    },
+            Access::Load { signed } => self.ops.put(x64::load(a, mem, bytes, signed)),
+            Access::Store { value: Source::Imm } => match (width, imm32(inst.y)) {
+                (Width::B8, None) => {
+                    // Not encodable: let the slow path do the whole access.
+                    let slow = self.exits.slow_mem;
+                    let desc = self.access_descs.len() as i32;
+                    asm!(self.ops
+                        ; mov DWORD [r15 + ctx::SLOW_DESC], desc
+                        ; jmp =>slow
+                    );
                 }
-            }
-            Access::Store { value: Source::Reg } => match width {
-                Width::B1 => access!(mov mem BYTE, [Rb(a)]),
-                Width::B2 => access!(mov mem WORD, [Rw(a)]),
-                Width::B4 => access!(mov mem DWORD, [Rd(a)]),
-                Width::B8 => access!(mov mem QWORD, [Rq(a)]),
+                _ => self.ops.put(x64::store_imm(mem, bytes, inst.y as i32)),
             },
+            Access::Store { value: Source::Reg } => self.ops.put(x64::store(a, mem, bytes)),
         }
         let cont = self.ops.offset().0 as u32;
         self.fault_offsets.push(access_at);
@@ -1085,18 +1037,19 @@ impl<'p> Compiler<'p> {
         match (op, operands) {
             (BinaryOp::Add32, Operands::RegImm) => {
                 self.emit_address(b, x);
-                asm!(self.ops ; movsxd Rq(a), ecx);
+                self.ops.put(x64::movsxd(a, RCX));
             }
             (BinaryOp::And | BinaryOp::Xor | BinaryOp::Or, Operands::RegImm) => {
                 self.mov64(a, b);
-                match (op, i8::try_from(v)) {
-                    (BinaryOp::And, Ok(v8)) => asm!(self.ops ; and Rq(a), BYTE v8),
-                    (BinaryOp::And, _) => asm!(self.ops ; and Rq(a), v),
-                    (BinaryOp::Xor, Ok(v8)) => asm!(self.ops ; xor Rq(a), BYTE v8),
-                    (BinaryOp::Xor, _) => asm!(self.ops ; xor Rq(a), v),
-                    (_, Ok(v8)) => asm!(self.ops ; or Rq(a), BYTE v8),
-                    _ => asm!(self.ops ; or Rq(a), v),
-                }
+                let op = match op {
+                    BinaryOp::And => AluImm::And,
+                    BinaryOp::Xor => AluImm::Xor,
+                    _ => AluImm::Or,
+                };
+                self.ops.put(match i8::try_from(v) {
+                    Ok(v8) => x64::alu_ri8(op, a, v8),
+                    Err(_) => x64::alu_ri32(op, a, v),
+                });
             }
             (BinaryOp::Mul32, Operands::RegImm) => asm!(self.ops
                 ; imul ecx, Rd(b), v
@@ -1165,19 +1118,19 @@ impl<'p> Compiler<'p> {
             }
             (BinaryOp::Add64, Operands::RegImm) => match i8::try_from(v) {
                 Ok(0) => self.mov64(a, b),
-                Ok(v8) if a == b => asm!(self.ops ; add Rq(a), BYTE v8),
-                Ok(v8) => asm!(self.ops ; lea Rq(a), [BYTE Rq(b) + v8]),
-                Err(_) if a == b => asm!(self.ops ; add Rq(a), v),
-                Err(_) => asm!(self.ops ; lea Rq(a), [Rq(b) + v]),
+                Ok(v8) if a == b => self.ops.put(x64::alu_ri8(AluImm::Add, a, v8)),
+                Err(_) if a == b => self.ops.put(x64::alu_ri32(AluImm::Add, a, v)),
+                _ => self.ops.put(x64::lea_disp(true, a, b, v)),
             },
             (BinaryOp::ShloL64 | BinaryOp::ShloR64 | BinaryOp::SharR64, Operands::RegImm) => {
                 let s = (v & 63) as i8;
                 self.mov64(a, b);
-                match op {
-                    BinaryOp::ShloL64 => asm!(self.ops ; shl Rq(a), s),
-                    BinaryOp::ShloR64 => asm!(self.ops ; shr Rq(a), s),
-                    _ => asm!(self.ops ; sar Rq(a), s),
-                }
+                let op = match op {
+                    BinaryOp::ShloL64 => Shift::Shl,
+                    BinaryOp::ShloR64 => Shift::Shr,
+                    _ => Shift::Sar,
+                };
+                self.ops.put(x64::shift_ri(op, a, s));
             }
             (BinaryOp::Sub64, Operands::ImmReg) => asm!(self.ops
                 ; mov rcx, v
@@ -1210,7 +1163,7 @@ impl<'p> Compiler<'p> {
                     asm!(self.ops ; rorx Rq(a), Rq(b), s);
                 } else {
                     self.mov64(a, b);
-                    asm!(self.ops ; ror Rq(a), s);
+                    self.ops.put(x64::shift_ri(Shift::Ror, a, s));
                 }
             }
             (BinaryOp::RotR64, Operands::ImmReg) => asm!(self.ops
@@ -1245,15 +1198,15 @@ impl<'p> Compiler<'p> {
     fn emit_three_reg(&mut self, op: BinaryOp, d: u8, a: u8, b: u8) {
         let f = self.features;
         match op {
-            BinaryOp::Add32 => asm!(self.ops
-                ; lea ecx, [Rq(a) + Rq(b)]
-                ; movsxd Rq(d), ecx
-            ),
-            BinaryOp::Sub32 => asm!(self.ops
-                ; mov ecx, Rd(a)
-                ; sub ecx, Rd(b)
-                ; movsxd Rq(d), ecx
-            ),
+            BinaryOp::Add32 => {
+                self.ops.put(x64::lea_rr(false, RCX, a, b));
+                self.ops.put(x64::movsxd(d, RCX));
+            }
+            BinaryOp::Sub32 => {
+                self.ops.put(x64::alu_rr(Alu::Mov, false, RCX, a));
+                self.ops.put(x64::alu_rr(Alu::Sub, false, RCX, b));
+                self.ops.put(x64::movsxd(d, RCX));
+            }
             BinaryOp::Mul32 => asm!(self.ops
                 ; mov ecx, Rd(a)
                 ; imul ecx, Rd(b)
@@ -1287,33 +1240,31 @@ impl<'p> Compiler<'p> {
                 }
                 asm!(self.ops ; movsxd Rq(d), Rd(d));
             }
-            BinaryOp::Add64 if d == a => asm!(self.ops ; add Rq(d), Rq(b)),
-            BinaryOp::Add64 if d == b => asm!(self.ops ; add Rq(d), Rq(a)),
-            BinaryOp::Add64 => asm!(self.ops ; lea Rq(d), [Rq(a) + Rq(b)]),
+            BinaryOp::Add64 if d == a => self.ops.put(x64::alu_rr(Alu::Add, true, d, b)),
+            BinaryOp::Add64 if d == b => self.ops.put(x64::alu_rr(Alu::Add, true, d, a)),
+            BinaryOp::Add64 => self.ops.put(x64::lea_rr(true, d, a, b)),
             BinaryOp::Sub64 => {
                 if d == a {
-                    asm!(self.ops ; sub Rq(d), Rq(b));
+                    self.ops.put(x64::alu_rr(Alu::Sub, true, d, b));
                 } else if d == b {
                     asm!(self.ops
                         ; neg Rq(d)
                         ; add Rq(d), Rq(a)
                     );
                 } else {
-                    asm!(self.ops
-                        ; mov Rq(d), Rq(a)
-                        ; sub Rq(d), Rq(b)
-                    );
+                    self.ops.put(x64::alu_rr(Alu::Mov, true, d, a));
+                    self.ops.put(x64::alu_rr(Alu::Sub, true, d, b));
                 }
             }
             BinaryOp::Mul64 | BinaryOp::And | BinaryOp::Xor | BinaryOp::Or => {
                 let (x, y) = if d == b { (b, a) } else { (a, b) };
                 self.mov64(d, x);
-                match op {
-                    BinaryOp::Mul64 => asm!(self.ops ; imul Rq(d), Rq(y)),
-                    BinaryOp::And => asm!(self.ops ; and Rq(d), Rq(y)),
-                    BinaryOp::Xor => asm!(self.ops ; xor Rq(d), Rq(y)),
-                    _ => asm!(self.ops ; or Rq(d), Rq(y)),
-                }
+                self.ops.put(match op {
+                    BinaryOp::Mul64 => x64::imul_rr(d, y),
+                    BinaryOp::And => x64::alu_rr(Alu::And, true, d, y),
+                    BinaryOp::Xor => x64::alu_rr(Alu::Xor, true, d, y),
+                    _ => x64::alu_rr(Alu::Or, true, d, y),
+                });
             }
             BinaryOp::ShloL64 | BinaryOp::ShloR64 | BinaryOp::SharR64 | BinaryOp::RotL64 | BinaryOp::RotR64 => {
                 if f.bmi2 && !matches!(op, BinaryOp::RotL64 | BinaryOp::RotR64) {

@@ -11,6 +11,8 @@ use dynasmrt::components::{LabelRegistry, PatchLoc};
 use dynasmrt::x64::X64Relocation;
 use dynasmrt::{AssemblyOffset, DynamicLabel, DynasmApi, DynasmLabelApi};
 
+use super::x64::Enc;
+
 /// A relocation waiting for its label.
 type Pending = (PatchLoc<X64Relocation>, DynamicLabel);
 
@@ -91,6 +93,14 @@ impl Emitter {
                 None => k += 1,
             }
         }
+    }
+
+    /// Appends one fixed encoding ([`super::x64`]) with a single copy.
+    #[inline(always)]
+    pub fn put(&mut self, enc: Enc) {
+        let len = self.ops.len();
+        self.ops.extend_from_slice(&enc.bytes);
+        self.ops.truncate(len + enc.len);
     }
 
     /// `jmp rel32` to `label`: dynasm's `jmp =>label`, without its relocation records.

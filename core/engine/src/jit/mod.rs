@@ -18,6 +18,7 @@ mod emit;
 mod memory;
 mod signal;
 mod slow;
+mod x64;
 
 use std::fmt;
 use std::io;
