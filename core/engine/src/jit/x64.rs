@@ -22,8 +22,10 @@ impl Enc {
 
     #[inline(always)]
     fn u8(mut self, b: u8) -> Enc {
-        // No encoding here is longer than 15 bytes; the mask keeps the index in bounds
-        // without a check.
+        // No encoding here is longer than 15 bytes (x86's limit; the longest here, a GS store
+        // of an immediate with a 32-bit displacement, has 14); the mask keeps the index in
+        // bounds without a check in release builds.
+        debug_assert!(self.len < 15, "x86 instructions are at most 15 bytes");
         self.bytes[self.len & 15] = b;
         self.len += 1;
         self
