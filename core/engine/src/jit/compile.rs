@@ -648,7 +648,8 @@ impl<'p> Compiler<'p> {
     /// is a terminator (a new block starts).
     fn successor(&mut self, to: u32, charge: bool) -> Goto {
         if charge || self.per_instruction {
-            debug_assert!(self.entry[to as usize] != NO_ENTRY, "block entry without a charging prologue");
+            // A jump must never be emitted towards an entry that will not exist.
+            assert_ne!(self.entry[to as usize], NO_ENTRY, "block entry without a charging prologue");
             return Goto::Entry(to);
         }
         let label = self.ops.new_dynamic_label();
