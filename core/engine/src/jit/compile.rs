@@ -32,7 +32,7 @@ use crate::program::{DynamicJump, Inst, Program, HALT_ADDRESS, NONE};
 use super::code::{Code, CodeArena};
 use super::ctx::{self, kind};
 use super::emit::Emitter;
-use super::x64::{self, Alu, AluImm, Mem, Shift};
+use super::x64::{self, Alu, AluImm, Cond, Mem, Shift};
 
 /// Host register numbers of guest registers φ0..φ12.
 pub(crate) const GUEST: [u8; 13] = [3, 5, 12, 13, 14, 6, 7, 8, 9, 10, 11, 0, 2];
@@ -106,23 +106,6 @@ impl Module {
     pub fn code_len(&self) -> usize {
         self.code.len()
     }
-}
-
-/// x86 condition codes, numbered as `j<cc>` encodes them.
-#[derive(Clone, Copy)]
-#[repr(u8)]
-enum Cond {
-    B = 0x2,
-    Ae = 0x3,
-    E = 0x4,
-    Ne = 0x5,
-    Be = 0x6,
-    A = 0x7,
-    S = 0x8,
-    L = 0xC,
-    Ge = 0xD,
-    Le = 0xE,
-    G = 0xF,
 }
 
 /// The x86 condition code of a branch condition.
@@ -525,7 +508,7 @@ impl<'p> Compiler<'p> {
     fn emit_charge(&mut self, i: u32) {
         if self.per_instruction {
             asm!(self.ops ; sub QWORD [rsp], 1);
-            let from = self.ops.jump(Some(Cond::S as u8), None);
+            let from = self.ops.jump(Some(Cond::S), None);
             self.cold.push(Cold::OutOfGas { from, inst: i, refund: None });
             return;
         }
@@ -543,7 +526,7 @@ impl<'p> Compiler<'p> {
             // No gas value reaches this cost.
             None
         };
-        let cond = refund.map(|_| Cond::L as u8);
+        let cond = refund.map(|_| Cond::L);
         let from = self.ops.jump(cond, None);
         self.cold.push(Cold::OutOfGas { from, inst: i, refund });
     }
@@ -662,19 +645,15 @@ impl<'p> Compiler<'p> {
 
     /// `jmp` (`cond` none) or `j<cond>` to `to`.
     fn emit_jump(&mut self, cond: Option<Cond>, to: Goto) {
-        let cc = cond.map(|c| c as u8);
         match to {
-            Goto::Label(label) => match cc {
-                None => self.ops.jmp(label),
-                Some(cc) => self.ops.jcc(cc, label),
-            },
+            Goto::Label(label) => self.ops.jump_label(cond, label),
             Goto::Entry(i) => {
                 let offset = self.entry[i as usize];
                 if offset == NOT_YET {
-                    let end = self.ops.jump(cc, None);
+                    let end = self.ops.jump(cond, None);
                     self.entry_fixups.push((end, i));
                 } else {
-                    self.ops.jump(cc, Some(offset as usize));
+                    self.ops.jump(cond, Some(offset as usize));
                 }
             }
         }

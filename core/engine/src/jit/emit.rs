@@ -11,7 +11,7 @@ use dynasmrt::components::{LabelRegistry, PatchLoc};
 use dynasmrt::x64::X64Relocation;
 use dynasmrt::{AssemblyOffset, DynamicLabel, DynasmApi, DynasmLabelApi};
 
-use super::x64::Enc;
+use super::x64::{Cond, Enc};
 
 /// A relocation waiting for its label.
 type Pending = (PatchLoc<X64Relocation>, DynamicLabel);
@@ -22,8 +22,8 @@ pub(crate) struct Emitter {
     labels: LabelRegistry,
     /// References to dynamic labels not defined when they were made.
     pending: Vec<Pending>,
-    /// Jumps assembled by [`Emitter::jmp`] and [`Emitter::jcc`] to labels not defined then:
-    /// the offset just past each 32-bit displacement, and its label.
+    /// Jumps assembled by [`Emitter::jump_label`] to labels not defined then: the offset just
+    /// past each 32-bit displacement, and its label.
     pending_rel32: Vec<(usize, DynamicLabel)>,
     /// Forward references to local labels, by name.
     local_forward: Vec<(&'static str, PatchLoc<X64Relocation>)>,
@@ -88,7 +88,7 @@ impl Emitter {
             match self.offset_of(label) {
                 Some(target) => {
                     self.pending_rel32.swap_remove(k);
-                    self.ops[end - 4..end].copy_from_slice(&rel32(end, target).to_le_bytes());
+                    self.patch_jump(end, target);
                 }
                 None => k += 1,
             }
@@ -109,34 +109,28 @@ impl Emitter {
         self.jump_label(None, label);
     }
 
-    /// `j<cc> rel32` to `label`, `cc` being the condition's number in the encoding (`0x4`
-    /// e, `0xC` l, …): dynasm's `j<cc> =>label`, without its relocation records.
+    /// `jmp rel32` (`cond` none) or `j<cond> rel32` to `label`: dynasm's `jmp =>label` or
+    /// `j<cond> =>label`, without its relocation records.
     #[inline]
-    pub fn jcc(&mut self, cc: u8, label: DynamicLabel) {
-        self.jump_label(Some(cc), label);
-    }
-
-    #[inline]
-    fn jump_label(&mut self, cc: Option<u8>, label: DynamicLabel) {
+    pub fn jump_label(&mut self, cond: Option<Cond>, label: DynamicLabel) {
         let target = self.offset_of(label);
-        let end = self.jump(cc, target);
+        let end = self.jump(cond, target);
         if target.is_none() {
             self.pending_rel32.push((end, label));
         }
     }
 
-    /// `jmp rel32` (`cc` none) or `j<cc> rel32` to the code offset `target`; when it is not
-    /// known yet, with a displacement of 0 for [`Emitter::patch_jump`] to fill in. Returns
-    /// the offset just past the jump.
+    /// `jmp rel32` (`cond` none) or `j<cond> rel32` to the code offset `target`; when it is
+    /// not known yet, with a displacement of 0 for [`Emitter::patch_jump`] to fill in.
+    /// Returns the offset just past the jump.
     #[inline]
-    pub fn jump(&mut self, cc: Option<u8>, target: Option<usize>) -> usize {
-        match cc {
+    pub fn jump(&mut self, cond: Option<Cond>, target: Option<usize>) -> usize {
+        match cond {
             None => self.ops.push(0xE9),
-            Some(cc) => self.ops.extend_from_slice(&[0x0F, 0x80 | (cc & 15)]),
+            Some(cond) => self.ops.extend_from_slice(&[0x0F, 0x80 | cond as u8]),
         }
         let end = self.ops.len() + 4;
-        let rel = target.map_or(0, |t| rel32(end, t));
-        self.ops.extend_from_slice(&rel.to_le_bytes());
+        self.ops.extend_from_slice(&target.map_or(0, |t| rel32(end, t)).to_le_bytes());
         end
     }
 
@@ -340,7 +334,7 @@ mod tests {
 
     #[test]
     fn direct_jumps_match_dynasm() {
-        // The same code through dynasm's jumps and through `jmp`/`jcc`: labels defined
+        // The same code through dynasm's jumps and through `jmp`/`jump_label`: labels defined
         // before, after and at the very end, reached by jmp and by conditional jumps.
         let mut theirs = Emitter::default();
         let (b, a, end) = (theirs.new_dynamic_label(), theirs.new_dynamic_label(), theirs.new_dynamic_label());
@@ -355,13 +349,13 @@ mod tests {
         dynasm!(ours ; .arch x64 ; =>b);
         ours.jmp(a);
         ours.jmp(b);
-        ours.jcc(0x4, a);
-        ours.jcc(0xC, b);
-        ours.jcc(0x5, end);
-        ours.jcc(0x8, end);
-        ours.jcc(0xF, a);
+        ours.jump_label(Some(Cond::E), a);
+        ours.jump_label(Some(Cond::L), b);
+        ours.jump_label(Some(Cond::Ne), end);
+        ours.jump_label(Some(Cond::S), end);
+        ours.jump_label(Some(Cond::G), a);
         dynasm!(ours ; .arch x64 ; =>a ; ret);
-        ours.jcc(0x2, b);
+        ours.jump_label(Some(Cond::B), b);
         ours.jmp(end);
         dynasm!(ours ; .arch x64 ; =>end);
         assert_eq!(ours.code().unwrap(), theirs.code().unwrap());
@@ -375,7 +369,7 @@ mod tests {
         let mut ours = Emitter::default();
         dynasm!(ours ; .arch x64 ; nop);
         ours.jump(None, Some(0));
-        let first = ours.jump(Some(0xE), None);
+        let first = ours.jump(Some(Cond::Le), None);
         let second = ours.jump(None, None);
         dynasm!(ours ; .arch x64 ; nop);
         let here = ours.bytes().len();
@@ -389,7 +383,7 @@ mod tests {
     fn a_direct_jump_to_a_label_never_defined_is_an_error() {
         let mut e = Emitter::default();
         let never = e.new_dynamic_label();
-        e.jcc(0x4, never);
+        e.jump_label(Some(Cond::E), never);
         assert!(e.code().is_err());
     }
 

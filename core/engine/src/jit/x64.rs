@@ -256,6 +256,22 @@ pub(crate) fn lea_rr(w: bool, dst: u8, base: u8, index: u8) -> Enc {
     Enc::new().rex(w, dst, index, base).u8(0x8D).modrm(1, dst, 4).u8((index & 7) << 3 | (base & 7)).u8(0)
 }
 
+/// x86 condition codes, numbered as `j<cc>` encodes them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Cond {
+    B = 0x2,
+    Ae = 0x3,
+    E = 0x4,
+    Ne = 0x5,
+    Be = 0x6,
+    A = 0x7,
+    S = 0x8,
+    L = 0xC,
+    Ge = 0xD,
+    Le = 0xE,
+    G = 0xF,
+}
+
 /// `sub QWORD [rsp], imm32` (the gas charge).
 #[inline(always)]
 pub(crate) fn sub_rsp_mem(imm: i32) -> Enc {
