@@ -107,11 +107,20 @@ impl Program {
         // One pass in pc order over the instruction starts: decode each, and record a `Trap`
         // at every fall-through pc that is not one (inside a gap longer than the largest
         // skip, or the end of code). Such a pc lies before the next start, so recording it
-        // right after the instruction that falls there keeps the list in pc order. Only the
+        // right after the instruction that falls there keeps the list in pc order, and every
+        // instruction start falls through to the next instruction in the list. Only the
         // start just before a start can fall through to it, so whether a start follows a
-        // terminator (and is a valid jump target, ϖ) is known when the pass reaches it.
+        // terminator (and is a valid jump target, ϖ) is known when the pass reaches it. A
+        // block ends at its terminator, so under unit block costs the cost of entering at
+        // each of its instructions is known there.
         let mut index = vec![NONE; n + 1];
         let mut insts: Vec<Inst> = Vec::with_capacity(n / 2 + 2);
+        // Instructions with a static target, and traps in gaps (whose fall-through may be any
+        // pc): resolved once every instruction is recorded.
+        let mut with_target: Vec<u32> = Vec::new();
+        let mut gap_traps: Vec<u32> = Vec::new();
+        let unit_blocks = config.gas == GasModel::BlockUnit;
+        let mut block_start = 0usize;
         let mut after_terminator = 0usize;
         let mut pc = next_start(starts, 0);
         while pc < n {
@@ -122,52 +131,51 @@ impl Program {
             let row = profile.row(blob.code[pc]);
             let d = code.decode_start(pc as u32, skip, row);
             let next_pc = d.next_pc(pc as u32);
-            index[pc] = insts.len() as u32;
+            let i = insts.len();
+            index[pc] = i as u32;
             let jump_target = row.defined && (pc == 0 || after_terminator == pc);
-            insts.push(Inst::from_decoded(pc as u32, &d, row.terminator, jump_target));
+            let mut inst = Inst::from_decoded(pc as u32, &d, row.terminator, jump_target);
+            inst.next = i as u32 + 1;
+            inst.cost = entry_cost(&config.gas, inst.pc);
+            insts.push(inst);
+            if row.format.has_offset() {
+                with_target.push(i as u32);
+            }
             after_terminator = if row.ends_block { next_pc as usize } else { usize::MAX };
+            if row.terminator && unit_blocks {
+                charge_block(&mut insts[block_start..]);
+                block_start = i + 1;
+            }
             let fall = next_pc as usize;
             if fall == n || fall != following {
-                push_gap_trap(&code, profile, next_pc, &mut index, &mut insts);
+                gap_traps.push(insts.len() as u32);
+                push_gap_trap(&code, profile, &config.gas, next_pc, &mut index, &mut insts);
+                if unit_blocks {
+                    charge_block(&mut insts[block_start..]);
+                    block_start = insts.len();
+                }
             }
             pc = following;
         }
 
-        // Resolve fall-through and static targets to indices, and the gas charged on block
-        // entry at each instruction, in one pass from the end: a fall-through always lies
-        // ahead, so its cost is known when it is needed. Whether a pc is a valid jump target
-        // was settled by the first pass. An instruction start falls through to the next
-        // instruction in the list (the next start, or the trap recorded at its fall-through);
-        // only a trap in a gap needs its fall-through looked up.
         let resolve = |insts: &[Inst], pc: u32| match index.get(pc as usize) {
             Some(&i) if i != NONE && insts[i as usize].jump_target => i,
             _ => NONE,
         };
+        for &i in &gap_traps {
+            let inst = &insts[i as usize];
+            insts[i as usize].next = index.get(inst.next_pc as usize).copied().unwrap_or(NONE);
+        }
+        // Under the strict branch rule a conditional branch whose fall-through (the next
+        // instruction in the list) is not a valid jump target has no valid target.
         let strict = profile.strict_branch_targets();
-        let mut next_cost = 0;
-        for i in (0..insts.len()).rev() {
-            let inst = &insts[i];
-            let next = if insts.get(i + 1).is_some_and(|n| n.pc == inst.next_pc) {
-                i as u32 + 1
-            } else {
-                index.get(inst.next_pc as usize).copied().unwrap_or(NONE)
-            };
-            let mut target = if inst.op.format().has_offset() { resolve(&insts, inst.target_pc) } else { NONE };
-            if strict && target != NONE && inst.op.is_conditional_branch() && resolve(&insts, inst.next_pc) == NONE {
+        for &i in &with_target {
+            let inst = &insts[i as usize];
+            let mut target = resolve(&insts, inst.target_pc);
+            if strict && target != NONE && inst.op.is_conditional_branch() && !insts[i as usize + 1].jump_target {
                 target = NONE;
             }
-            let cost = match &config.gas {
-                GasModel::BlockUnit if inst.terminator || next == NONE => 1,
-                GasModel::BlockUnit if next == i as u32 + 1 => 1 + next_cost,
-                GasModel::BlockUnit => 1 + insts[next as usize].cost,
-                GasModel::BlockTable(table) => GasModel::table_cost(table, inst.pc),
-                GasModel::Instruction => 1,
-            };
-            next_cost = cost;
-            let inst = &mut insts[i];
-            inst.next = next;
-            inst.target = target;
-            inst.cost = cost;
+            insts[i as usize].target = target;
         }
 
         let jump_targets = blob.jump_table.iter().map(|&t| resolve(&insts, t)).collect();
@@ -223,13 +231,38 @@ impl Program {
 }
 
 /// Records the trap at a fall-through pc that is not an instruction start (rare: out of the
-/// loop that decodes the starts, so that loop stays small).
+/// loop that decodes the starts, so that loop stays small). Its fall-through is resolved
+/// later.
 #[cold]
 #[inline(never)]
-fn push_gap_trap(code: &Code, profile: Profile, pc: u32, index: &mut [u32], insts: &mut Vec<Inst>) {
+fn push_gap_trap(code: &Code, profile: Profile, gas: &GasModel, pc: u32, index: &mut [u32], insts: &mut Vec<Inst>) {
     let trap = code.decode(pc, profile);
     index[pc as usize] = insts.len() as u32;
-    insts.push(Inst::from_decoded(pc, &trap, true, false));
+    let mut inst = Inst::from_decoded(pc, &trap, true, false);
+    inst.cost = entry_cost(gas, pc);
+    insts.push(inst);
+}
+
+/// The gas charged on entering a block at `pc`, where it does not depend on the rest of the
+/// block (unit block costs are set when the block ends, by [`charge_block`]).
+#[inline]
+fn entry_cost(gas: &GasModel, pc: u32) -> u64 {
+    match gas {
+        GasModel::BlockTable(table) => GasModel::table_cost(table, pc),
+        // Replaced when the block ends.
+        GasModel::BlockUnit => 1,
+        GasModel::Instruction => 1,
+    }
+}
+
+/// Unit block costs of a block that ends with its last instruction: entering at an
+/// instruction costs one unit per instruction from there to the end.
+#[inline]
+fn charge_block(block: &mut [Inst]) {
+    let len = block.len() as u64;
+    for (k, inst) in block.iter_mut().enumerate() {
+        inst.cost = len - k as u64;
+    }
 }
 
 /// The first instruction start at or after `from`, or the code length when there is none.
