@@ -130,10 +130,8 @@ macro_rules! asm {
     };
 }
 
-/// No charging entry (see `Compiler::entry`).
-const NO_ENTRY: u32 = u32::MAX;
-/// A charging entry not emitted yet.
-const NOT_YET: u32 = u32::MAX - 1;
+/// A charging entry not emitted (yet, or at all: see `Compiler::entry`).
+const NOT_YET: u32 = u32::MAX;
 
 /// Where a jump goes.
 #[derive(Clone, Copy)]
@@ -198,7 +196,7 @@ struct Compiler<'p> {
     per_instruction: bool,
     strict: bool,
     /// Per instruction: the code offset of its charging entry once emitted, [`NOT_YET`]
-    /// before, [`NO_ENTRY`] when it has none.
+    /// before and when it has none (see [`Compiler::has_entry`]).
     entry: Vec<u32>,
     /// Jumps to charging entries emitted before the entry: where each jump ends, and the
     /// instruction.
@@ -302,7 +300,7 @@ impl<'p> Compiler<'p> {
                 _ => None,
             })
             .collect();
-        let mut c = Compiler {
+        Compiler {
             program,
             insts,
             ops,
@@ -310,7 +308,7 @@ impl<'p> Compiler<'p> {
             step,
             per_instruction,
             strict: program.profile().strict_branch_targets(),
-            entry: vec![NO_ENTRY; insts.len()],
+            entry: vec![NOT_YET; insts.len()],
             entry_fixups: Vec::new(),
             body: vec![u32::MAX; insts.len()],
             forward_bodies: Vec::new(),
@@ -321,30 +319,7 @@ impl<'p> Compiler<'p> {
             access_descs: Vec::with_capacity(insts.len() / 2),
             jump_table: vec![0; jump_targets.len()],
             jump_targets,
-        };
-        if !step {
-            let mut marked = vec![per_instruction; insts.len()];
-            for inst in insts {
-                if inst.terminator && inst.next != NONE {
-                    marked[inst.next as usize] = true;
-                }
-                if inst.target != NONE {
-                    marked[inst.target as usize] = true;
-                }
-            }
-            for t in c.jump_targets.iter().flatten() {
-                marked[*t as usize] = true;
-            }
-            if let Some(t) = c.uniform_target() {
-                marked[t as usize] = true;
-            }
-            for (entry, m) in c.entry.iter_mut().zip(marked) {
-                if m {
-                    *entry = NOT_YET;
-                }
-            }
         }
-        c
     }
 
     /// With a 0-byte entry size every table entry is the same; its resolved target.
@@ -496,13 +471,23 @@ impl<'p> Compiler<'p> {
 
     fn emit_instructions(&mut self) {
         for i in 0..self.insts.len() {
-            if self.entry[i] != NO_ENTRY {
+            if self.has_entry(i as u32) {
                 self.entry[i] = self.ops.offset().0 as u32;
                 self.emit_charge(i as u32);
             }
             self.body[i] = self.ops.offset().0 as u32;
             self.emit_inst(i as u32);
         }
+    }
+
+    /// Whether instruction `i` gets a charging entry: every instruction when gas is charged
+    /// per instruction, else the first and every one after a terminator. That covers every
+    /// block entered after a terminator and every valid jump target (ϖ holds pc 0 and starts
+    /// that follow a terminator), so no jump towards a charged successor lacks its entry. A
+    /// single-step module charges in Rust and has no entries.
+    #[inline]
+    fn has_entry(&self, i: u32) -> bool {
+        !self.step && (self.per_instruction || i == 0 || self.insts[i as usize - 1].terminator)
     }
 
     fn emit_charge(&mut self, i: u32) {
@@ -579,11 +564,11 @@ impl<'p> Compiler<'p> {
         // Code offsets of the jump-table targets' charging entries, before the code moves.
         let mut entries = Vec::with_capacity(self.jump_targets.len());
         for target in &self.jump_targets {
-            entries.push(target.map(|t| self.entry[t as usize]).filter(|&o| o != NO_ENTRY));
+            entries.push(target.map(|t| self.entry[t as usize]).filter(|&o| o != NOT_YET));
         }
         for &(end, to) in &self.entry_fixups {
             match self.entry[to as usize] {
-                NOT_YET | NO_ENTRY => return Err(io::Error::other("jump to a charging entry never emitted")),
+                NOT_YET => return Err(io::Error::other("jump to a charging entry never emitted")),
                 target => self.ops.patch_jump(end, target as usize),
             }
         }
@@ -632,7 +617,7 @@ impl<'p> Compiler<'p> {
     fn successor(&mut self, to: u32, charge: bool) -> Goto {
         if charge || self.per_instruction {
             // A jump must never be emitted towards an entry that will not exist.
-            assert_ne!(self.entry[to as usize], NO_ENTRY, "block entry without a charging prologue");
+            assert!(self.has_entry(to), "block entry without a charging prologue");
             return Goto::Entry(to);
         }
         let label = self.ops.new_dynamic_label();
@@ -663,11 +648,14 @@ impl<'p> Compiler<'p> {
     /// case, the successor's code coming next (nothing to emit).
     #[inline]
     fn emit_goto(&mut self, from: u32, to: u32, charge: bool) {
-        if to != NONE && to == from.wrapping_add(1) && !self.step {
-            let has_prologue = self.entry.get(to as usize).is_some_and(|&e| e != NO_ENTRY);
-            if (charge || self.per_instruction) == has_prologue {
-                return;
-            }
+        // Falls into the successor's code when it comes next and starts the right way (with
+        // its charging entry exactly when this transfer charges).
+        if to != NONE
+            && to == from.wrapping_add(1)
+            && !self.step
+            && (charge || self.per_instruction) == self.has_entry(to)
+        {
+            return;
         }
         self.emit_jump_to(from, to, charge);
     }
