@@ -266,10 +266,23 @@ fn charge_block(block: &mut [Inst]) {
 }
 
 /// The first instruction start at or after `from`, or the code length when there is none.
-/// Eight flags are read as one word at a time: starts are a few bytes apart, but gaps can be
-/// long.
-#[inline]
+/// Starts are a few bytes apart, so the next one is nearly always among the eight flags from
+/// `from`, read as one word; longer gaps take [`next_start_far`].
+#[inline(always)]
 fn next_start(starts: &[bool], from: usize) -> usize {
+    if let Some(&chunk) = starts.get(from..).and_then(|rest| rest.first_chunk::<8>()) {
+        let word = u64::from_le_bytes(chunk.map(u8::from));
+        if word != 0 {
+            return from + (word.trailing_zeros() / 8) as usize;
+        }
+    }
+    next_start_far(starts, from)
+}
+
+/// [`next_start`] past eight flags without a start: a word at a time, then byte by byte
+/// near the end.
+#[inline(never)]
+fn next_start_far(starts: &[bool], from: usize) -> usize {
     let mut at = from;
     while let Some(chunk) = starts.get(at..).and_then(|rest| rest.first_chunk::<8>()) {
         let word = u64::from_le_bytes(chunk.map(u8::from));
