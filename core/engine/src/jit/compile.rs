@@ -470,13 +470,17 @@ impl<'p> Compiler<'p> {
     }
 
     fn emit_instructions(&mut self) {
-        for i in 0..self.insts.len() {
-            if self.has_entry(i as u32) {
+        let insts = self.insts;
+        let mut charged = !self.step;
+        for (i, inst) in insts.iter().enumerate() {
+            debug_assert_eq!(charged, self.has_entry(i as u32));
+            if charged {
                 self.entry[i] = self.ops.offset().0 as u32;
                 self.emit_charge(i as u32);
             }
             self.body[i] = self.ops.offset().0 as u32;
-            self.emit_inst(i as u32);
+            self.emit_inst(i as u32, inst);
+            charged = !self.step && (self.per_instruction || inst.terminator);
         }
     }
 
@@ -689,8 +693,7 @@ impl<'p> Compiler<'p> {
     }
 
     /// Flow after an instruction that does not transfer control itself.
-    fn emit_next(&mut self, i: u32) {
-        let inst = &self.insts[i as usize];
+    fn emit_next(&mut self, i: u32, inst: &Inst) {
         self.emit_goto(i, inst.next, inst.terminator);
     }
 
@@ -801,9 +804,7 @@ impl<'p> Compiler<'p> {
 
     // ---- instructions --------------------------------------------------------------------
 
-    fn emit_inst(&mut self, i: u32) {
-        let insts = self.insts;
-        let inst = &insts[i as usize];
+    fn emit_inst(&mut self, i: u32, inst: &Inst) {
         let (a, b, d) = (r(inst.ra), r(inst.rb), r(inst.rd));
         match inst.op.kind() {
             Kind::Trap => {
@@ -814,7 +815,7 @@ impl<'p> Compiler<'p> {
                 let exit = self.exits.panic;
                 self.emit_exit(i, exit);
             }
-            Kind::Nop => self.emit_next(i),
+            Kind::Nop => self.emit_next(i, inst),
             Kind::HostCall => {
                 let exit = self.exits.host_call;
                 self.emit_exit(i, exit);
@@ -825,7 +826,7 @@ impl<'p> Compiler<'p> {
             }
             Kind::LoadImm => {
                 self.emit_load_imm(a, inst.x);
-                self.emit_next(i);
+                self.emit_next(i, inst);
             }
             Kind::Jump => self.emit_goto(i, inst.target, true),
             Kind::LoadImmJump => {
@@ -844,23 +845,23 @@ impl<'p> Compiler<'p> {
             }
             Kind::Load { width, signed, addr } => {
                 self.emit_memory(i, inst, width, addr, Access::Load { signed });
-                self.emit_next(i);
+                self.emit_next(i, inst);
             }
             Kind::Store { width, value, addr } => {
                 self.emit_memory(i, inst, width, addr, Access::Store { value });
-                self.emit_next(i);
+                self.emit_next(i, inst);
             }
             Kind::Unary(op) => {
                 self.emit_two_reg(i, op, d, a);
-                self.emit_next(i);
+                self.emit_next(i, inst);
             }
             Kind::Binary { op, operands: Operands::Regs } => {
                 self.emit_three_reg(op, d, a, b);
-                self.emit_next(i);
+                self.emit_next(i, inst);
             }
             Kind::Binary { op, operands } => {
                 self.emit_reg_imm(i, op, operands, a, b, inst.x);
-                self.emit_next(i);
+                self.emit_next(i, inst);
             }
         }
     }
