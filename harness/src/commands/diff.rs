@@ -207,7 +207,8 @@ fn scan(
         let limit = args.timeout;
         std::thread::spawn(move || {
             while !watch.done.load(Ordering::Acquire) {
-                std::thread::sleep(Duration::from_millis(100));
+                // Woken early when the scan ends, so that it does not wait out the period.
+                std::thread::park_timeout(Duration::from_millis(100));
                 if let Some((index, ran)) = watch.overdue(limit) {
                     on_hang(index, ran);
                 }
@@ -252,6 +253,7 @@ fn scan(
         tick();
     }
     watch.done.store(true, Ordering::Release);
+    watchdog.thread().unpark();
     let _ = watchdog.join();
     found.coverage = counter.and_then(|m| m.coverage().cloned()).unwrap_or_default();
     found
