@@ -40,7 +40,7 @@ polkavm=$([ ${#features[@]} -gt 0 ] && echo 1 || echo 0)
 # Instructions counted for one command, summed over the processes it starts.
 count() {
   valgrind --tool=callgrind --trace-children=yes --callgrind-out-file=/dev/null "$@" 2>&1 >/dev/null |
-    awk '/Collected :/ { sum += $4 } END { print sum + 0 }'
+    awk '/Collected :/ { sum += $4 } END { printf "%.0f\n", sum }'
 }
 # Instructions per iteration: COMMAND... run with LOW and with HIGH as its last argument.
 per() {
