@@ -116,8 +116,9 @@ impl Program {
         let mut index = vec![NONE; n + 1];
         let mut insts: Vec<Inst> = Vec::with_capacity(n / 2 + 2);
         // Instructions with a static target, and traps in gaps (whose fall-through may be any
-        // pc): resolved once every instruction is recorded.
-        let mut with_target: Vec<u32> = Vec::new();
+        // pc): resolved once every instruction is recorded. The trap at the end of code falls
+        // through past it, to no instruction, as recorded.
+        let mut with_target: Vec<u32> = Vec::with_capacity(n / 16 + 4);
         let mut gap_traps: Vec<u32> = Vec::new();
         let unit_blocks = config.gas == GasModel::BlockUnit;
         let mut block_start = 0usize;
@@ -148,7 +149,9 @@ impl Program {
             }
             let fall = next_pc as usize;
             if fall == n || fall != following {
-                gap_traps.push(insts.len() as u32);
+                if fall != n {
+                    gap_traps.push(insts.len() as u32);
+                }
                 push_gap_trap(&code, profile, &config.gas, next_pc, &mut index, &mut insts);
                 if unit_blocks {
                     charge_block(&mut insts[block_start..]);
