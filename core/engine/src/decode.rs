@@ -119,14 +119,7 @@ impl<'a> Code<'a> {
     /// Decodes the instruction at `pc`. Never fails: whatever cannot be decoded is a trap.
     #[inline]
     pub fn decode(&self, pc: u32, profile: Profile) -> Decoded {
-        self.decode_with_skip(pc, self.skip(pc as usize), profile)
-    }
-
-    /// [`Code::decode`] for a caller that already knows `skip(pc)`. Inlined into its callers
-    /// so the decoded fields go straight where they are stored.
-    #[inline(always)]
-    pub fn decode_with_skip(&self, pc: u32, skip: u32, profile: Profile) -> Decoded {
-        let p = pc as usize;
+        let (p, skip) = (pc as usize, self.skip(pc as usize));
         if p < self.len() && self.is_start(p) {
             self.decode_start(pc, skip, profile.row(self.bytes[p]))
         } else {
@@ -134,8 +127,9 @@ impl<'a> Code<'a> {
         }
     }
 
-    /// [`Code::decode_with_skip`] at an instruction start inside the code, whose opcode byte
-    /// the caller has looked up as `row`.
+    /// [`Code::decode`] at an instruction start inside the code, for a caller that already
+    /// knows `skip(pc)` and has looked up the opcode byte as `row`. Inlined into its callers
+    /// so the decoded fields go straight where they are stored.
     #[inline(always)]
     pub fn decode_start(&self, pc: u32, skip: u32, row: &OpcodeRow) -> Decoded {
         debug_assert_eq!(skip, self.skip(pc as usize));
