@@ -273,13 +273,19 @@ fn charge_block(block: &mut [Inst]) {
 /// `from`, read as one word; longer gaps take [`next_start_far`].
 #[inline(always)]
 fn next_start(starts: &[bool], from: usize) -> usize {
-    if let Some(&chunk) = starts.get(from..).and_then(|rest| rest.first_chunk::<8>()) {
-        let word = u64::from_le_bytes(chunk.map(u8::from));
-        if word != 0 {
-            return from + (word.trailing_zeros() / 8) as usize;
-        }
+    match first_start_in_word(starts, from) {
+        Some(Some(k)) => from + k,
+        _ => next_start_far(starts, from),
     }
-    next_start_far(starts, from)
+}
+
+/// Among the eight flags from `at`: the offset of the first start (`Some(None)` when none
+/// is set), or `None` when fewer than eight flags are left.
+#[inline(always)]
+fn first_start_in_word(starts: &[bool], at: usize) -> Option<Option<usize>> {
+    let chunk = starts.get(at..)?.first_chunk::<8>()?;
+    let word = u64::from_le_bytes(chunk.map(u8::from));
+    Some((word != 0).then(|| (word.trailing_zeros() / 8) as usize))
 }
 
 /// [`next_start`] past eight flags without a start: a word at a time, then byte by byte
@@ -287,10 +293,9 @@ fn next_start(starts: &[bool], from: usize) -> usize {
 #[inline(never)]
 fn next_start_far(starts: &[bool], from: usize) -> usize {
     let mut at = from;
-    while let Some(chunk) = starts.get(at..).and_then(|rest| rest.first_chunk::<8>()) {
-        let word = u64::from_le_bytes(chunk.map(u8::from));
-        if word != 0 {
-            return at + (word.trailing_zeros() / 8) as usize;
+    while let Some(word) = first_start_in_word(starts, at) {
+        if let Some(k) = word {
+            return at + k;
         }
         at += 8;
     }
