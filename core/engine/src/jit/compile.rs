@@ -524,11 +524,8 @@ impl<'p> Compiler<'p> {
         for stub in std::mem::take(&mut self.cold) {
             match stub {
                 Cold::Exit { label, inst, exit } => {
-                    asm!(self.ops
-                        ; =>label
-                        ; mov ecx, inst as i32
-                    );
-                    self.ops.jmp(exit);
+                    asm!(self.ops ; =>label);
+                    self.emit_exit(inst, exit);
                 }
                 Cold::OutOfGas { from, inst, refund } => {
                     let here = self.ops.offset().0;
@@ -546,8 +543,7 @@ impl<'p> Compiler<'p> {
                         None => {}
                     }
                     let exit = self.exits.out_of_gas;
-                    asm!(self.ops ; mov ecx, inst as i32);
-                    self.ops.jmp(exit);
+                    self.emit_exit(inst, exit);
                 }
                 Cold::Step { label, from, to } => {
                     asm!(self.ops ; =>label);
