@@ -1,5 +1,5 @@
 //! Where `diff`'s time per program goes on one backend: drawing and preparing the program,
-//! loading it, the host steps (maps, writes, registers), the runs and the snapshots taken
+//! loading it with the host steps (maps, writes, registers), the runs and the snapshots taken
 //! after them, for programs 0..COUNT of seed 2026 (profile A, the default gas model), on this
 //! thread. `diff` runs every program on two backends and compares the snapshots.
 //!
@@ -8,13 +8,14 @@
 //! cargo run --release -p javm-harness --example diff_stages -- jit 30000
 //! ```
 
+use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
 use javm_engine::Backend;
 use javm_harness::generator::{generate, GenConfig};
-use javm_harness::run::{apply_host_step, Prepared};
+use javm_harness::run::{drive, Prepared, Visit};
 use javm_harness::state::Snapshot;
-use javm_harness::vectors::{GasChoice, Step};
+use javm_harness::vectors::GasChoice;
 
 fn main() {
     if let Err(e) = run() {
@@ -35,8 +36,8 @@ fn run() -> Result<(), String> {
         other => return Err(format!("unknown backend {other:?} (interp, jit)")),
     };
     let config = GenConfig { profile: javm_engine::Profile::A, gas: GasChoice::Auto, raw: false };
-    let (mut prepare, mut load, mut host, mut runs, mut snapshots) =
-        (Duration::ZERO, Duration::ZERO, Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    let (mut prepare, mut driven, mut runs, mut snapshots) =
+        (Duration::ZERO, Duration::ZERO, Duration::ZERO, Duration::ZERO);
     let mut run_count = 0u64;
     for i in 0..count {
         let started = Instant::now();
@@ -44,38 +45,28 @@ fn run() -> Result<(), String> {
         let case = program.case("generated");
         let prepared = Prepared::new(&case, &program.options())?;
         let prepared_at = Instant::now();
-        let Ok(p) = prepared.program else { continue };
-        b.load(p);
-        b.set_pc(case.initial_pc);
-        b.set_gas(case.initial_gas);
         prepare += prepared_at - started;
-        load += prepared_at.elapsed();
-        for step in &case.steps {
-            let at = Instant::now();
-            match step {
-                Step::Run => {
-                    let exit = b.run();
-                    let ran = Instant::now();
-                    std::hint::black_box(Snapshot::take(&*b, exit));
-                    runs += ran - at;
-                    snapshots += ran.elapsed();
-                    run_count += 1;
-                }
-                Step::Assert(_) => {}
-                _ => {
-                    // A refused step is part of what diff compares, not an error here.
-                    let _ = apply_host_step(&mut *b, step);
-                    host += at.elapsed();
-                }
+        // The step loop every way of running a case shares: it loads the program and applies
+        // the host steps itself, and hands each run over.
+        drive(&case, &prepared, &mut [&mut *b], |visit, backends| {
+            if let Visit::Run { .. } = visit {
+                let at = Instant::now();
+                let exit = backends[0].run();
+                let ran = Instant::now();
+                std::hint::black_box(Snapshot::take(&*backends[0], exit));
+                runs += ran - at;
+                snapshots += ran.elapsed();
+                run_count += 1;
             }
-        }
+            ControlFlow::<()>::Continue(())
+        });
+        driven += prepared_at.elapsed();
     }
     let per = |d: Duration| d.as_secs_f64() * 1e6 / count.max(1) as f64;
     println!(
-        "{backend}, µs per program: draw + prepare {:.2}, load {:.2}, host steps {:.2}, runs {:.2}, snapshots {:.2} ({:.2} runs per program)",
+        "{backend}, µs per program: draw + prepare {:.2}, load + host steps {:.2}, runs {:.2}, snapshots {:.2} ({:.2} runs per program)",
         per(prepare),
-        per(load),
-        per(host),
+        per(driven.saturating_sub(runs + snapshots)),
         per(runs),
         per(snapshots),
         run_count as f64 / count.max(1) as f64
