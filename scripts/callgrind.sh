@@ -25,7 +25,14 @@ for arg in "$@"; do
     *) programs+=("$arg") ;;
   esac
 done
-[ ${#programs[@]} -gt 0 ] || programs=(sieve blake2b sort intmix memops hostcall large)
+known=(sieve blake2b sort intmix memops hostcall large)
+[ ${#programs[@]} -gt 0 ] || programs=("${known[@]}")
+for p in "${programs[@]}"; do
+  case " ${known[*]} " in
+    *" $p "*) ;;
+    *) echo "unknown program $p (one of: ${known[*]})" >&2; exit 2 ;;
+  esac
+done
 command -v valgrind >/dev/null || { echo "scripts/callgrind.sh needs valgrind (apt-get install valgrind)" >&2; exit 2; }
 
 features=(--features polkavm)
