@@ -102,7 +102,6 @@ impl Program {
         let profile = config.profile;
         let n = blob.code.len();
         let code = Code::new(&blob.code, &blob.starts);
-        let starts = &blob.starts[..];
 
         // One pass in pc order over the instruction starts: decode each, and record a `Trap`
         // at every fall-through pc that is not one (inside a gap longer than the largest
@@ -120,45 +119,10 @@ impl Program {
         // through past it, to no instruction, as recorded.
         let mut with_target: Vec<u32> = Vec::with_capacity(n / 16 + 4);
         let mut gap_traps: Vec<u32> = Vec::new();
-        let unit_blocks = config.gas == GasModel::BlockUnit;
-        let mut block_start = 0usize;
-        let mut after_terminator = 0usize;
-        let mut pc = next_start(starts, 0);
-        while pc < n {
-            // The next start bounds this instruction's skip (§2) and is where the pass goes
-            // next.
-            let following = next_start(starts, pc + 1);
-            let skip = (following - pc - 1).min(crate::decode::MAX_SKIP as usize) as u32;
-            let row = profile.row(blob.code[pc]);
-            let d = code.decode_start(pc as u32, skip, row);
-            let next_pc = d.next_pc(pc as u32);
-            let i = insts.len();
-            index[pc] = i as u32;
-            let jump_target = row.defined && (pc == 0 || after_terminator == pc);
-            let mut inst = Inst::from_decoded(pc as u32, &d, row.terminator, jump_target);
-            inst.next = i as u32 + 1;
-            inst.cost = entry_cost(&config.gas, inst.pc);
-            insts.push(inst);
-            if row.format.has_offset() {
-                with_target.push(i as u32);
-            }
-            after_terminator = if row.ends_block { next_pc as usize } else { usize::MAX };
-            if row.terminator && unit_blocks {
-                charge_block(&mut insts[block_start..]);
-                block_start = i + 1;
-            }
-            let fall = next_pc as usize;
-            if fall == n || fall != following {
-                if fall != n {
-                    gap_traps.push(insts.len() as u32);
-                }
-                push_gap_trap(&code, profile, &config.gas, next_pc, &mut index, &mut insts);
-                if unit_blocks {
-                    charge_block(&mut insts[block_start..]);
-                    block_start = insts.len();
-                }
-            }
-            pc = following;
+        if config.gas == GasModel::BlockUnit {
+            record::<true>(&code, profile, &config.gas, &mut index, &mut insts, &mut with_target, &mut gap_traps);
+        } else {
+            record::<false>(&code, profile, &config.gas, &mut index, &mut insts, &mut with_target, &mut gap_traps);
         }
 
         let resolve = |insts: &[Inst], pc: u32| match index.get(pc as usize) {
@@ -230,6 +194,60 @@ impl Program {
             GasModel::BlockTable(table) => GasModel::table_cost(table, pc),
             _ => 1,
         }
+    }
+}
+
+/// The pass over the instruction starts of [`Program::new`], with unit block costs (`UNIT`)
+/// or costs that do not depend on the rest of the block.
+#[inline(always)]
+fn record<const UNIT: bool>(
+    code: &Code,
+    profile: Profile,
+    gas: &GasModel,
+    index: &mut [u32],
+    insts: &mut Vec<Inst>,
+    with_target: &mut Vec<u32>,
+    gap_traps: &mut Vec<u32>,
+) {
+    let (n, starts) = (code.len(), code.starts);
+    let mut block_start = 0usize;
+    let mut after_terminator = 0usize;
+    let mut pc = next_start(starts, 0);
+    while pc < n {
+        // The next start bounds this instruction's skip (§2) and is where the pass goes
+        // next.
+        let following = next_start(starts, pc + 1);
+        let skip = (following - pc - 1).min(crate::decode::MAX_SKIP as usize) as u32;
+        let row = profile.row(code.bytes[pc]);
+        let d = code.decode_start(pc as u32, skip, row);
+        let next_pc = d.next_pc(pc as u32);
+        let i = insts.len();
+        index[pc] = i as u32;
+        let jump_target = row.defined && (pc == 0 || after_terminator == pc);
+        let mut inst = Inst::from_decoded(pc as u32, &d, row.terminator, jump_target);
+        inst.next = i as u32 + 1;
+        inst.cost = if UNIT { 1 } else { entry_cost(gas, inst.pc) };
+        insts.push(inst);
+        if row.format.has_offset() {
+            with_target.push(i as u32);
+        }
+        after_terminator = if row.ends_block { next_pc as usize } else { usize::MAX };
+        if row.terminator && UNIT {
+            charge_block(&mut insts[block_start..]);
+            block_start = i + 1;
+        }
+        let fall = next_pc as usize;
+        if fall == n || fall != following {
+            if fall != n {
+                gap_traps.push(insts.len() as u32);
+            }
+            push_gap_trap(code, profile, gas, next_pc, index, insts);
+            if UNIT {
+                charge_block(&mut insts[block_start..]);
+                block_start = insts.len();
+            }
+        }
+        pc = following;
     }
 }
 
