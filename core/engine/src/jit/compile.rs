@@ -476,7 +476,7 @@ impl<'p> Compiler<'p> {
             debug_assert_eq!(charged, self.has_entry(i as u32));
             if charged {
                 self.entry[i] = self.ops.offset().0 as u32;
-                self.emit_charge(i as u32);
+                self.emit_charge(i as u32, inst.cost);
             }
             self.body[i] = self.ops.offset().0 as u32;
             self.emit_inst(i as u32, inst);
@@ -494,14 +494,14 @@ impl<'p> Compiler<'p> {
         !self.step && (self.per_instruction || i == 0 || self.insts[i as usize - 1].terminator)
     }
 
-    fn emit_charge(&mut self, i: u32) {
+    /// The charging prologue of instruction `i`, entering whose block costs `cost`.
+    fn emit_charge(&mut self, i: u32, cost: u64) {
         if self.per_instruction {
             asm!(self.ops ; sub QWORD [rsp], 1);
             let from = self.ops.jump(Some(Cond::S), None);
             self.cold.push(Cold::OutOfGas { from, inst: i, refund: None });
             return;
         }
-        let cost = self.insts[i as usize].cost;
         let refund = if let Ok(c) = i32::try_from(cost) {
             self.ops.put(x64::sub_rsp_mem(c));
             Some(cost)
@@ -644,18 +644,21 @@ impl<'p> Compiler<'p> {
         }
     }
 
-    /// Continues at instruction `to` after `from` (unconditionally). Inlined for its common
-    /// case, the successor's code coming next (nothing to emit).
+    /// Continues at instruction `to` after `from` (unconditionally), `from_ends_block` being
+    /// whether `from` is a terminator. Inlined for its common case, the successor's code
+    /// coming next (nothing to emit).
     #[inline]
-    fn emit_goto(&mut self, from: u32, to: u32, charge: bool) {
+    fn emit_goto(&mut self, from: u32, from_ends_block: bool, to: u32, charge: bool) {
         // Falls into the successor's code when it comes next and starts the right way (with
-        // its charging entry exactly when this transfer charges).
-        if to != NONE
-            && to == from.wrapping_add(1)
-            && !self.step
-            && (charge || self.per_instruction) == self.has_entry(to)
-        {
-            return;
+        // its charging entry exactly when this transfer charges). Whether the next
+        // instruction has a charging entry follows from `from` itself (`has_entry`), so the
+        // list is not read again.
+        if to != NONE && to == from.wrapping_add(1) && !self.step {
+            let entry_next = self.per_instruction || from_ends_block;
+            debug_assert_eq!(entry_next, self.has_entry(to));
+            if (charge || self.per_instruction) == entry_next {
+                return;
+            }
         }
         self.emit_jump_to(from, to, charge);
     }
@@ -690,7 +693,7 @@ impl<'p> Compiler<'p> {
 
     /// Flow after an instruction that does not transfer control itself.
     fn emit_next(&mut self, i: u32, inst: &Inst) {
-        self.emit_goto(i, inst.next, inst.terminator);
+        self.emit_goto(i, inst.terminator, inst.next, inst.terminator);
     }
 
     fn emit_branch(&mut self, i: u32, inst: &Inst, cond: BranchCond, rhs: Source) {
@@ -721,7 +724,7 @@ impl<'p> Compiler<'p> {
             self.goto_label(i, inst.target, true)
         };
         self.emit_jump(Some(cond), taken);
-        self.emit_goto(i, inst.next, true);
+        self.emit_goto(i, inst.terminator, inst.next, true);
     }
 
     /// Dynamic jump to the address in `ecx`.
@@ -801,7 +804,7 @@ impl<'p> Compiler<'p> {
     // ---- instructions --------------------------------------------------------------------
 
     fn emit_inst(&mut self, i: u32, inst: &Inst) {
-        let (a, b, d) = (r(inst.ra), r(inst.rb), r(inst.rd));
+        // Host registers are looked up by the arms that use them.
         match inst.op.kind() {
             Kind::Trap => {
                 let exit = self.exits.trap;
@@ -821,22 +824,22 @@ impl<'p> Compiler<'p> {
                 self.emit_exit(i, exit);
             }
             Kind::LoadImm => {
-                self.emit_load_imm(a, inst.x);
+                self.emit_load_imm(r(inst.ra), inst.x);
                 self.emit_next(i, inst);
             }
-            Kind::Jump => self.emit_goto(i, inst.target, true),
+            Kind::Jump => self.emit_goto(i, inst.terminator, inst.target, true),
             Kind::LoadImmJump => {
-                self.emit_load_imm(a, inst.x);
-                self.emit_goto(i, inst.target, true);
+                self.emit_load_imm(r(inst.ra), inst.x);
+                self.emit_goto(i, inst.terminator, inst.target, true);
             }
             Kind::Branch { cond, rhs } => self.emit_branch(i, inst, cond, rhs),
             Kind::JumpInd => {
-                self.emit_address(a, inst.x);
+                self.emit_address(r(inst.ra), inst.x);
                 self.emit_dynamic_jump(i);
             }
             Kind::LoadImmJumpInd => {
-                self.emit_address(b, inst.y);
-                self.emit_load_imm(a, inst.x);
+                self.emit_address(r(inst.rb), inst.y);
+                self.emit_load_imm(r(inst.ra), inst.x);
                 self.emit_dynamic_jump(i);
             }
             Kind::Load { width, signed, addr } => {
@@ -848,15 +851,15 @@ impl<'p> Compiler<'p> {
                 self.emit_next(i, inst);
             }
             Kind::Unary(op) => {
-                self.emit_two_reg(i, op, d, a);
+                self.emit_two_reg(i, op, r(inst.rd), r(inst.ra));
                 self.emit_next(i, inst);
             }
             Kind::Binary { op, operands: Operands::Regs } => {
-                self.emit_three_reg(op, d, a, b);
+                self.emit_three_reg(op, r(inst.rd), r(inst.ra), r(inst.rb));
                 self.emit_next(i, inst);
             }
             Kind::Binary { op, operands } => {
-                self.emit_reg_imm(i, op, operands, a, b, inst.x);
+                self.emit_reg_imm(i, op, operands, r(inst.ra), r(inst.rb), inst.x);
                 self.emit_next(i, inst);
             }
         }
