@@ -471,7 +471,8 @@ impl<'p> Compiler<'p> {
 
     fn emit_instructions(&mut self) {
         let insts = self.insts;
-        let mut charged = !self.step;
+        let (step, per_instruction) = (self.step, self.per_instruction);
+        let mut charged = !step;
         for (i, inst) in insts.iter().enumerate() {
             debug_assert_eq!(charged, self.has_entry(i as u32));
             if charged {
@@ -480,7 +481,7 @@ impl<'p> Compiler<'p> {
             }
             self.body[i] = self.ops.offset().0 as u32;
             self.emit_inst(i as u32, inst);
-            charged = !self.step && (self.per_instruction || inst.terminator);
+            charged = !step && (per_instruction || inst.terminator);
         }
     }
 
@@ -653,7 +654,8 @@ impl<'p> Compiler<'p> {
         // its charging entry exactly when this transfer charges). Whether the next
         // instruction has a charging entry follows from `from` itself (`has_entry`), so the
         // list is not read again.
-        if to != NONE && to == from.wrapping_add(1) && !self.step {
+        // (`from + 1` is never `NONE`: `from` indexes the list.)
+        if to == from + 1 && !self.step {
             let entry_next = self.per_instruction || from_ends_block;
             debug_assert_eq!(entry_next, self.has_entry(to));
             if (charge || self.per_instruction) == entry_next {
