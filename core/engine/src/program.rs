@@ -211,8 +211,10 @@ fn record<const UNIT: bool>(
 ) {
     let (n, starts) = (code.len(), code.starts);
     let mut block_start = 0usize;
-    let mut after_terminator = 0usize;
     let mut pc = next_start(starts, 0);
+    // Whether the start the pass is at is where a terminator falls through to (or pc 0):
+    // with a defined opcode there, a valid jump target.
+    let mut follows_terminator = pc == 0;
     while pc < n {
         // The next start bounds this instruction's skip (§2) and is where the pass goes
         // next.
@@ -223,7 +225,7 @@ fn record<const UNIT: bool>(
         let next_pc = d.next_pc(pc as u32);
         let i = insts.len();
         index[pc] = i as u32;
-        let jump_target = row.defined && (pc == 0 || after_terminator == pc);
+        let jump_target = row.defined && follows_terminator;
         let mut inst = Inst::from_decoded(pc as u32, &d, row.terminator, jump_target);
         inst.next = i as u32 + 1;
         inst.cost = if UNIT { 1 } else { entry_cost(gas, inst.pc) };
@@ -231,13 +233,16 @@ fn record<const UNIT: bool>(
         if row.format.has_offset() {
             with_target.push(i as u32);
         }
-        after_terminator = if row.ends_block { next_pc as usize } else { usize::MAX };
         if row.terminator && UNIT {
             charge_block(&mut insts[block_start..]);
             block_start = i + 1;
         }
+        // The fall-through is the next start unless the gap before it is longer than the
+        // largest skip (or there is none).
         let fall = next_pc as usize;
-        if fall == n || fall != following {
+        let falls_to_next = fall == following;
+        follows_terminator = row.ends_block && falls_to_next;
+        if !falls_to_next || fall == n {
             if fall != n {
                 gap_traps.push(insts.len() as u32);
             }
