@@ -577,8 +577,16 @@ impl Interpreter {
                 }
             }
         } else {
-            // STOP is past the end, so one test ends the loop on an exit.
+            // STOP is past the end, so one test ends the loop on an exit. The dispatch is
+            // written out four times: each indirect call site keeps its own prediction
+            // history, which predicts the next handler better than one shared site.
             while let Some(slot) = slots.get(at as usize) {
+                at = (slot.handler)(&mut machine, slot, at);
+                let Some(slot) = slots.get(at as usize) else { break };
+                at = (slot.handler)(&mut machine, slot, at);
+                let Some(slot) = slots.get(at as usize) else { break };
+                at = (slot.handler)(&mut machine, slot, at);
+                let Some(slot) = slots.get(at as usize) else { break };
                 at = (slot.handler)(&mut machine, slot, at);
             }
         }
