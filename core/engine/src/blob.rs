@@ -163,16 +163,12 @@ impl Blob {
                 return Err(BlobError::BitmaskPadding { byte: last });
             }
         }
-        let mut starts = vec![false; code_len];
-        let mut chunks = starts.chunks_exact_mut(8);
-        for (flags, &bits) in (&mut chunks).zip(mask) {
-            flags.copy_from_slice(&BITS[bits as usize]);
+        // Eight flags per mask byte, then the padding flags (checked zero above) cut off.
+        let mut starts = Vec::with_capacity(mask.len() * 8);
+        for &bits in mask {
+            starts.extend_from_slice(&BITS[bits as usize]);
         }
-        if let Some(&bits) = mask.get(code_len / 8) {
-            let rest = chunks.into_remainder();
-            let len = rest.len();
-            rest.copy_from_slice(&BITS[bits as usize][..len]);
-        }
+        starts.truncate(code_len);
         Ok(Blob { jump_table, jump_table_len: entries as u32, entry_size, code, starts })
     }
 
