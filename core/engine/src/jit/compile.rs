@@ -310,7 +310,7 @@ impl<'p> Compiler<'p> {
             strict: program.profile().strict_branch_targets(),
             entry: vec![NOT_YET; insts.len()],
             entry_fixups: Vec::new(),
-            body: vec![u32::MAX; insts.len()],
+            body: Vec::with_capacity(insts.len()),
             forward_bodies: Vec::new(),
             // Sized for typical code, so that large programs do not grow these a dozen times.
             cold: Vec::with_capacity(insts.len() / 8),
@@ -479,7 +479,8 @@ impl<'p> Compiler<'p> {
                 self.entry[i] = self.ops.offset().0 as u32;
                 self.emit_charge(i as u32, inst.cost);
             }
-            self.body[i] = self.ops.offset().0 as u32;
+            debug_assert_eq!(self.body.len(), i);
+            self.body.push(self.ops.offset().0 as u32);
             self.emit_inst(i as u32, inst);
             charged = !step && (per_instruction || inst.terminator);
         }
@@ -622,9 +623,9 @@ impl<'p> Compiler<'p> {
             return Goto::Entry(to);
         }
         let label = self.ops.new_dynamic_label();
-        match self.body[to as usize] {
-            u32::MAX => self.forward_bodies.push((to, label)),
-            offset => self.ops.define_at(label, offset as usize),
+        match self.body.get(to as usize) {
+            None => self.forward_bodies.push((to, label)),
+            Some(&offset) => self.ops.define_at(label, offset as usize),
         }
         Goto::Label(label)
     }
