@@ -190,10 +190,7 @@ impl Program {
     /// Gas charged when execution starts at a pc with no instruction (a trap there): the
     /// enclosing block's table cost, else one unit (the trap's).
     pub fn stray_cost(&self, pc: u32) -> u64 {
-        match &self.config.gas {
-            GasModel::BlockTable(table) => GasModel::table_cost(table, pc),
-            _ => 1,
-        }
+        entry_cost(&self.config.gas, pc)
     }
 }
 
@@ -269,13 +266,13 @@ fn push_gap_trap(code: &Code, profile: Profile, gas: &GasModel, pc: u32, index: 
     insts.push(inst);
 }
 
-/// The gas charged on entering a block at `pc`, where it does not depend on the rest of the
-/// block (unit block costs are set when the block ends, by [`charge_block`]).
+/// The gas charged on entering at `pc` a block of one instruction, or a block whose cost
+/// does not depend on its length: its table cost, else one unit. Under unit block costs a
+/// longer block's costs are set when it ends, by [`charge_block`].
 #[inline]
 fn entry_cost(gas: &GasModel, pc: u32) -> u64 {
     match gas {
         GasModel::BlockTable(table) => GasModel::table_cost(table, pc),
-        // Replaced when the block ends.
         GasModel::BlockUnit => 1,
         GasModel::Instruction => 1,
     }
