@@ -133,6 +133,13 @@ macro_rules! asm {
 /// A charging entry not emitted (yet, or at all: see `Compiler::entry`).
 const NOT_YET: u32 = u32::MAX;
 
+/// Whether the instruction after one that ends a block (`prev_terminator`) or not gets a
+/// charging entry (see [`Compiler::has_entry`]), given the compile's settings.
+#[inline(always)]
+fn entry_after(step: bool, per_instruction: bool, prev_terminator: bool) -> bool {
+    !step & (per_instruction | prev_terminator)
+}
+
 /// Where a jump goes.
 #[derive(Clone, Copy)]
 enum Goto {
@@ -472,7 +479,7 @@ impl<'p> Compiler<'p> {
     fn emit_instructions(&mut self) {
         let insts = self.insts;
         let (step, per_instruction) = (self.step, self.per_instruction);
-        let mut charged = !step;
+        let mut charged = !step; // has_entry(0)
         for (i, inst) in insts.iter().enumerate() {
             debug_assert_eq!(charged, self.has_entry(i as u32));
             if charged {
@@ -482,7 +489,7 @@ impl<'p> Compiler<'p> {
             debug_assert_eq!(self.body.len(), i);
             self.body.push(self.ops.offset().0 as u32);
             self.emit_inst(i as u32, inst);
-            charged = !step && (per_instruction || inst.terminator);
+            charged = entry_after(step, per_instruction, inst.terminator);
         }
     }
 
@@ -493,7 +500,8 @@ impl<'p> Compiler<'p> {
     /// single-step module charges in Rust and has no entries.
     #[inline]
     fn has_entry(&self, i: u32) -> bool {
-        !self.step && (self.per_instruction || i == 0 || self.insts[i as usize - 1].terminator)
+        // The first instruction counts as following a terminator.
+        entry_after(self.step, self.per_instruction, i == 0 || self.insts[i as usize - 1].terminator)
     }
 
     /// The charging prologue of instruction `i`, entering whose block costs `cost`.
@@ -657,7 +665,7 @@ impl<'p> Compiler<'p> {
         // list is not read again.
         // (`from + 1` is never `NONE`: `from` indexes the list.)
         if to == from + 1 && !self.step {
-            let entry_next = self.per_instruction || from_ends_block;
+            let entry_next = entry_after(self.step, self.per_instruction, from_ends_block);
             debug_assert_eq!(entry_next, self.has_entry(to));
             if (charge || self.per_instruction) == entry_next {
                 return;
