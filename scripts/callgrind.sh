@@ -43,6 +43,11 @@ fi
 cargo build -q --release -p javm-harness "${features[@]}"
 target="${CARGO_TARGET_DIR:-$root/target}/release"
 polkavm=$([ ${#features[@]} -gt 0 ] && echo 1 || echo 0)
+# Each program must load before it is counted: a run that fails at once would be counted as
+# (nearly) zero instructions.
+for p in "${programs[@]}"; do
+  "$target/examples/prepare_loop" "$p" decode 1 >/dev/null || exit 2
+done
 
 # Instructions counted for one command, summed over the processes it starts.
 count() {
