@@ -961,7 +961,7 @@ mod tests {
             for p in programs(config, 3000) {
                 let blob = p.blob();
                 let program = Program::new(blob, Config::new(profile, GasModel::BlockUnit));
-                for inst in &program.insts {
+                for inst in program.insts() {
                     seen.insert(inst.op);
                 }
             }

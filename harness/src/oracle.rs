@@ -40,7 +40,7 @@ pub fn check_fault(program: &Program, s: &Snapshot) -> Option<Difference> {
         return None;
     }
     let index = program.index_of(s.pc)?;
-    let inst = &program.insts[index as usize];
+    let inst = &program.insts()[index as usize];
     let Some((width, store)) = access(inst.op) else {
         return match s.exit {
             Exit::PageFault(_) => Some(Difference {

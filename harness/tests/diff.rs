@@ -25,12 +25,13 @@ impl Backend for Mutant {
         "mutant"
     }
     fn load(&mut self, program: Arc<Program>) {
-        let mut copy = Program::new(program.blob.clone(), program.config.clone());
-        for inst in &mut copy.insts {
-            if inst.op == self.from {
-                inst.op = self.to;
+        let copy = Program::with_edited_list(program.blob.clone(), program.config.clone(), |insts| {
+            for inst in insts {
+                if inst.op == self.from {
+                    inst.op = self.to;
+                }
             }
-        }
+        });
         self.inner.load(Arc::new(copy));
     }
     fn load_invalid(&mut self) {

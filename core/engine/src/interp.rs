@@ -442,7 +442,7 @@ impl Translation {
         if self.program.as_ref().is_some_and(|p| Arc::ptr_eq(p, program)) {
             return;
         }
-        let insts = &program.insts;
+        let insts = program.insts();
         let per_instruction = program.config.gas == GasModel::Instruction;
         let strict = program.profile().strict_branch_targets();
         self.slots.clear();
@@ -544,7 +544,7 @@ impl Interpreter {
         };
         self.code.prepare(&program);
         let per_instruction = program.config.gas == GasModel::Instruction;
-        let insts = &program.insts;
+        let insts = program.insts();
         let mut regs = [0u64; 16];
         regs[..NUM_REGS].copy_from_slice(&self.state.regs);
         let mut machine = Machine {
@@ -642,5 +642,12 @@ impl Backend for Interpreter {
 
     fn step(&mut self) -> Option<Exit> {
         self.exec(true)
+    }
+
+    /// Translates the loaded program (decoding its instruction list first).
+    fn precompile(&mut self) {
+        if let Some(program) = self.state.program.clone() {
+            self.code.prepare(&program);
+        }
     }
 }

@@ -4,6 +4,8 @@
 use crate::blob::{Blob, BlobError};
 use crate::decode::{Code, Decoded};
 use crate::gas::GasModel;
+use std::sync::OnceLock;
+
 use crate::isa::{Op, Profile};
 
 /// Marks "no instruction" in index fields.
@@ -75,14 +77,22 @@ impl Config {
     }
 }
 
-/// A decoded, resolved program.
+/// A program prepared for execution: its blob and configuration, and the instruction list
+/// both backends' translations start from, decoded and resolved the first time it is asked
+/// for. The JIT compiles straight from the blob and never needs the list.
 #[derive(Debug)]
 pub struct Program {
     pub blob: Blob,
     pub config: Config,
+    list: OnceLock<List>,
+}
+
+/// The decoded and resolved instructions of a program.
+#[derive(Debug)]
+struct List {
     /// Instructions in pc order: every instruction start plus a `Trap` at every fall-through
     /// pc that is not an instruction start (inside a long gap, or the end of code).
-    pub insts: Vec<Inst>,
+    insts: Vec<Inst>,
     /// `pc → index` for pcs `0..=code.len()`; `NONE` where no instruction is recorded.
     index: Vec<u32>,
     /// Jump-table entries resolved to instruction indices (`NONE` when not a valid target).
@@ -92,13 +102,88 @@ pub struct Program {
 }
 
 impl Program {
-    /// Parses and prepares a blob.
+    /// Parses a blob for execution.
     pub fn from_bytes(bytes: &[u8], config: Config) -> Result<Program, BlobError> {
         Ok(Program::new(Blob::parse(bytes)?, config))
     }
 
-    /// Prepares a parsed blob. Never fails: anything undecodable is a trap.
+    /// A parsed blob for execution. Never fails: anything undecodable is a trap.
     pub fn new(blob: Blob, config: Config) -> Program {
+        Program { blob, config, list: OnceLock::new() }
+    }
+
+    /// A program whose instruction list is changed by `edit` once prepared: for tests that
+    /// build deliberately wrong backends on the interpreter. The JIT compiles from the blob
+    /// and does not see the change.
+    pub fn with_edited_list(blob: Blob, config: Config, edit: impl FnOnce(&mut [Inst])) -> Program {
+        let mut list = List::new(&blob, &config);
+        edit(&mut list.insts);
+        Program { blob, config, list: OnceLock::from(list) }
+    }
+
+    fn list(&self) -> &List {
+        self.list.get_or_init(|| List::new(&self.blob, &self.config))
+    }
+
+    /// The instructions in pc order (see [`Inst`]), decoded on first use.
+    pub fn insts(&self) -> &[Inst] {
+        &self.list().insts
+    }
+
+    pub fn profile(&self) -> Profile {
+        self.config.profile
+    }
+
+    pub fn code_len(&self) -> u32 {
+        self.blob.code.len() as u32
+    }
+
+    /// Index of the instruction recorded at `pc`, if any.
+    #[inline]
+    pub fn index_of(&self, pc: u32) -> Option<u32> {
+        self.list().index.get(pc as usize).copied().filter(|&i| i != NONE)
+    }
+
+    /// Whether `pc` is a valid jump target (in ϖ).
+    pub fn is_jump_target(&self, pc: u32) -> bool {
+        self.index_of(pc).is_some_and(|i| self.insts()[i as usize].jump_target)
+    }
+
+    /// Resolves a dynamic jump to address `a` (already reduced mod 2^32) (PVMSPEC-1 §6).
+    #[inline]
+    pub fn dynamic_target(&self, a: u32) -> DynamicJump {
+        if a == HALT_ADDRESS {
+            return DynamicJump::Halt;
+        }
+        if a == 0 || a % 2 == 1 || (a / 2) as u64 > self.blob.jump_table_len as u64 {
+            return DynamicJump::Invalid;
+        }
+        let entry = (a / 2 - 1) as usize;
+        let list = self.list();
+        let target = if self.blob.entry_size == 0 { list.zero_entry_target } else { list.jump_targets[entry] };
+        if target == NONE {
+            DynamicJump::Invalid
+        } else {
+            DynamicJump::To(target)
+        }
+    }
+
+    /// The instruction at `pc` decoded on its own (a trap where no instruction starts), as
+    /// the list records it, for a backend that needs one instruction's operands.
+    pub fn decode_at(&self, pc: u32) -> Decoded {
+        Code::new(&self.blob.code, &self.blob.starts).decode(pc, self.config.profile)
+    }
+
+    /// Gas charged when execution starts at a pc with no instruction (a trap there): the
+    /// enclosing block's table cost, else one unit (the trap's).
+    pub fn stray_cost(&self, pc: u32) -> u64 {
+        entry_cost(&self.config.gas, pc)
+    }
+}
+
+impl List {
+    /// Decodes and resolves the instructions of `blob` under `config`.
+    fn new(blob: &Blob, config: &Config) -> List {
         let profile = config.profile;
         let n = blob.code.len();
         let code = Code::new(&blob.code, &blob.starts);
@@ -147,54 +232,11 @@ impl Program {
 
         let jump_targets = blob.jump_table.iter().map(|&t| resolve(&insts, t)).collect();
         let zero_entry_target = resolve(&insts, 0);
-        Program { blob, config, insts, index, jump_targets, zero_entry_target }
-    }
-
-    pub fn profile(&self) -> Profile {
-        self.config.profile
-    }
-
-    pub fn code_len(&self) -> u32 {
-        self.blob.code.len() as u32
-    }
-
-    /// Index of the instruction recorded at `pc`, if any.
-    #[inline]
-    pub fn index_of(&self, pc: u32) -> Option<u32> {
-        self.index.get(pc as usize).copied().filter(|&i| i != NONE)
-    }
-
-    /// Whether `pc` is a valid jump target (in ϖ).
-    pub fn is_jump_target(&self, pc: u32) -> bool {
-        self.index_of(pc).is_some_and(|i| self.insts[i as usize].jump_target)
-    }
-
-    /// Resolves a dynamic jump to address `a` (already reduced mod 2^32) (PVMSPEC-1 §6).
-    #[inline]
-    pub fn dynamic_target(&self, a: u32) -> DynamicJump {
-        if a == HALT_ADDRESS {
-            return DynamicJump::Halt;
-        }
-        if a == 0 || a % 2 == 1 || (a / 2) as u64 > self.blob.jump_table_len as u64 {
-            return DynamicJump::Invalid;
-        }
-        let entry = (a / 2 - 1) as usize;
-        let target = if self.blob.entry_size == 0 { self.zero_entry_target } else { self.jump_targets[entry] };
-        if target == NONE {
-            DynamicJump::Invalid
-        } else {
-            DynamicJump::To(target)
-        }
-    }
-
-    /// Gas charged when execution starts at a pc with no instruction (a trap there): the
-    /// enclosing block's table cost, else one unit (the trap's).
-    pub fn stray_cost(&self, pc: u32) -> u64 {
-        entry_cost(&self.config.gas, pc)
+        List { insts, index, jump_targets, zero_entry_target }
     }
 }
 
-/// The pass over the instruction starts of [`Program::new`], with unit block costs (`UNIT`)
+/// The pass over the instruction starts of [`List::new`], with unit block costs (`UNIT`)
 /// or costs that do not depend on the rest of the block.
 #[inline(always)]
 fn record<const UNIT: bool>(
@@ -365,13 +407,13 @@ mod tests {
         assert_eq!(p.dynamic_target(HALT_ADDRESS), DynamicJump::Halt);
         // The implicit trap at the end of code is recorded.
         let end = p.index_of(20).unwrap();
-        assert_eq!(p.insts[end as usize].op, Op::Trap);
+        assert_eq!(p.insts()[end as usize].op, Op::Trap);
         // Block costs: the first block has 3 instructions, the one at 10 has 2 (with the
         // implicit trap).
-        assert_eq!(p.insts[0].cost, 3);
-        assert_eq!(p.insts[p.index_of(10).unwrap() as usize].cost, 2);
+        assert_eq!(p.insts()[0].cost, 3);
+        assert_eq!(p.insts()[p.index_of(10).unwrap() as usize].cost, 2);
         // Every resolved static target agrees with is_jump_target.
-        for inst in &p.insts {
+        for inst in p.insts() {
             if inst.target != NONE {
                 assert!(p.is_jump_target(inst.target_pc));
             }
@@ -400,13 +442,13 @@ mod tests {
         code.extend([0u8; 30]);
         code.push(0);
         let p = program(&code, &[0, 33], vec![], Profile::A);
-        let first = &p.insts[0];
+        let first = &p.insts()[0];
         assert_eq!(first.next_pc, 25);
         let trap = p.index_of(25).expect("a trap at the capped fall-through");
-        assert_eq!(p.insts[trap as usize].op, Op::Trap);
+        assert_eq!(p.insts()[trap as usize].op, Op::Trap);
         assert_eq!(first.next, trap);
         assert!(p.index_of(33).is_some());
-        assert_eq!(p.insts.len(), 4, "the two starts, the trap in the gap and the one at the end");
+        assert_eq!(p.insts().len(), 4, "the two starts, the trap in the gap and the one at the end");
     }
 
     #[test]
@@ -415,7 +457,7 @@ mod tests {
         let code = [81, 0x00, 0x00];
         let a = program(&code, &[0], vec![], Profile::A);
         let b = program(&code, &[0], vec![], Profile::B);
-        assert_eq!(a.insts[0].target, 0);
-        assert_eq!(b.insts[0].target, NONE);
+        assert_eq!(a.insts()[0].target, 0);
+        assert_eq!(b.insts()[0].target, NONE);
     }
 }

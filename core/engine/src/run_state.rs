@@ -60,7 +60,7 @@ impl RunState {
     /// Where the next run continues (after a host call: the next instruction).
     pub fn resume_pc(&self) -> u32 {
         match (&self.program, self.resume_next) {
-            (Some(p), true) => p.index_of(self.pc).map_or(self.pc, |i| p.insts[i as usize].next_pc),
+            (Some(p), true) => p.decode_at(self.pc).next_pc(self.pc),
             _ => self.pc,
         }
     }
@@ -69,15 +69,9 @@ impl RunState {
     /// with at once (a finished program's exit again, a panic without a program, the trap of
     /// a pc that holds no instruction, or running out of gas before it).
     pub fn start(&mut self) -> Result<(Arc<Program>, u32), Exit> {
-        if let Some(exit) = self.finished {
-            return Err(exit);
-        }
-        let Some(program) = self.program.clone() else {
-            self.finished = Some(Exit::Panic);
-            return Err(Exit::Panic);
-        };
+        let program = self.begin()?;
         let index = match program.index_of(self.pc) {
-            Some(i) if self.resume_next => program.insts[i as usize].next,
+            Some(i) if self.resume_next => program.insts()[i as usize].next,
             Some(i) => i,
             None => return Err(self.stray(&program)),
         };
@@ -85,8 +79,25 @@ impl RunState {
         Ok((program, index))
     }
 
+    /// The first half of [`RunState::start`], for a backend that finds the instruction at
+    /// `pc` itself: the program, or the exit of a finished program or of none. The backend
+    /// then starts at the instruction at `pc` (after it when `resume_next` is set, which
+    /// it clears), or reports [`RunState::stray`] when there is none.
+    pub fn begin(&mut self) -> Result<Arc<Program>, Exit> {
+        if let Some(exit) = self.finished {
+            return Err(exit);
+        }
+        match self.program.clone() {
+            Some(program) => Ok(program),
+            None => {
+                self.finished = Some(Exit::Panic);
+                Err(Exit::Panic)
+            }
+        }
+    }
+
     /// Execution at a pc with no recorded instruction: a trap there, after the charge.
-    fn stray(&mut self, program: &Program) -> Exit {
+    pub fn stray(&mut self, program: &Program) -> Exit {
         if self.charge_pending {
             let per_instruction = program.config.gas == GasModel::Instruction;
             if !charge(&mut self.gas, &mut self.charge_pending, per_instruction, program.stray_cost(self.pc)) {

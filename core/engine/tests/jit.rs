@@ -965,56 +965,6 @@ fn random_programs_show_no_differences() {
     random_differential(&mut jit, 0xC0FFEE, count);
 }
 
-/// `Program`'s fields are public, so a host can hand the JIT instructions whose immediates no
-/// decoder produces (wider than 32 bits): they must still run exactly like the interpreter.
-#[test]
-fn immediates_wider_than_32_bits_use_the_fallbacks() {
-    let mut jit = jit();
-    let mut interp = Interpreter::new();
-    let wide = [0x1234_5678_9ABC_DEF0u64, 0xFFFF_FFFF_0000_0000, 0x8000_0000, 0x7FFF_FFFF_FFFF_FFFF];
-    let ops: Vec<Op> = profile_ops(Profile::A)
-        .into_iter()
-        .map(|(op, _)| op)
-        .filter(|op| {
-            matches!(op.format(), Format::TwoRegImm | Format::RegImmOffset | Format::TwoImm | Format::RegTwoImm)
-        })
-        .collect();
-    for op in ops {
-        for &x in &wide {
-            for patch_y in [false, true] {
-                let mut asm = Asm::new(Profile::A);
-                let target = asm.label();
-                match op.format() {
-                    Format::TwoRegImm => asm.two_reg_imm(op, 1, 2, 5),
-                    Format::RegImmOffset => asm.reg_imm_branch(op, 1, 5, &target),
-                    Format::TwoImm => asm.two_imm(op, 0x2_0010, 5),
-                    _ => asm.reg_two_imm(op, 2, 16, 5),
-                }
-                asm.no_args(Op::Trap);
-                asm.bind(&target);
-                asm.no_args(Op::Trap);
-                let mut program = Program::new(asm.blob(), Config::new(Profile::A, GasModel::BlockUnit));
-                if patch_y {
-                    program.insts[0].y = x;
-                } else {
-                    program.insts[0].x = x;
-                }
-                let program = Arc::new(program);
-                for regs in [[0u64; NUM_REGS], [0x2_0000; NUM_REGS], [x; NUM_REGS]] {
-                    let mut pair = Pair::new(&mut interp, &mut jit, &program);
-                    pair.map(0x2_0000, 0x1000, true);
-                    pair.each(|b| {
-                        b.set_regs(regs);
-                        b.set_reg(2, 0x2_0008);
-                        b.set_gas(10);
-                    });
-                    pair.run(Policy::default()).unwrap_or_else(|e| panic!("{op} x={x:#x} y={patch_y}: {e}"));
-                }
-            }
-        }
-    }
-}
-
 #[test]
 fn random_programs_with_baseline_features_show_no_differences() {
     let mut jit = Jit::with_features(Features::baseline()).expect("jit");

@@ -173,10 +173,11 @@ impl Backend for Corrupting {
 impl Backend for SwappedOp {
     forward!();
     fn load(&mut self, program: Arc<Program>) {
-        let mut p = Program::new(program.blob.clone(), program.config.clone());
-        if let Some(i) = p.insts.iter_mut().find(|i| i.op == Op::AddImm64) {
-            i.op = Op::OrImm;
-        }
+        let p = Program::with_edited_list(program.blob.clone(), program.config.clone(), |insts| {
+            if let Some(i) = insts.iter_mut().find(|i| i.op == Op::AddImm64) {
+                i.op = Op::OrImm;
+            }
+        });
         self.inner.load(Arc::new(p))
     }
     fn run(&mut self) -> Exit {

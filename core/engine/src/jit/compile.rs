@@ -88,6 +88,12 @@ pub(crate) struct Module {
     pub enter: usize,
     /// Per instruction: offset of its body (entered without charging gas).
     pub body: Vec<u32>,
+    /// Per instruction: offset of its charging entry, [`NOT_YET`] when it has none.
+    pub entry: Vec<u32>,
+    /// Per instruction: its pc, ascending (instructions are numbered in pc order).
+    pub pcs: Vec<u32>,
+    /// Per instruction: whether it ends a basic block.
+    pub ends_block: Vec<bool>,
     /// Offsets of the registered guest accesses, ascending.
     pub fault_offsets: Vec<u32>,
     /// Per registered access: (instruction index, continuation offset).
@@ -99,6 +105,11 @@ pub(crate) struct Module {
 }
 
 impl Module {
+    /// The number of the instruction at `pc`, if one was compiled there.
+    pub fn index_of(&self, pc: u32) -> Option<u32> {
+        self.pcs.binary_search(&pc).ok().map(|i| i as u32)
+    }
+
     pub fn code_start(&self) -> usize {
         self.code.start()
     }
@@ -131,7 +142,7 @@ macro_rules! asm {
 }
 
 /// A charging entry not emitted (yet, or at all: see `Compiler::entry`).
-const NOT_YET: u32 = u32::MAX;
+pub(crate) const NOT_YET: u32 = u32::MAX;
 
 /// Whether the instruction after one that ends a block (`prev_terminator`) or not gets a
 /// charging entry (see [`Compiler::has_entry`]), given the compile's settings.
@@ -210,6 +221,9 @@ struct Compiler<'p> {
     entry_fixups: Vec<(usize, u32)>,
     /// Offset of each instruction's body (entered without charging gas), once emitted.
     body: Vec<u32>,
+    /// Each instruction's pc and whether it ends a block, for the runtime.
+    pcs: Vec<u32>,
+    ends_block: Vec<bool>,
     /// Labels of bodies jumped to before they were emitted (rare: a block entry reached
     /// without a charge), defined once every body has its offset.
     forward_bodies: Vec<(u32, DynamicLabel)>,
@@ -252,7 +266,7 @@ pub(crate) fn compile(
     arena: &mut CodeArena,
 ) -> io::Result<Module> {
     ops.clear();
-    ops.reserve(program.insts.len() * 24 + 2048);
+    ops.reserve(program.insts().len() * 24 + 2048);
     let mut c = Compiler::new(program, ops, features, step);
     c.emit_runtime();
     c.emit_instructions();
@@ -283,7 +297,7 @@ fn imm32(x: u64) -> Option<i32> {
 
 impl<'p> Compiler<'p> {
     fn new(program: &'p Program, ops: &'p mut Emitter, features: Features, step: bool) -> Self {
-        let insts = &program.insts[..];
+        let insts = program.insts();
         let mut label = || ops.new_dynamic_label();
         let exits = Exits {
             common: label(),
@@ -318,6 +332,8 @@ impl<'p> Compiler<'p> {
             entry: vec![NOT_YET; insts.len()],
             entry_fixups: Vec::new(),
             body: Vec::with_capacity(insts.len()),
+            pcs: Vec::with_capacity(insts.len()),
+            ends_block: Vec::with_capacity(insts.len()),
             forward_bodies: Vec::new(),
             // Sized for typical code, so that large programs do not grow these a dozen times.
             cold: Vec::with_capacity(insts.len() / 8),
@@ -488,6 +504,8 @@ impl<'p> Compiler<'p> {
             }
             debug_assert_eq!(self.body.len(), i);
             self.body.push(self.ops.offset().0 as u32);
+            self.pcs.push(inst.pc);
+            self.ends_block.push(inst.terminator);
             self.emit_inst(i as u32, inst);
             charged = entry_after(step, per_instruction, inst.terminator);
         }
@@ -592,6 +610,9 @@ impl<'p> Compiler<'p> {
             code,
             enter: 0,
             body: self.body,
+            entry: self.entry,
+            pcs: self.pcs,
+            ends_block: self.ends_block,
             fault_offsets: self.fault_offsets,
             access_descs: self.access_descs,
             slow_entry,
@@ -827,6 +848,8 @@ impl<'p> Compiler<'p> {
             }
             Kind::Nop => self.emit_next(i, inst),
             Kind::HostCall => {
+                // The runtime reads the call's number from the exit, not from the program.
+                asm!(self.ops ; mov QWORD [r15 + ctx::EXIT_ARG], inst.x as u32 as i32);
                 let exit = self.exits.host_call;
                 self.emit_exit(i, exit);
             }

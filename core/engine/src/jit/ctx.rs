@@ -28,6 +28,8 @@ pub(crate) mod kind {
 /// Per-run information the slow paths need about the running module.
 pub(crate) struct RunInfo {
     pub program: *const Program,
+    /// Per instruction of the running module: its pc.
+    pub pcs: *const u32,
     pub code_base: usize,
     /// Per slow-path descriptor: (instruction index, continuation offset).
     pub access_descs: *const (u32, u32),
@@ -35,6 +37,18 @@ pub(crate) struct RunInfo {
     /// Code offset of the exit routine that expects `exit_kind`/`exit_inst` already set.
     pub exit_common: usize,
     pub memory: GuestView,
+}
+
+impl RunInfo {
+    /// The pc of instruction `index` of the running module.
+    ///
+    /// # Safety
+    /// `index` must number an instruction of the running module (`pcs` has one entry per
+    /// instruction).
+    pub unsafe fn pc_of(&self, index: u32) -> u32 {
+        // SAFETY: guaranteed by the caller; the module outlives the run.
+        unsafe { *self.pcs.add(index as usize) }
+    }
 }
 
 #[repr(C)]

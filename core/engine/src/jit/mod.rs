@@ -31,7 +31,7 @@ use crate::run_state::{charge, state_backend_methods, RunState};
 
 use code::CodeArena;
 pub use compile::Features;
-use compile::Module;
+use compile::{Module, NOT_YET};
 use ctx::{kind, Ctx, RunInfo};
 use emit::Emitter;
 use memory::JitMemory;
@@ -177,37 +177,65 @@ impl Jit {
         self.current = self.cache.len() - 1;
     }
 
-    /// Runs from the current state; with `single` set, stops after one instruction.
+    /// Runs from the current state; with `single` set, stops after one instruction. Only the
+    /// compiled module is consulted, not the program's instruction list: the module numbers
+    /// instructions as the list does and records each one's pc and whether it ends a block.
     fn exec(&mut self, single: bool) -> Option<Exit> {
-        let (program, index) = match self.state.start() {
-            Ok(start) => start,
+        let program = match self.state.begin() {
+            Ok(program) => program,
             Err(exit) => return Some(exit),
         };
+        let features = self.features;
+        let Jit { memory, cache, current, state, arena, emitter, .. } = self;
+        let entry = &mut cache[*current];
+        let slot = if single { &mut entry.step } else { &mut entry.normal };
+        let module = slot.get_or_insert_with(|| {
+            compile::compile(&program, features, single, emitter, arena)
+                .unwrap_or_else(|e| panic!("jit: cannot compile: {e}"))
+        });
         let per_instruction = program.config.gas == GasModel::Instruction;
-        let insts = &program.insts[..];
-        let inst = &insts[index as usize];
-        let state = &mut self.state;
-        if state.charge_pending && !charge(&mut state.gas, &mut state.charge_pending, per_instruction, inst.cost) {
-            return Some(state.finish(Exit::OutOfGas, inst.pc, true, false));
+        let Some(mut index) = module.index_of(state.pc) else {
+            return Some(state.stray(&program));
+        };
+        if state.resume_next {
+            // After a host call: its fall-through, which is always the next instruction.
+            index += 1;
+            state.resume_next = false;
         }
+        let i = index as usize;
+        let start = match module.entry[i] {
+            // Entering a block through its charging entry: compiled code charges, and
+            // reports running out of gas like any block entry.
+            entry if state.charge_pending && entry != NOT_YET => entry,
+            _ => {
+                if state.charge_pending {
+                    // Single-step code has no entries, and a run can start inside a block.
+                    let cost = program.insts()[i].cost;
+                    if !charge(&mut state.gas, &mut state.charge_pending, per_instruction, cost) {
+                        return Some(state.finish(Exit::OutOfGas, module.pcs[i], true, false));
+                    }
+                }
+                module.body[i]
+            }
+        };
 
-        let (exit_kind, exit_inst, exit_arg) = self.enter(&program, index, single);
+        let (exit_kind, exit_inst, exit_arg) = enter(memory, state, module, &program, start);
 
-        let inst = &insts[exit_inst as usize];
-        let pending_after = per_instruction || inst.terminator;
-        let state = &mut self.state;
-        let finish = |state: &mut RunState, exit: Exit| Some(state.finish(exit, inst.pc, pending_after, false));
+        let at = exit_inst as usize;
+        let pc = module.pcs[at];
+        let pending_after = per_instruction || module.ends_block[at];
+        let finish = |state: &mut RunState, exit: Exit| Some(state.finish(exit, pc, pending_after, false));
         match exit_kind {
             kind::TRAP => finish(state, Exit::Trap),
             kind::PANIC => finish(state, Exit::Panic),
             kind::HALT => finish(state, Exit::Halt),
-            kind::OUT_OF_GAS => Some(state.finish(Exit::OutOfGas, inst.pc, true, false)),
-            kind::HOST_CALL => Some(state.finish(Exit::HostCall(inst.x as u32), inst.pc, pending_after, true)),
-            kind::ECALL => Some(state.finish(Exit::Ecall, inst.pc, pending_after, true)),
+            kind::OUT_OF_GAS => Some(state.finish(Exit::OutOfGas, pc, true, false)),
+            kind::HOST_CALL => Some(state.finish(Exit::HostCall(exit_arg as u32), pc, pending_after, true)),
+            kind::ECALL => Some(state.finish(Exit::Ecall, pc, pending_after, true)),
             kind::PAGE_FAULT => finish(state, Exit::PageFault(exit_arg as u32)),
             kind::STEP => {
                 state.charge_pending = pending_after;
-                state.pc = insts[exit_arg as usize].pc;
+                state.pc = module.pcs[exit_arg as usize];
                 None
             }
             kind::STEP_DYNAMIC => match program.dynamic_target(exit_arg as u32) {
@@ -215,71 +243,67 @@ impl Jit {
                 DynamicJump::Invalid => finish(state, Exit::Panic),
                 DynamicJump::To(t) => {
                     state.charge_pending = pending_after;
-                    state.pc = insts[t as usize].pc;
+                    state.pc = module.pcs[t as usize];
                     None
                 }
             },
             other => unreachable!("compiled code returned unknown exit kind {other}"),
         }
     }
+}
 
-    /// Runs compiled code from the body of instruction `index` until it exits; returns the
-    /// exit kind, the instruction index it names and its argument.
-    fn enter(&mut self, program: &Arc<Program>, index: u32, single: bool) -> (u32, u32, u64) {
-        let features = self.features;
-        let Jit { memory, cache, current, state, arena, emitter, .. } = self;
-        let (regs, gas) = (&mut state.regs, &mut state.gas);
-        let entry = &mut cache[*current];
-        let slot = if single { &mut entry.step } else { &mut entry.normal };
-        if slot.is_none() {
-            let module = compile::compile(program, features, single, emitter, arena)
-                .unwrap_or_else(|e| panic!("jit: cannot compile: {e}"));
-            *slot = Some(module);
-        }
-        let module = slot.as_ref().expect("compiled above");
+/// Runs `module`'s code from offset `start` until it exits; returns the exit kind, the
+/// instruction it names and its argument.
+fn enter(
+    memory: &mut JitMemory,
+    state: &mut RunState,
+    module: &Module,
+    program: &Arc<Program>,
+    start: u32,
+) -> (u32, u32, u64) {
+    let (regs, gas) = (&mut state.regs, &mut state.gas);
+    memory.sync();
+    let code_start = module.code_start();
+    let run = RunInfo {
+        program: Arc::as_ptr(program),
+        pcs: module.pcs.as_ptr(),
+        code_base: code_start,
+        access_descs: module.access_descs.as_ptr(),
+        access_count: module.access_descs.len(),
+        exit_common: module.exit_common,
+        memory: memory.view(),
+    };
+    let ctx = memory.ctx();
+    ctx.regs = *regs;
+    ctx.gas = *gas;
+    ctx.run = &run;
+    let ctx_ptr: *mut Ctx = ctx;
+    let (mem_lo, mem_hi) = memory.guest_range();
+    let active = signal::Active {
+        code_start,
+        code_end: code_start + module.code_len(),
+        fault_offsets: module.fault_offsets.as_ptr(),
+        fault_count: module.fault_offsets.len(),
+        mem_lo,
+        mem_hi,
+        slow_entry: code_start + module.slow_entry,
+        ctx: ctx_ptr,
+    };
+    // SAFETY: `enter` is the module's entry trampoline, generated with exactly this
+    // signature (System V: guest base in rdi, entry address in rsi).
+    let trampoline: extern "sysv64" fn(*mut u8, usize) = unsafe { std::mem::transmute(code_start + module.enter) };
+    let base = memory.base();
+    let target = code_start + start as usize;
+    // Compiled code touches only its context block (through r15), the guest reservation
+    // and its jump table, and returns through the trampoline; `run`, the program and the
+    // module outlive the call.
+    signal::with_active(&active, || trampoline(base, target));
 
-        memory.sync();
-        let code_start = module.code_start();
-        let run = RunInfo {
-            program: Arc::as_ptr(program),
-            code_base: code_start,
-            access_descs: module.access_descs.as_ptr(),
-            access_count: module.access_descs.len(),
-            exit_common: module.exit_common,
-            memory: memory.view(),
-        };
-        let ctx = memory.ctx();
-        ctx.regs = *regs;
-        ctx.gas = *gas;
-        ctx.run = &run;
-        let ctx_ptr: *mut Ctx = ctx;
-        let (mem_lo, mem_hi) = memory.guest_range();
-        let active = signal::Active {
-            code_start,
-            code_end: code_start + module.code_len(),
-            fault_offsets: module.fault_offsets.as_ptr(),
-            fault_count: module.fault_offsets.len(),
-            mem_lo,
-            mem_hi,
-            slow_entry: code_start + module.slow_entry,
-            ctx: ctx_ptr,
-        };
-        // SAFETY: `enter` is the module's entry trampoline, generated with exactly this
-        // signature (System V: guest base in rdi, entry address in rsi).
-        let trampoline: extern "sysv64" fn(*mut u8, usize) = unsafe { std::mem::transmute(code_start + module.enter) };
-        let base = memory.base();
-        let target = code_start + module.body[index as usize] as usize;
-        // Compiled code touches only its context block (through r15), the guest reservation
-        // and its jump table, and returns through the trampoline; `run`, the program and the
-        // module outlive the call.
-        signal::with_active(&active, || trampoline(base, target));
-
-        let ctx = memory.ctx();
-        *regs = ctx.regs;
-        *gas = ctx.gas;
-        ctx.run = std::ptr::null();
-        (ctx.exit_kind, ctx.exit_inst, ctx.exit_arg)
-    }
+    let ctx = memory.ctx();
+    *regs = ctx.regs;
+    *gas = ctx.gas;
+    ctx.run = std::ptr::null();
+    (ctx.exit_kind, ctx.exit_inst, ctx.exit_arg)
 }
 
 impl Backend for Jit {

@@ -31,8 +31,9 @@ unsafe fn parts<'a>(ctx: *mut Ctx) -> (&'a mut Ctx, &'a RunInfo, &'a Program) {
 /// its own.
 pub(crate) unsafe fn helper(ctx: *mut Ctx) {
     // SAFETY: guaranteed by the caller.
-    let (ctx, _, program) = unsafe { parts(ctx) };
-    let inst = &program.insts[ctx.helper_inst as usize];
+    let (ctx, run, program) = unsafe { parts(ctx) };
+    // SAFETY: compiled code names one of its own instructions.
+    let inst = program.decode_at(unsafe { run.pc_of(ctx.helper_inst) });
     match alu(inst.op.kind(), &ctx.regs, inst.ra, inst.rb, inst.rd, inst.x) {
         Some((dst, value)) => ctx.regs[dst as usize] = value,
         None => unreachable!("{} has no helper", inst.op),
@@ -52,7 +53,8 @@ pub(crate) unsafe fn memory(ctx: *mut Ctx) -> usize {
     // SAFETY: the descriptor table belongs to the running module and has `access_count` entries.
     let descs = unsafe { std::slice::from_raw_parts(run.access_descs, run.access_count) };
     let (index, cont) = descs[ctx.slow_desc as usize];
-    let inst = &program.insts[index as usize];
+    // SAFETY: every descriptor names an instruction of the running module.
+    let inst = program.decode_at(unsafe { run.pc_of(index) });
     let regs = &mut ctx.regs;
     let (ra, rb) = (inst.ra as usize, inst.rb as usize);
     let memory = run.memory;
