@@ -7,15 +7,15 @@
 //! valgrind --tool=callgrind target/release/examples/prepare_loop large jit 10   # then 30
 //! ```
 //!
-//! PROGRAM is a bench program (`sieve`, …) or `large`; BACKEND is `decode` (the engine's
-//! program preparation alone), `jit` (preparation and compilation, what `bench` reports as
+//! PROGRAM is a bench program (`sieve`, …) or `large`; BACKEND is `decode` (parsing the
+//! blob and building the instruction list the interpreter translates), `jit` (preparation and compilation, what `bench` reports as
 //! the JIT's prepare time) or, built with `--features polkavm`, `polkavm-compiler` (PolkaVM
 //! compiling a new module from the program's own blob). The bench programs are read from
 //! `JAVM_BENCH` or `../shared/bench`, as `bench` reads them.
 //!
 //! PROGRAM `generated` takes `diff`'s path instead: program i of seed 2026 (profile A) for
-//! i in 0..COUNT, drawn (BACKEND `generate`), also written as its case and prepared
-//! (`decode`), or also loaded and compiled (`jit`).
+//! i in 0..COUNT, drawn (BACKEND `generate`), also written as its case, parsed and given
+//! its instruction list (`decode`), or instead loaded and compiled (`jit`).
 
 use std::time::Instant;
 
@@ -51,7 +51,7 @@ fn run() -> Result<(), String> {
     match backend.as_str() {
         "decode" => {
             for _ in 0..count {
-                prepare_code(&code)?;
+                prepare_code(&code)?.insts();
             }
         }
         "jit" => {
@@ -100,9 +100,15 @@ fn generated(backend: &str, count: u32) -> Result<(), String> {
             continue;
         }
         let prepared = Prepared::new(&program.case("generated"), &program.options())?;
-        if let (Ok(prepared), "jit") = (prepared.program, backend) {
-            jit.load(prepared);
-            jit.precompile();
+        match (prepared.program, backend) {
+            (Ok(prepared), "jit") => {
+                jit.load(prepared);
+                jit.precompile();
+            }
+            (Ok(prepared), _) => {
+                prepared.insts();
+            }
+            _ => {}
         }
     }
     let each = started.elapsed() / count.max(1);

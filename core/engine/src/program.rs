@@ -113,8 +113,8 @@ impl Program {
     }
 
     /// A program whose instruction list is changed by `edit` once prepared: for tests that
-    /// build deliberately wrong backends on the interpreter. The JIT compiles from the blob
-    /// and does not see the change.
+    /// build deliberately wrong backends on the interpreter. (The JIT compiles from a list
+    /// that is already built, so it would run the change too.)
     pub fn with_edited_list(blob: Blob, config: Config, edit: impl FnOnce(&mut [Inst])) -> Program {
         let mut list = List::new(&blob, &config);
         edit(&mut list.insts);
@@ -128,6 +128,11 @@ impl Program {
     /// The instructions in pc order (see [`Inst`]), decoded on first use.
     pub fn insts(&self) -> &[Inst] {
         &self.list().insts
+    }
+
+    /// The instructions, if something has asked for them already.
+    pub(crate) fn built_insts(&self) -> Option<&[Inst]> {
+        self.list.get().map(|list| &list.insts[..])
     }
 
     pub fn profile(&self) -> Profile {
@@ -197,18 +202,24 @@ impl List {
         // terminator (and is a valid jump target, ϖ) is known when the pass reaches it. A
         // block ends at its terminator, so under unit block costs the cost of entering at
         // each of its instructions is known there.
-        let mut index = vec![NONE; n + 1];
-        let mut insts: Vec<Inst> = Vec::with_capacity(n / 2 + 2);
+        let index = vec![NONE; n + 1];
+        let insts: Vec<Inst> = Vec::with_capacity(n / 2 + 2);
         // Instructions with a static target, and traps in gaps (whose fall-through may be any
         // pc): resolved once every instruction is recorded. The trap at the end of code falls
         // through past it, to no instruction, as recorded.
-        let mut with_target: Vec<u32> = Vec::with_capacity(n / 16 + 4);
-        let mut gap_traps: Vec<u32> = Vec::new();
+        let mut builder = ListBuilder {
+            index,
+            insts,
+            with_target: Vec::with_capacity(n / 16 + 4),
+            gap_traps: Vec::new(),
+            block_start: 0,
+        };
         if config.gas == GasModel::BlockUnit {
-            record::<true>(&code, profile, &config.gas, &mut index, &mut insts, &mut with_target, &mut gap_traps);
+            walk::<true, _>(&code, profile, &config.gas, &mut builder);
         } else {
-            record::<false>(&code, profile, &config.gas, &mut index, &mut insts, &mut with_target, &mut gap_traps);
+            walk::<false, _>(&code, profile, &config.gas, &mut builder);
         }
+        let ListBuilder { index, mut insts, with_target, gap_traps, .. } = builder;
 
         let resolve = |insts: &[Inst], pc: u32| match index.get(pc as usize) {
             Some(&i) if i != NONE && insts[i as usize].jump_target => i,
@@ -223,11 +234,9 @@ impl List {
         let strict = profile.strict_branch_targets();
         for &i in &with_target {
             let inst = &insts[i as usize];
-            let mut target = resolve(&insts, inst.target_pc);
-            if strict && target != NONE && inst.op.is_conditional_branch() && !insts[i as usize + 1].jump_target {
-                target = NONE;
-            }
-            insts[i as usize].target = target;
+            let target = resolve(&insts, inst.target_pc);
+            let allowed = target_allowed(strict, inst.op, target != NONE, insts[i as usize + 1].jump_target);
+            insts[i as usize].target = if allowed { target } else { NONE };
         }
 
         let jump_targets = blob.jump_table.iter().map(|&t| resolve(&insts, t)).collect();
@@ -236,20 +245,30 @@ impl List {
     }
 }
 
-/// The pass over the instruction starts of [`List::new`], with unit block costs (`UNIT`)
-/// or costs that do not depend on the rest of the block.
+/// What a pass over a program's instructions ([`walk`]) does with each one: record it in
+/// the list ([`List::new`]), or compile it (the JIT).
+pub(crate) trait Visit {
+    /// The next instruction start, decoded, in pc order. Its `next`, `target` and (under
+    /// unit block costs) `cost` are not resolved yet: instructions are numbered in the
+    /// order visited, and every start falls through to the next one visited. `has_offset`:
+    /// its format has a static target (`target_pc`).
+    fn inst(&mut self, inst: Inst, has_offset: bool);
+    /// The trap recorded at a fall-through pc that is not an instruction start, right after
+    /// the instruction that falls there: inside a gap longer than the largest skip
+    /// (`in_gap`), or at the end of code. Its own fall-through is not resolved.
+    fn gap_trap(&mut self, inst: Inst, in_gap: bool);
+    /// Under unit block costs: the block that began after the previous block end (or at the
+    /// first instruction) ends with the last instruction visited.
+    fn block_end(&mut self);
+}
+
+/// The pass over the instruction starts, with unit block costs (`UNIT`) or costs that do
+/// not depend on the rest of the block: decodes each start and whether it is a valid jump
+/// target (ϖ), and visits it, the traps at fall-throughs that are not starts, and the
+/// block ends.
 #[inline(always)]
-fn record<const UNIT: bool>(
-    code: &Code,
-    profile: Profile,
-    gas: &GasModel,
-    index: &mut [u32],
-    insts: &mut Vec<Inst>,
-    with_target: &mut Vec<u32>,
-    gap_traps: &mut Vec<u32>,
-) {
+pub(crate) fn walk<const UNIT: bool, V: Visit>(code: &Code, profile: Profile, gas: &GasModel, v: &mut V) {
     let (n, starts) = (code.len(), code.starts);
-    let mut block_start = 0usize;
     let mut pc = next_start(starts, 0);
     // Whether the start the pass is at is where a terminator falls through to (or pc 0):
     // with a defined opcode there, a valid jump target.
@@ -262,19 +281,12 @@ fn record<const UNIT: bool>(
         let row = profile.row(code.bytes[pc]);
         let d = code.decode_start(pc as u32, skip, row);
         let next_pc = d.next_pc(pc as u32);
-        let i = insts.len();
-        index[pc] = i as u32;
         let jump_target = row.defined && follows_terminator;
         let mut inst = Inst::from_decoded(pc as u32, &d, row.terminator, jump_target);
-        inst.next = i as u32 + 1;
         inst.cost = if UNIT { 1 } else { entry_cost(gas, inst.pc) };
-        insts.push(inst);
-        if row.format.has_offset() {
-            with_target.push(i as u32);
-        }
+        v.inst(inst, row.format.has_offset());
         if row.terminator && UNIT {
-            charge_block(&mut insts[block_start..]);
-            block_start = i + 1;
+            v.block_end();
         }
         // The fall-through is the next start unless the gap before it is longer than the
         // largest skip (or there is none).
@@ -282,30 +294,113 @@ fn record<const UNIT: bool>(
         let falls_to_next = fall == following;
         follows_terminator = row.ends_block && falls_to_next;
         if !falls_to_next || fall == n {
-            if fall != n {
-                gap_traps.push(insts.len() as u32);
-            }
-            push_gap_trap(code, profile, gas, next_pc, index, insts);
+            v.gap_trap(gap_trap(code, profile, gas, next_pc), fall != n);
             if UNIT {
-                charge_block(&mut insts[block_start..]);
-                block_start = insts.len();
+                v.block_end();
             }
         }
         pc = following;
     }
 }
 
-/// Records the trap at a fall-through pc that is not an instruction start (rare: out of the
-/// loop that decodes the starts, so that loop stays small). Its fall-through is resolved
-/// later.
+/// Visits an already built list as [`walk`] visits the code it was built from (each
+/// instruction as the pass decoded it, before resolution), so a visitor can start from the
+/// list instead of decoding again.
+#[inline(always)]
+pub(crate) fn replay<const UNIT: bool, V: Visit>(code: &Code, insts: &[Inst], v: &mut V) {
+    for inst in insts {
+        let mut decoded = Inst { next: NONE, target: NONE, ..*inst };
+        if UNIT {
+            decoded.cost = 1;
+        }
+        if code.starts.get(inst.pc as usize).copied().unwrap_or(false) {
+            v.inst(decoded, inst.op.format().has_offset());
+        } else {
+            v.gap_trap(decoded, inst.pc as usize != code.len());
+        }
+        if UNIT && inst.terminator {
+            v.block_end();
+        }
+    }
+}
+
+/// The list's side of [`walk`].
+struct ListBuilder {
+    index: Vec<u32>,
+    insts: Vec<Inst>,
+    /// Instructions with a static target, and traps in gaps (whose fall-through may be any
+    /// pc): resolved once every instruction is recorded. The trap at the end of code falls
+    /// through past it, to no instruction, as recorded.
+    with_target: Vec<u32>,
+    gap_traps: Vec<u32>,
+    block_start: usize,
+}
+
+impl Visit for ListBuilder {
+    #[inline(always)]
+    fn inst(&mut self, mut inst: Inst, has_offset: bool) {
+        let i = self.insts.len();
+        self.index[inst.pc as usize] = i as u32;
+        inst.next = i as u32 + 1;
+        self.insts.push(inst);
+        if has_offset {
+            self.with_target.push(i as u32);
+        }
+    }
+
+    #[inline(always)]
+    fn gap_trap(&mut self, inst: Inst, in_gap: bool) {
+        if in_gap {
+            self.gap_traps.push(self.insts.len() as u32);
+        }
+        self.index[inst.pc as usize] = self.insts.len() as u32;
+        self.insts.push(inst);
+    }
+
+    #[inline(always)]
+    fn block_end(&mut self) {
+        charge_block(&mut self.insts[self.block_start..]);
+        self.block_start = self.insts.len();
+    }
+}
+
+/// The trap at a fall-through pc that is not an instruction start (rare: out of the loop
+/// that decodes the starts, so that loop stays small).
 #[cold]
 #[inline(never)]
-fn push_gap_trap(code: &Code, profile: Profile, gas: &GasModel, pc: u32, index: &mut [u32], insts: &mut Vec<Inst>) {
+fn gap_trap(code: &Code, profile: Profile, gas: &GasModel, pc: u32) -> Inst {
     let trap = code.decode(pc, profile);
-    index[pc as usize] = insts.len() as u32;
     let mut inst = Inst::from_decoded(pc, &trap, true, false);
     inst.cost = entry_cost(gas, pc);
-    insts.push(inst);
+    inst
+}
+
+/// Whether a static branch or jump may go to its target: the target must be a valid jump
+/// target, and under the strict rule ([`Profile::strict_branch_targets`]) a conditional
+/// branch also needs its fall-through to be one.
+#[inline]
+pub(crate) fn target_allowed(strict: bool, op: Op, target_valid: bool, fall_through_valid: bool) -> bool {
+    target_valid && !(strict && op.is_conditional_branch() && !fall_through_valid)
+}
+
+/// Whether `pc` is a valid jump target (in ϖ), worked out from the code around it alone,
+/// for a target [`walk`] has not reached yet: a start holding a defined opcode, at pc 0 or
+/// where the start before it ends a block and falls through to it (the gap between them is
+/// within the largest skip). The walk's own rule, read backwards;
+/// `tests::the_local_jump_target_rule_agrees_with_the_walk` checks the two agree.
+pub(crate) fn is_jump_target_at(code: &Code, profile: Profile, pc: u32) -> bool {
+    let p = pc as usize;
+    if p >= code.len() || !code.starts[p] || !profile.row(code.bytes[p]).defined {
+        return false;
+    }
+    if p == 0 {
+        return true;
+    }
+    let nearest = p.saturating_sub(crate::decode::MAX_SKIP as usize + 1);
+    match (nearest..p).rev().find(|&q| code.starts[q]) {
+        Some(previous) => profile.row(code.bytes[previous]).ends_block,
+        None => false,
+    }
 }
 
 /// The gas charged on entering at `pc` a block of one instruction, or a block whose cost
@@ -418,6 +513,104 @@ mod tests {
                 assert!(p.is_jump_target(inst.target_pc));
             }
         }
+    }
+
+    #[test]
+    fn the_local_jump_target_rule_agrees_with_the_walk() {
+        // Random code with starts dense (gaps within the largest skip) and sparse (longer
+        // gaps), in every profile: the rule read backwards from one pc gives the walk's ϖ.
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut targets = 0;
+        for round in 0..600 {
+            let len = (next() % 90) as usize;
+            let density = [2, 4, 30][round % 3];
+            let code: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            let starts: Vec<bool> = (0..len).map(|_| next() % density == 0).collect();
+            for profile in Profile::ALL {
+                let blob = Blob::new(vec![], code.clone(), starts.clone());
+                let local = Code::new(&blob.code, &blob.starts);
+                let p = Program::new(blob.clone(), Config::new(profile, GasModel::BlockUnit));
+                for pc in 0..len as u32 + 3 {
+                    assert_eq!(
+                        is_jump_target_at(&local, profile, pc),
+                        p.is_jump_target(pc),
+                        "{profile:?} pc {pc} of {code:?} starts {starts:?}"
+                    );
+                    targets += usize::from(p.is_jump_target(pc));
+                }
+            }
+        }
+        assert!(targets > 1000, "only {targets} jump targets: the check saw too few");
+        // At the edge of the largest skip: `trap` at 0 falls through to a start at most 25
+        // bytes on.
+        for d in 1..40usize {
+            let mut code = vec![0u8; d + 1];
+            code[d] = 1; // fallthrough
+            let starts: Vec<bool> = (0..=d).map(|i| i == 0 || i == d).collect();
+            let blob = Blob::new(vec![], code, starts);
+            let local = Code::new(&blob.code, &blob.starts);
+            let p = Program::new(blob.clone(), Config::new(Profile::A, GasModel::BlockUnit));
+            assert_eq!(p.is_jump_target(d as u32), d <= 25, "start {d} bytes after a trap");
+            assert_eq!(is_jump_target_at(&local, Profile::A, d as u32), d <= 25, "start {d} bytes after a trap");
+        }
+    }
+
+    /// Records what a pass visits.
+    #[derive(Default)]
+    struct Record(Vec<String>);
+
+    impl Visit for Record {
+        fn inst(&mut self, inst: Inst, has_offset: bool) {
+            self.0.push(format!("inst {inst:?} {has_offset}"));
+        }
+        fn gap_trap(&mut self, inst: Inst, in_gap: bool) {
+            self.0.push(format!("gap {inst:?} {in_gap}"));
+        }
+        fn block_end(&mut self) {
+            self.0.push("end".into());
+        }
+    }
+
+    #[test]
+    fn replaying_a_list_visits_what_the_walk_visits() {
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut gaps = 0;
+        for round in 0..300 {
+            let len = (next() % 80) as usize;
+            let density = [2, 3, 30][round % 3];
+            let code: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            let starts: Vec<bool> = (0..len).map(|_| next() % density == 0).collect();
+            for profile in Profile::ALL {
+                for gas in [GasModel::BlockUnit, GasModel::Instruction] {
+                    let blob = Blob::new(vec![], code.clone(), starts.clone());
+                    let local = Code::new(&blob.code, &blob.starts);
+                    let p = Program::new(blob.clone(), Config::new(profile, gas.clone()));
+                    let (mut walked, mut replayed) = (Record::default(), Record::default());
+                    if gas == GasModel::BlockUnit {
+                        walk::<true, _>(&local, profile, &gas, &mut walked);
+                        replay::<true, _>(&local, p.insts(), &mut replayed);
+                    } else {
+                        walk::<false, _>(&local, profile, &gas, &mut walked);
+                        replay::<false, _>(&local, p.insts(), &mut replayed);
+                    }
+                    assert_eq!(walked.0, replayed.0, "{profile:?} {gas:?} {code:?} starts {starts:?}");
+                    gaps += walked.0.iter().filter(|e| e.starts_with("gap") && e.ends_with("true")).count();
+                }
+            }
+        }
+        assert!(gaps > 50, "only {gaps} traps in gaps: the check saw too few");
     }
 
     #[test]

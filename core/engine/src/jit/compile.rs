@@ -26,8 +26,10 @@ use std::io;
 
 use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi};
 
+use crate::decode::Code as DecodeCode;
+use crate::gas::GasModel;
 use crate::isa::{Addr, BinaryOp, Cond as BranchCond, Kind, Operands, Source, UnaryOp, Width};
-use crate::program::{DynamicJump, Inst, Program, HALT_ADDRESS, NONE};
+use crate::program::{is_jump_target_at, replay, target_allowed, walk, Inst, Program, Visit, HALT_ADDRESS, NONE};
 
 use super::code::{Code, CodeArena};
 use super::ctx::{self, kind};
@@ -86,14 +88,8 @@ pub(crate) struct Module {
     code: Code,
     /// Offset of the entry trampoline: `extern "sysv64" fn(base: *mut u8, entry: usize)`.
     pub enter: usize,
-    /// Per instruction: offset of its body (entered without charging gas).
-    pub body: Vec<u32>,
-    /// Per instruction: offset of its charging entry, [`NOT_YET`] when it has none.
-    pub entry: Vec<u32>,
-    /// Per instruction: its pc, ascending (instructions are numbered in pc order).
-    pub pcs: Vec<u32>,
-    /// Per instruction: whether it ends a basic block.
-    pub ends_block: Vec<bool>,
+    /// Per instruction, in pc order: where its code is, its pc, whether it ends a block.
+    pub insts: Vec<Compiled>,
     /// Offsets of the registered guest accesses, ascending.
     pub fault_offsets: Vec<u32>,
     /// Per registered access: (instruction index, continuation offset).
@@ -104,10 +100,21 @@ pub(crate) struct Module {
     _jump_table: Vec<usize>,
 }
 
+/// What the runtime knows of one compiled instruction.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Compiled {
+    /// Offset of its body (entered without charging gas).
+    pub body: u32,
+    /// Offset of its charging entry, [`NOT_YET`] when it has none.
+    pub entry: u32,
+    pub pc: u32,
+    pub ends_block: bool,
+}
+
 impl Module {
     /// The number of the instruction at `pc`, if one was compiled there.
     pub fn index_of(&self, pc: u32) -> Option<u32> {
-        self.pcs.binary_search(&pc).ok().map(|i| i as u32)
+        index_of(&self.insts, pc)
     }
 
     pub fn code_start(&self) -> usize {
@@ -141,6 +148,9 @@ macro_rules! asm {
     };
 }
 
+/// A static target compiled after the jump to it (see [`Compiler::static_target`]).
+const FORWARD: u32 = u32::MAX - 1;
+
 /// A charging entry not emitted (yet, or at all: see `Compiler::entry`).
 pub(crate) const NOT_YET: u32 = u32::MAX;
 
@@ -157,6 +167,8 @@ enum Goto {
     Label(DynamicLabel),
     /// The charging entry of an instruction.
     Entry(u32),
+    /// The charging entry of the instruction at a pc not compiled yet.
+    Forward(u32),
 }
 
 /// Out-of-line code emitted after all instructions.
@@ -166,8 +178,9 @@ enum Cold {
     /// Out of gas at a block start: give the charge back (when made), then exit. `from` is
     /// where the jump to it ends.
     OutOfGas { from: usize, inst: u32, refund: Option<u64> },
-    /// Single-step mode: the instruction `from` continues at `to`.
-    Step { label: DynamicLabel, from: u32, to: u32 },
+    /// Single-step mode: the instruction `from` continues at `to` ([`FORWARD`]: at the
+    /// instruction at `to_pc`).
+    Step { label: DynamicLabel, from: u32, to: u32, to_pc: u32 },
 }
 
 struct Exits {
@@ -207,23 +220,32 @@ impl Exits {
 
 struct Compiler<'p> {
     program: &'p Program,
-    insts: &'p [Inst],
+    /// The program's code, decoded as it is compiled.
+    code: DecodeCode<'p>,
     ops: &'p mut Emitter,
     features: Features,
     step: bool,
     per_instruction: bool,
+    /// Unit block costs with charging entries: each entry's charge is the length of its
+    /// block, patched in when the block ends.
+    unit_blocks: bool,
     strict: bool,
-    /// Per instruction: the code offset of its charging entry once emitted, [`NOT_YET`]
-    /// before and when it has none (see [`Compiler::has_entry`]).
-    entry: Vec<u32>,
     /// Jumps to charging entries emitted before the entry: where each jump ends, and the
     /// instruction.
     entry_fixups: Vec<(usize, u32)>,
-    /// Offset of each instruction's body (entered without charging gas), once emitted.
-    body: Vec<u32>,
-    /// Each instruction's pc and whether it ends a block, for the runtime.
-    pcs: Vec<u32>,
-    ends_block: Vec<bool>,
+    /// Jumps to the charging entries of static targets not compiled yet: where each jump
+    /// ends, and the target's pc.
+    forward_targets: Vec<(usize, u32)>,
+    /// The pc of the target [`Compiler::static_target`] last found to come later.
+    forward_pc: u32,
+    /// Under unit block costs: the first instruction of the block being compiled, and where
+    /// its charge's immediate and out-of-gas stub are.
+    block_first: u32,
+    block_charge: Option<(usize, usize)>,
+    /// Whether the instruction compiled last ends a block (true before the first).
+    after_block_end: bool,
+    /// Each instruction compiled so far: its entry and body offsets, pc and block end.
+    insts: Vec<Compiled>,
     /// Labels of bodies jumped to before they were emitted (rare: a block entry reached
     /// without a charge), defined once every body has its offset.
     forward_bodies: Vec<(u32, DynamicLabel)>,
@@ -231,10 +253,11 @@ struct Compiler<'p> {
     exits: Exits,
     fault_offsets: Vec<u32>,
     access_descs: Vec<(u32, u32)>,
-    /// Per jump-table entry: the target instruction (stored entries only).
-    jump_targets: Vec<Option<u32>>,
-    /// Address of the table of code addresses (stable: allocated before emission).
+    /// Address of the table of code addresses (stable: allocated before emission), one per
+    /// stored entry; filled once the code is placed.
     jump_table: Vec<usize>,
+    /// With 0-byte entries: the one target every entry resolves to, if valid.
+    uniform_target: Option<u32>,
 }
 
 /// The generic helper: Rust executes instruction `ctx.helper_inst` (a register-only ALU op) on
@@ -266,12 +289,45 @@ pub(crate) fn compile(
     arena: &mut CodeArena,
 ) -> io::Result<Module> {
     ops.clear();
-    ops.reserve(program.insts().len() * 24 + 2048);
+    // About three bytes of code per byte of guest code, as compiled programs go.
+    ops.reserve(program.blob.code.len() * 4 + 2048);
     let mut c = Compiler::new(program, ops, features, step);
     c.emit_runtime();
     c.emit_instructions();
+    c.resolve_forward();
     c.emit_cold();
     c.finish(arena)
+}
+
+/// The compiler's side of [`walk`]: each instruction is compiled as the pass reaches it.
+impl Visit for Compiler<'_> {
+    #[inline(always)]
+    fn inst(&mut self, mut inst: Inst, has_offset: bool) {
+        let i = self.insts.len() as u32;
+        inst.next = i + 1;
+        if has_offset {
+            inst.target = self.static_target(i, &inst);
+        }
+        self.emit_next_inst(i, &inst);
+    }
+
+    #[inline(never)]
+    #[cold]
+    fn gap_trap(&mut self, inst: Inst, _in_gap: bool) {
+        // A trap: it exits, so its fall-through is never needed.
+        let i = self.insts.len() as u32;
+        self.emit_next_inst(i, &inst);
+    }
+
+    #[inline(always)]
+    fn block_end(&mut self) {
+        self.end_block();
+    }
+}
+
+/// The number of the instruction at `pc` among `insts` (in pc order).
+fn index_of(insts: &[Compiled], pc: u32) -> Option<u32> {
+    insts.binary_search_by_key(&pc, |c| c.pc).ok().map(|i| i as u32)
 }
 
 /// The host register of guest register `reg` (at most 12 in a prepared program). A table of
@@ -297,7 +353,11 @@ fn imm32(x: u64) -> Option<i32> {
 
 impl<'p> Compiler<'p> {
     fn new(program: &'p Program, ops: &'p mut Emitter, features: Features, step: bool) -> Self {
-        let insts = program.insts();
+        let blob = &program.blob;
+        let code = DecodeCode::new(&blob.code, &blob.starts);
+        let profile = program.profile();
+        // Instructions are about three and a half bytes long.
+        let estimate = blob.code.len() / 3 + 8;
         let mut label = || ops.new_dynamic_label();
         let exits = Exits {
             common: label(),
@@ -313,46 +373,35 @@ impl<'p> Compiler<'p> {
             slow_mem: label(),
             helper: label(),
         };
-        let per_instruction = program.config.gas == crate::gas::GasModel::Instruction;
-        let stored = if program.blob.entry_size == 0 { 0 } else { program.blob.jump_table.len() };
-        let jump_targets: Vec<Option<u32>> = (0..stored)
-            .map(|k| match program.dynamic_target(2 * (k as u32 + 1)) {
-                DynamicJump::To(t) => Some(t),
-                _ => None,
-            })
-            .collect();
+        let gas = &program.config.gas;
+        let stored = if blob.entry_size == 0 { 0 } else { blob.jump_table.len() };
+        // With 0-byte entries every entry is pc 0, the first instruction when valid.
+        let uniform_target =
+            (blob.entry_size == 0 && blob.jump_table_len > 0 && is_jump_target_at(&code, profile, 0)).then_some(0);
         Compiler {
             program,
-            insts,
+            code,
             ops,
             features,
             step,
-            per_instruction,
-            strict: program.profile().strict_branch_targets(),
-            entry: vec![NOT_YET; insts.len()],
+            per_instruction: *gas == GasModel::Instruction,
+            unit_blocks: *gas == GasModel::BlockUnit && !step,
+            strict: profile.strict_branch_targets(),
             entry_fixups: Vec::new(),
-            body: Vec::with_capacity(insts.len()),
-            pcs: Vec::with_capacity(insts.len()),
-            ends_block: Vec::with_capacity(insts.len()),
+            insts: Vec::with_capacity(estimate),
             forward_bodies: Vec::new(),
+            forward_targets: Vec::new(),
+            forward_pc: 0,
+            block_first: 0,
+            block_charge: None,
+            after_block_end: true,
             // Sized for typical code, so that large programs do not grow these a dozen times.
-            cold: Vec::with_capacity(insts.len() / 8),
+            cold: Vec::with_capacity(estimate / 8),
             exits,
-            fault_offsets: Vec::with_capacity(insts.len() / 2),
-            access_descs: Vec::with_capacity(insts.len() / 2),
-            jump_table: vec![0; jump_targets.len()],
-            jump_targets,
-        }
-    }
-
-    /// With a 0-byte entry size every table entry is the same; its resolved target.
-    fn uniform_target(&self) -> Option<u32> {
-        if self.program.blob.entry_size != 0 || self.program.blob.jump_table_len == 0 {
-            return None;
-        }
-        match self.program.dynamic_target(2) {
-            DynamicJump::To(t) => Some(t),
-            _ => None,
+            fault_offsets: Vec::with_capacity(estimate / 2),
+            access_descs: Vec::with_capacity(estimate / 2),
+            jump_table: vec![0; stored],
+            uniform_target,
         }
     }
 
@@ -492,22 +541,95 @@ impl<'p> Compiler<'p> {
         asm!(self.ops ; ret);
     }
 
+    /// Compiles every instruction in one pass over the code ([`walk`]): the JIT decodes
+    /// the blob itself and does not build the program's instruction list. When something
+    /// else (the interpreter, in `diff`) has built the list already, the pass replays it
+    /// instead of decoding again ([`replay`] visits exactly what the walk would).
     fn emit_instructions(&mut self) {
-        let insts = self.insts;
-        let (step, per_instruction) = (self.step, self.per_instruction);
-        let mut charged = !step; // has_entry(0)
-        for (i, inst) in insts.iter().enumerate() {
-            debug_assert_eq!(charged, self.has_entry(i as u32));
-            if charged {
-                self.entry[i] = self.ops.offset().0 as u32;
-                self.emit_charge(i as u32, inst.cost);
+        let (code, profile, gas) = (self.code, self.program.profile(), &self.program.config.gas);
+        match (self.program.built_insts(), self.unit_blocks) {
+            (Some(insts), unit) => self.replay(insts, unit),
+            (None, true) => walk::<true, _>(&code, profile, gas, self),
+            (None, false) => walk::<false, _>(&code, profile, gas, self),
+        }
+    }
+
+    #[inline(never)]
+    fn replay(&mut self, insts: &[Inst], unit: bool) {
+        let code = self.code;
+        if unit {
+            replay::<true, _>(&code, insts, self);
+        } else {
+            replay::<false, _>(&code, insts, self);
+        }
+    }
+
+    /// Emits instruction `i` (the next one): its charging entry when it has one, then its
+    /// body.
+    #[inline(always)]
+    fn emit_next_inst(&mut self, i: u32, inst: &Inst) {
+        // `has_entry(i)`, from the instruction before, which the pass has just compiled.
+        let charged = entry_after(self.step, self.per_instruction, self.after_block_end);
+        debug_assert_eq!(charged, self.has_entry(i));
+        self.after_block_end = inst.terminator;
+        let at = self.ops.offset().0 as u32;
+        if charged {
+            self.emit_charge(i, inst.cost);
+        }
+        let body = self.ops.offset().0 as u32;
+        let entry = if charged { at } else { NOT_YET };
+        self.insts.push(Compiled { body, entry, pc: inst.pc, ends_block: inst.terminator });
+        self.emit_inst(i, inst);
+    }
+
+    /// The instruction a static jump or branch of instruction `i` goes to: its index when
+    /// already compiled (or `i` itself), [`FORWARD`] when it comes later (its pc kept in
+    /// `forward_pc`), [`NONE`] when the jump may not go there.
+    fn static_target(&mut self, i: u32, inst: &Inst) -> u32 {
+        let to = inst.target_pc;
+        let valid = is_jump_target_at(&self.code, self.program.profile(), to);
+        let conditional = self.strict && inst.op.is_conditional_branch();
+        let fall_through_valid = !conditional || is_jump_target_at(&self.code, self.program.profile(), inst.next_pc);
+        if !target_allowed(self.strict, inst.op, valid, fall_through_valid) {
+            return NONE;
+        }
+        if to == inst.pc {
+            return i;
+        }
+        if to > inst.pc {
+            self.forward_pc = to;
+            return FORWARD;
+        }
+        index_of(&self.insts, to).unwrap_or(NONE)
+    }
+
+    /// The number of the compiled instruction at `pc` ([`NONE`] when there is none).
+    fn index_of(&self, pc: u32) -> u32 {
+        index_of(&self.insts, pc).unwrap_or(NONE)
+    }
+
+    /// Under unit block costs, the block compiled last has ended: its charge, emitted when it
+    /// began, becomes its length.
+    fn end_block(&mut self) {
+        let len = self.insts.len() as u32 - self.block_first;
+        self.block_first = self.insts.len() as u32;
+        if let Some((at, stub)) = self.block_charge.take() {
+            self.ops.patch_u32(at, len);
+            if let Cold::OutOfGas { refund, .. } = &mut self.cold[stub] {
+                *refund = Some(u64::from(len));
             }
-            debug_assert_eq!(self.body.len(), i);
-            self.body.push(self.ops.offset().0 as u32);
-            self.pcs.push(inst.pc);
-            self.ends_block.push(inst.terminator);
-            self.emit_inst(i as u32, inst);
-            charged = entry_after(step, per_instruction, inst.terminator);
+        }
+    }
+
+    /// Points every jump to a later instruction at its charging entry, now that every
+    /// instruction is compiled.
+    fn resolve_forward(&mut self) {
+        for k in 0..self.forward_targets.len() {
+            let (end, pc) = self.forward_targets[k];
+            match index_of(&self.insts, pc).map(|j| self.insts[j as usize].entry) {
+                Some(entry) if entry != NOT_YET => self.ops.patch_jump(end, entry as usize),
+                _ => self.ops.fail("jump to an instruction without a charging entry"),
+            }
         }
     }
 
@@ -519,7 +641,7 @@ impl<'p> Compiler<'p> {
     #[inline]
     fn has_entry(&self, i: u32) -> bool {
         // The first instruction counts as following a terminator.
-        entry_after(self.step, self.per_instruction, i == 0 || self.insts[i as usize - 1].terminator)
+        entry_after(self.step, self.per_instruction, i == 0 || self.insts[i as usize - 1].ends_block)
     }
 
     /// The charging prologue of instruction `i`, entering whose block costs `cost`.
@@ -527,6 +649,15 @@ impl<'p> Compiler<'p> {
         if self.per_instruction {
             asm!(self.ops ; sub QWORD [rsp], 1);
             let from = self.ops.jump(Some(Cond::S), None);
+            self.cold.push(Cold::OutOfGas { from, inst: i, refund: None });
+            return;
+        }
+        if self.unit_blocks {
+            // The block's length is known once it ends ([`Compiler::end_block`]).
+            let at = self.ops.offset().0 + 4;
+            self.ops.put(x64::sub_rsp_mem(0));
+            let from = self.ops.jump(Some(Cond::L), None);
+            self.block_charge = Some((at, self.cold.len()));
             self.cold.push(Cold::OutOfGas { from, inst: i, refund: None });
             return;
         }
@@ -573,8 +704,9 @@ impl<'p> Compiler<'p> {
                     let exit = self.exits.out_of_gas;
                     self.emit_exit(inst, exit);
                 }
-                Cold::Step { label, from, to } => {
+                Cold::Step { label, from, to, to_pc } => {
                     asm!(self.ops ; =>label);
+                    let to = if to == FORWARD { self.index_of(to_pc) } else { to };
                     self.emit_step_exit(from, to);
                 }
             }
@@ -583,19 +715,22 @@ impl<'p> Compiler<'p> {
 
     fn finish(mut self, arena: &mut CodeArena) -> io::Result<Module> {
         for &(to, label) in &self.forward_bodies {
-            self.ops.define_at(label, self.body[to as usize] as usize);
+            self.ops.define_at(label, self.insts[to as usize].body as usize);
         }
         let ops = &*self.ops;
         let offset = |l: DynamicLabel| ops.offset_of(l).ok_or_else(|| io::Error::other("label never defined"));
         let slow_entry = offset(self.exits.slow_mem)?;
         let exit_common = offset(self.exits.common)?;
         // Code offsets of the jump-table targets' charging entries, before the code moves.
-        let mut entries = Vec::with_capacity(self.jump_targets.len());
-        for target in &self.jump_targets {
-            entries.push(target.map(|t| self.entry[t as usize]).filter(|&o| o != NOT_YET));
+        let profile = self.program.profile();
+        let mut entries = Vec::with_capacity(self.jump_table.len());
+        for &pc in &self.program.blob.jump_table[..self.jump_table.len()] {
+            let valid = is_jump_target_at(&self.code, profile, pc);
+            let index = index_of(&self.insts, pc).filter(|_| valid);
+            entries.push(index.map(|j| self.insts[j as usize].entry).filter(|&o| o != NOT_YET));
         }
         for &(end, to) in &self.entry_fixups {
-            match self.entry[to as usize] {
+            match self.insts[to as usize].entry {
                 NOT_YET => return Err(io::Error::other("jump to a charging entry never emitted")),
                 target => self.ops.patch_jump(end, target as usize),
             }
@@ -609,10 +744,7 @@ impl<'p> Compiler<'p> {
         Ok(Module {
             code,
             enter: 0,
-            body: self.body,
-            entry: self.entry,
-            pcs: self.pcs,
-            ends_block: self.ends_block,
+            insts: self.insts,
             fault_offsets: self.fault_offsets,
             access_descs: self.access_descs,
             slow_entry,
@@ -646,15 +778,19 @@ impl<'p> Compiler<'p> {
     /// Where control goes when instruction `to` is entered from `from`; `charge` when `from`
     /// is a terminator (a new block starts).
     fn successor(&mut self, to: u32, charge: bool) -> Goto {
+        if to == FORWARD {
+            // A static target, always entered with a charge.
+            return Goto::Forward(self.forward_pc);
+        }
         if charge || self.per_instruction {
             // A jump must never be emitted towards an entry that will not exist.
             assert!(self.has_entry(to), "block entry without a charging prologue");
             return Goto::Entry(to);
         }
         let label = self.ops.new_dynamic_label();
-        match self.body.get(to as usize) {
+        match self.insts.get(to as usize) {
             None => self.forward_bodies.push((to, label)),
-            Some(&offset) => self.ops.define_at(label, offset as usize),
+            Some(compiled) => self.ops.define_at(label, compiled.body as usize),
         }
         Goto::Label(label)
     }
@@ -663,8 +799,12 @@ impl<'p> Compiler<'p> {
     fn emit_jump(&mut self, cond: Option<Cond>, to: Goto) {
         match to {
             Goto::Label(label) => self.ops.jump_label(cond, label),
+            Goto::Forward(pc) => {
+                let end = self.ops.jump(cond, None);
+                self.forward_targets.push((end, pc));
+            }
             Goto::Entry(i) => {
-                let offset = self.entry[i as usize];
+                let offset = self.insts.get(i as usize).map_or(NOT_YET, |c| c.entry);
                 if offset == NOT_YET {
                     let end = self.ops.jump(cond, None);
                     self.entry_fixups.push((end, i));
@@ -705,7 +845,13 @@ impl<'p> Compiler<'p> {
             return;
         }
         if self.step {
-            self.emit_step_exit(from, to);
+            if to == FORWARD {
+                // Its number is known once it is compiled.
+                let to = self.goto_label(from, to, charge);
+                self.emit_jump(None, to);
+            } else {
+                self.emit_step_exit(from, to);
+            }
             return;
         }
         let to = self.successor(to, charge);
@@ -716,7 +862,7 @@ impl<'p> Compiler<'p> {
     fn goto_label(&mut self, from: u32, to: u32, charge: bool) -> Goto {
         if self.step {
             let label = self.ops.new_dynamic_label();
-            self.cold.push(Cold::Step { label, from, to });
+            self.cold.push(Cold::Step { label, from, to, to_pc: self.forward_pc });
             Goto::Label(label)
         } else {
             self.successor(to, charge)
@@ -784,7 +930,7 @@ impl<'p> Compiler<'p> {
         if blob.entry_size == 0 {
             // Every entry resolves alike: a ∈ [2, 2·J] even, then one fixed target.
             let len = blob.jump_table_len as u64;
-            match self.uniform_target() {
+            match self.uniform_target {
                 Some(t) => {
                     self.emit_table_bound(len, panic);
                     let to = self.successor(t, true);
@@ -835,6 +981,7 @@ impl<'p> Compiler<'p> {
 
     // ---- instructions --------------------------------------------------------------------
 
+    #[inline(always)]
     fn emit_inst(&mut self, i: u32, inst: &Inst) {
         // Host registers are looked up by the arms that use them.
         match inst.op.kind() {

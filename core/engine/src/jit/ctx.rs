@@ -7,6 +7,7 @@ use std::mem::offset_of;
 use crate::backend::NUM_REGS;
 use crate::program::Program;
 
+use super::compile::Compiled;
 use super::memory::{GuestView, CTX_REGION};
 
 /// Why compiled code returned.
@@ -28,8 +29,8 @@ pub(crate) mod kind {
 /// Per-run information the slow paths need about the running module.
 pub(crate) struct RunInfo {
     pub program: *const Program,
-    /// Per instruction of the running module: its pc.
-    pub pcs: *const u32,
+    /// The running module's instructions.
+    pub insts: *const Compiled,
     pub code_base: usize,
     /// Per slow-path descriptor: (instruction index, continuation offset).
     pub access_descs: *const (u32, u32),
@@ -43,11 +44,11 @@ impl RunInfo {
     /// The pc of instruction `index` of the running module.
     ///
     /// # Safety
-    /// `index` must number an instruction of the running module (`pcs` has one entry per
+    /// `index` must number an instruction of the running module (`insts` has one entry per
     /// instruction).
     pub unsafe fn pc_of(&self, index: u32) -> u32 {
         // SAFETY: guaranteed by the caller; the module outlives the run.
-        unsafe { *self.pcs.add(index as usize) }
+        unsafe { (*self.insts.add(index as usize)).pc }
     }
 }
 

@@ -144,6 +144,21 @@ impl Emitter {
         }
     }
 
+    /// Records an error in the code being assembled (the first one is reported).
+    pub fn fail(&mut self, error: &str) {
+        self.error.get_or_insert_with(|| error.to_string());
+    }
+
+    /// Overwrites the four bytes at `at` (an immediate emitted as a placeholder).
+    #[inline]
+    pub fn patch_u32(&mut self, at: usize, value: u32) {
+        if let Some(field) = self.ops.get_mut(at..at.wrapping_add(4)) {
+            field.copy_from_slice(&value.to_le_bytes());
+        } else {
+            self.error.get_or_insert_with(|| "immediate outside the code".to_string());
+        }
+    }
+
     /// The finished code: every reference patched, or the first error.
     pub fn code(&mut self) -> Result<&[u8], String> {
         self.resolve_defined();

@@ -31,7 +31,7 @@ use crate::run_state::{charge, state_backend_methods, RunState};
 
 use code::CodeArena;
 pub use compile::Features;
-use compile::{Module, NOT_YET};
+use compile::{Compiled, Module, NOT_YET};
 use ctx::{kind, Ctx, RunInfo};
 use emit::Emitter;
 use memory::JitMemory;
@@ -203,7 +203,8 @@ impl Jit {
             state.resume_next = false;
         }
         let i = index as usize;
-        let start = match module.entry[i] {
+        let compiled = module.insts[i];
+        let start = match compiled.entry {
             // Entering a block through its charging entry: compiled code charges, and
             // reports running out of gas like any block entry.
             entry if state.charge_pending && entry != NOT_YET => entry,
@@ -212,18 +213,18 @@ impl Jit {
                     // Single-step code has no entries, and a run can start inside a block.
                     let cost = program.insts()[i].cost;
                     if !charge(&mut state.gas, &mut state.charge_pending, per_instruction, cost) {
-                        return Some(state.finish(Exit::OutOfGas, module.pcs[i], true, false));
+                        return Some(state.finish(Exit::OutOfGas, compiled.pc, true, false));
                     }
                 }
-                module.body[i]
+                compiled.body
             }
         };
 
         let (exit_kind, exit_inst, exit_arg) = enter(memory, state, module, &program, start);
 
         let at = exit_inst as usize;
-        let pc = module.pcs[at];
-        let pending_after = per_instruction || module.ends_block[at];
+        let Compiled { pc, ends_block, .. } = module.insts[at];
+        let pending_after = per_instruction || ends_block;
         let finish = |state: &mut RunState, exit: Exit| Some(state.finish(exit, pc, pending_after, false));
         match exit_kind {
             kind::TRAP => finish(state, Exit::Trap),
@@ -235,7 +236,7 @@ impl Jit {
             kind::PAGE_FAULT => finish(state, Exit::PageFault(exit_arg as u32)),
             kind::STEP => {
                 state.charge_pending = pending_after;
-                state.pc = module.pcs[exit_arg as usize];
+                state.pc = module.insts[exit_arg as usize].pc;
                 None
             }
             kind::STEP_DYNAMIC => match program.dynamic_target(exit_arg as u32) {
@@ -243,7 +244,7 @@ impl Jit {
                 DynamicJump::Invalid => finish(state, Exit::Panic),
                 DynamicJump::To(t) => {
                     state.charge_pending = pending_after;
-                    state.pc = module.pcs[t as usize];
+                    state.pc = module.insts[t as usize].pc;
                     None
                 }
             },
@@ -266,7 +267,7 @@ fn enter(
     let code_start = module.code_start();
     let run = RunInfo {
         program: Arc::as_ptr(program),
-        pcs: module.pcs.as_ptr(),
+        insts: module.insts.as_ptr(),
         code_base: code_start,
         access_descs: module.access_descs.as_ptr(),
         access_count: module.access_descs.len(),

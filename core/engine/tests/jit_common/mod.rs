@@ -359,8 +359,12 @@ pub struct Pair<'a> {
 
 impl<'a> Pair<'a> {
     pub fn new(interp: &'a mut Interpreter, jit: &'a mut Jit, program: &Arc<Program>) -> Self {
-        interp.load(program.clone());
+        // The JIT compiles first, from the code, as it does on its own: once the
+        // interpreter has built the program's instruction list, the JIT would compile from
+        // that (the equivalence of the two is `program`'s own test).
         jit.load(program.clone());
+        jit.precompile();
+        interp.load(program.clone());
         Pair { interp, jit }
     }
 
