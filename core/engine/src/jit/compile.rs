@@ -109,6 +109,8 @@ pub(crate) struct Compiled {
     pub entry: u32,
     pub pc: u32,
     pub ends_block: bool,
+    /// Whether its pc is a valid jump target (in ϖ).
+    pub jump_target: bool,
 }
 
 impl Module {
@@ -390,13 +392,13 @@ impl<'p> Compiler<'p> {
             entry_fixups: Vec::new(),
             insts: Vec::with_capacity(estimate),
             forward_bodies: Vec::new(),
-            forward_targets: Vec::new(),
+            forward_targets: Vec::with_capacity(estimate / 16),
             forward_pc: 0,
             block_first: 0,
             block_charge: None,
             after_block_end: true,
             // Sized for typical code, so that large programs do not grow these a dozen times.
-            cold: Vec::with_capacity(estimate / 8),
+            cold: Vec::with_capacity(estimate / 4),
             exits,
             fault_offsets: Vec::with_capacity(estimate / 2),
             access_descs: Vec::with_capacity(estimate / 2),
@@ -578,7 +580,13 @@ impl<'p> Compiler<'p> {
         }
         let body = self.ops.offset().0 as u32;
         let entry = if charged { at } else { NOT_YET };
-        self.insts.push(Compiled { body, entry, pc: inst.pc, ends_block: inst.terminator });
+        self.insts.push(Compiled {
+            body,
+            entry,
+            pc: inst.pc,
+            ends_block: inst.terminator,
+            jump_target: inst.jump_target,
+        });
         self.emit_inst(i, inst);
     }
 
@@ -587,20 +595,27 @@ impl<'p> Compiler<'p> {
     /// `forward_pc`), [`NONE`] when the jump may not go there.
     fn static_target(&mut self, i: u32, inst: &Inst) -> u32 {
         let to = inst.target_pc;
-        let valid = is_jump_target_at(&self.code, self.program.profile(), to);
+        // A target compiled already (or this instruction) carries the pass's own verdict;
+        // a later one is checked from the code around it.
+        let (index, valid) = if to > inst.pc {
+            (FORWARD, is_jump_target_at(&self.code, self.program.profile(), to))
+        } else if to == inst.pc {
+            (i, inst.jump_target)
+        } else {
+            match index_of(&self.insts, to) {
+                Some(j) => (j, self.insts[j as usize].jump_target),
+                None => (NONE, false),
+            }
+        };
         let conditional = self.strict && inst.op.is_conditional_branch();
         let fall_through_valid = !conditional || is_jump_target_at(&self.code, self.program.profile(), inst.next_pc);
         if !target_allowed(self.strict, inst.op, valid, fall_through_valid) {
             return NONE;
         }
-        if to == inst.pc {
-            return i;
-        }
-        if to > inst.pc {
+        if index == FORWARD {
             self.forward_pc = to;
-            return FORWARD;
         }
-        index_of(&self.insts, to).unwrap_or(NONE)
+        index
     }
 
     /// The number of the compiled instruction at `pc` ([`NONE`] when there is none).
