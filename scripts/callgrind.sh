@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Repeatable instruction counts for the bench programs, under valgrind's callgrind: what one
-# preparation costs (decode alone, decode + JIT compile, and PolkaVM's compiler) and what one
-# run costs on the interpreters. Wall-clock times on a shared machine move by 10-30% from run
+# preparation costs (parsing the blob and building the instruction list the interpreter
+# translates; parsing and JIT compilation, which decodes the code itself; PolkaVM's compiler)
+# and what one run costs on the interpreters. Wall-clock times on a shared machine move by 10-30% from run
 # to run; these counts do not. Prints a markdown table.
 #
 #   scripts/callgrind.sh [--no-run] [PROGRAM...]
@@ -20,7 +21,7 @@ programs=()
 for arg in "$@"; do
   case "$arg" in
     --no-run) runs=0 ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     -*) echo "unknown option $arg (see --help)" >&2; exit 2 ;;
     *) programs+=("$arg") ;;
   esac
@@ -72,7 +73,7 @@ per_run() {
 }
 fmt() { if [ "$1" = - ]; then echo -; else printf "%'d" "$1"; fi; }
 
-header="| program | decode | decode + JIT compile |"
+header="| program | parse + list | parse + JIT compile |"
 rule="|---|---|---|"
 if [ "$polkavm" = 1 ]; then header+=" PolkaVM compile |"; rule+="---|"; fi
 if [ "$runs" = 1 ]; then
