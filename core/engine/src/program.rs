@@ -107,8 +107,12 @@ impl Program {
         Ok(Program::new(Blob::parse(bytes)?, config))
     }
 
-    /// A parsed blob for execution. Never fails: anything undecodable is a trap.
-    pub fn new(blob: Blob, config: Config) -> Program {
+    /// A parsed blob for execution. Never fails: anything undecodable is a trap. A blob
+    /// built in code with fewer start flags than code bytes has no starts where flags are
+    /// missing (and flags past the code are dropped), so every pass over it sees one flag
+    /// per byte.
+    pub fn new(mut blob: Blob, config: Config) -> Program {
+        blob.starts.resize(blob.code.len(), false);
         Program { blob, config, list: OnceLock::new() }
     }
 
@@ -116,9 +120,10 @@ impl Program {
     /// build deliberately wrong backends on the interpreter. (The JIT compiles from a list
     /// that is already built, so it would run the change too.)
     pub fn with_edited_list(blob: Blob, config: Config, edit: impl FnOnce(&mut [Inst])) -> Program {
-        let mut list = List::new(&blob, &config);
+        let program = Program::new(blob, config);
+        let mut list = List::new(&program.blob, &program.config);
         edit(&mut list.insts);
-        Program { blob, config, list: OnceLock::from(list) }
+        Program { list: OnceLock::from(list), ..program }
     }
 
     fn list(&self) -> &List {
@@ -390,14 +395,16 @@ pub(crate) fn target_allowed(strict: bool, op: Op, target_valid: bool, fall_thro
 /// `tests::the_local_jump_target_rule_agrees_with_the_walk` checks the two agree.
 pub(crate) fn is_jump_target_at(code: &Code, profile: Profile, pc: u32) -> bool {
     let p = pc as usize;
-    if p >= code.len() || !code.starts[p] || !profile.row(code.bytes[p]).defined {
+    // A flag missing from the list (a blob built with fewer flags than bytes) is no start.
+    let start = |q: usize| code.starts.get(q).copied().unwrap_or(false);
+    if p >= code.len() || !start(p) || !profile.row(code.bytes[p]).defined {
         return false;
     }
     if p == 0 {
         return true;
     }
     let nearest = p.saturating_sub(crate::decode::MAX_SKIP as usize + 1);
-    match (nearest..p).rev().find(|&q| code.starts[q]) {
+    match (nearest..p).rev().find(|&q| start(q)) {
         Some(previous) => profile.row(code.bytes[previous]).ends_block,
         None => false,
     }

@@ -147,6 +147,31 @@ fn sbrk_panics_like_the_interpreter() {
     }
 }
 
+/// A blob built in code (not parsed) can hold fewer start flags than code bytes; the missing
+/// flags are not starts, and the JIT checks its static targets without reading past them.
+#[test]
+fn start_flags_shorter_than_the_code_are_not_starts() {
+    let mut jit = jit();
+    let mut interp = Interpreter::new();
+    let mut asm = Asm::new(Profile::A);
+    let forward = asm.label();
+    asm.load_imm_64(1, 5);
+    asm.jump(&forward);
+    asm.no_args(Op::Trap);
+    asm.bind(&forward);
+    asm.load_imm_64(2, 7);
+    asm.no_args(Op::Trap);
+    let full = asm.blob();
+    for keep in 0..=full.starts.len() {
+        let mut blob = full.clone();
+        blob.starts.truncate(keep);
+        let program = Arc::new(Program::new(blob, Config::new(Profile::A, GasModel::BlockUnit)));
+        let mut pair = Pair::new(&mut interp, &mut jit, &program);
+        pair.each(|b| b.set_gas(100));
+        pair.run(Policy::default()).unwrap_or_else(|e| panic!("{keep} flags: {e}"));
+    }
+}
+
 const BRANCHES_IMM: [Op; 10] = [
     Op::BranchEqImm,
     Op::BranchNeImm,
