@@ -2,8 +2,8 @@
 # Repeatable instruction counts for the bench programs, under valgrind's callgrind: what one
 # preparation costs (parsing the blob and building the instruction list the interpreter
 # translates; parsing and JIT compilation, which decodes the code itself; PolkaVM's compiler)
-# and what one run costs on the interpreters. Wall-clock times on a shared machine move by 10-30% from run
-# to run; these counts do not. Prints a markdown table.
+# and what one run costs on the interpreters. Wall-clock times on a shared machine move by
+# 10-30% from run to run; these counts do not. Prints a markdown table.
 #
 #   scripts/callgrind.sh [--no-run] [PROGRAM...]
 #

@@ -8,9 +8,10 @@
 //! ```
 //!
 //! PROGRAM is a bench program (`sieve`, …) or `large`; BACKEND is `decode` (parsing the
-//! blob and building the instruction list the interpreter translates), `jit` (preparation and compilation, what `bench` reports as
-//! the JIT's prepare time) or, built with `--features polkavm`, `polkavm-compiler` (PolkaVM
-//! compiling a new module from the program's own blob). The bench programs are read from
+//! blob and building the instruction list the interpreter translates), `jit` (parsing and
+//! compiling, which decodes the code itself: what `bench` reports as the JIT's prepare time)
+//! or, built with `--features polkavm`, `polkavm-compiler` (PolkaVM compiling a new module
+//! from the program's own blob). The bench programs are read from
 //! `JAVM_BENCH` or `../shared/bench`, as `bench` reads them.
 //!
 //! PROGRAM `generated` takes `diff`'s path instead: program i of seed 2026 (profile A) for

@@ -146,7 +146,8 @@ pub trait Backend {
     }
 
     /// Does any ahead-of-time work for the loaded program (the JIT compiles it, the
-    /// interpreter translates it), so that it can be timed apart from execution. Running without it does the same work lazily.
+    /// interpreter translates it), so that it can be timed apart from execution. Running
+    /// without it does the same work lazily.
     fn precompile(&mut self) {}
 
     /// Runs until the next exit.

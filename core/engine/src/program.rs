@@ -522,23 +522,32 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_local_jump_target_rule_agrees_with_the_walk() {
-        // Random code with starts dense (gaps within the largest skip) and sparse (longer
-        // gaps), in every profile: the rule read backwards from one pc gives the walk's ϖ.
-        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    /// `rounds` pieces of random code shorter than `max_len` (xorshift from `seed`), with
+    /// instruction starts dense (gaps within the largest skip) and sparse (longer gaps) in
+    /// turn.
+    fn random_code(seed: u64, rounds: usize, max_len: u64) -> impl Iterator<Item = (Vec<u8>, Vec<bool>)> {
+        let mut state = seed;
         let mut next = move || {
             state ^= state << 13;
             state ^= state >> 7;
             state ^= state << 17;
             state
         };
-        let mut targets = 0;
-        for round in 0..600 {
-            let len = (next() % 90) as usize;
-            let density = [2, 4, 30][round % 3];
+        (0..rounds).map(move |round| {
+            let len = (next() % max_len) as usize;
+            let density = [2, 3, 30][round % 3];
             let code: Vec<u8> = (0..len).map(|_| next() as u8).collect();
             let starts: Vec<bool> = (0..len).map(|_| next() % density == 0).collect();
+            (code, starts)
+        })
+    }
+
+    #[test]
+    fn the_local_jump_target_rule_agrees_with_the_walk() {
+        // In every profile the rule read backwards from one pc gives the walk's ϖ.
+        let mut targets = 0;
+        for (code, starts) in random_code(0x9E37_79B9_7F4A_7C15, 600, 90) {
+            let len = code.len();
             for profile in Profile::ALL {
                 let blob = Blob::new(vec![], code.clone(), starts.clone());
                 let local = Code::new(&blob.code, &blob.starts);
@@ -586,19 +595,8 @@ mod tests {
 
     #[test]
     fn replaying_a_list_visits_what_the_walk_visits() {
-        let mut state = 0x2545_F491_4F6C_DD1Du64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
         let mut gaps = 0;
-        for round in 0..300 {
-            let len = (next() % 80) as usize;
-            let density = [2, 3, 30][round % 3];
-            let code: Vec<u8> = (0..len).map(|_| next() as u8).collect();
-            let starts: Vec<bool> = (0..len).map(|_| next() % density == 0).collect();
+        for (code, starts) in random_code(0x2545_F491_4F6C_DD1D, 300, 80) {
             for profile in Profile::ALL {
                 for gas in [GasModel::BlockUnit, GasModel::Instruction] {
                     let blob = Blob::new(vec![], code.clone(), starts.clone());

@@ -736,13 +736,12 @@ impl<'p> Compiler<'p> {
         let offset = |l: DynamicLabel| ops.offset_of(l).ok_or_else(|| io::Error::other("label never defined"));
         let slow_entry = offset(self.exits.slow_mem)?;
         let exit_common = offset(self.exits.common)?;
-        // Code offsets of the jump-table targets' charging entries, before the code moves.
-        let profile = self.program.profile();
+        // Code offsets of the jump-table targets' charging entries, before the code moves:
+        // every instruction is compiled, so the pass's own verdict says which are valid.
         let mut entries = Vec::with_capacity(self.jump_table.len());
         for &pc in &self.program.blob.jump_table[..self.jump_table.len()] {
-            let valid = is_jump_target_at(&self.code, profile, pc);
-            let index = index_of(&self.insts, pc).filter(|_| valid);
-            entries.push(index.map(|j| self.insts[j as usize].entry).filter(|&o| o != NOT_YET));
+            let target = index_of(&self.insts, pc).map(|j| self.insts[j as usize]).filter(|c| c.jump_target);
+            entries.push(target.map(|c| c.entry).filter(|&o| o != NOT_YET));
         }
         for &(end, to) in &self.entry_fixups {
             match self.insts[to as usize].entry {

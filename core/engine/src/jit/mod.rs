@@ -189,10 +189,7 @@ impl Jit {
         let Jit { memory, cache, current, state, arena, emitter, .. } = self;
         let entry = &mut cache[*current];
         let slot = if single { &mut entry.step } else { &mut entry.normal };
-        let module = slot.get_or_insert_with(|| {
-            compile::compile(&program, features, single, emitter, arena)
-                .unwrap_or_else(|e| panic!("jit: cannot compile: {e}"))
-        });
+        let module = compiled(slot, &program, features, single, emitter, arena);
         let per_instruction = program.config.gas == GasModel::Instruction;
         let Some(mut index) = module.index_of(state.pc) else {
             return Some(state.stray(&program));
@@ -251,6 +248,21 @@ impl Jit {
             other => unreachable!("compiled code returned unknown exit kind {other}"),
         }
     }
+}
+
+/// The module in a cache slot, compiled into it first when it is empty.
+fn compiled<'a>(
+    slot: &'a mut Option<Module>,
+    program: &Program,
+    features: Features,
+    single: bool,
+    emitter: &mut Emitter,
+    arena: &mut CodeArena,
+) -> &'a Module {
+    slot.get_or_insert_with(|| {
+        compile::compile(program, features, single, emitter, arena)
+            .unwrap_or_else(|e| panic!("jit: cannot compile: {e}"))
+    })
 }
 
 /// Runs `module`'s code from offset `start` until it exits; returns the exit kind, the
@@ -344,11 +356,6 @@ impl Backend for Jit {
         let Some(program) = self.state.program.clone() else { return };
         let features = self.features;
         let Jit { cache, current, arena, emitter, .. } = self;
-        let entry = &mut cache[*current];
-        if entry.normal.is_none() {
-            let module = compile::compile(&program, features, false, emitter, arena)
-                .unwrap_or_else(|e| panic!("jit: cannot compile: {e}"));
-            entry.normal = Some(module);
-        }
+        compiled(&mut cache[*current].normal, &program, features, false, emitter, arena);
     }
 }
