@@ -99,7 +99,7 @@ impl Emitter {
     #[inline(always)]
     pub fn put(&mut self, enc: Enc) {
         let len = self.ops.len();
-        self.ops.extend_from_slice(&enc.bytes);
+        self.ops.extend_from_slice(&enc.bits.to_le_bytes());
         self.ops.truncate(len + enc.len);
     }
 

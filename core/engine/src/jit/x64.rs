@@ -1,5 +1,5 @@
 //! Fixed encodings of the x86-64 instructions the compiler emits most. Each is built in a
-//! 16-byte buffer and appended with one copy ([`super::emit::Emitter::put`]), where dynasm's
+//! 128-bit integer and appended with one copy ([`super::emit::Emitter::put`]), where dynasm's
 //! runtime encoder pushes byte by byte and works out the register-dependent parts each time.
 //!
 //! Every function produces exactly the bytes dynasm produces for the same instruction written
@@ -7,45 +7,48 @@
 //! `[base + disp]` operand), so moving an instruction from one to the other changes no
 //! compiled code. The tests compare the two for every register.
 
-/// One encoded instruction.
+/// One encoded instruction: its bytes in little-endian order in `bits` (built in a register,
+/// written with one copy), `len` of them.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Enc {
-    pub bytes: [u8; 16],
+    pub bits: u128,
     pub len: usize,
 }
 
 impl Enc {
     #[inline(always)]
     fn new() -> Enc {
-        Enc { bytes: [0; 16], len: 0 }
+        Enc { bits: 0, len: 0 }
+    }
+
+    /// Appends the low `n` bytes of `v`.
+    #[inline(always)]
+    fn bytes(self, v: u64, n: usize) -> Enc {
+        // No encoding here is longer than 15 bytes (x86's limit; the longest here, a GS store
+        // of an immediate with a 32-bit displacement, has 14); the mask keeps the shift in
+        // range without a check in release builds.
+        debug_assert!(self.len + n <= 15, "x86 instructions are at most 15 bytes");
+        Enc { bits: self.bits | (v as u128) << (8 * (self.len & 15)), len: self.len + n }
     }
 
     #[inline(always)]
-    fn u8(mut self, b: u8) -> Enc {
-        // No encoding here is longer than 15 bytes (x86's limit; the longest here, a GS store
-        // of an immediate with a 32-bit displacement, has 14); the mask keeps the index in
-        // bounds without a check in release builds.
-        debug_assert!(self.len < 15, "x86 instructions are at most 15 bytes");
-        self.bytes[self.len & 15] = b;
-        self.len += 1;
-        self
+    fn u8(self, b: u8) -> Enc {
+        self.bytes(u64::from(b), 1)
     }
 
     #[inline(always)]
     fn i16(self, v: i16) -> Enc {
-        let [a, b] = v.to_le_bytes();
-        self.u8(a).u8(b)
+        self.bytes(u64::from(v as u16), 2)
     }
 
     #[inline(always)]
     fn i32(self, v: i32) -> Enc {
-        let [a, b, c, d] = v.to_le_bytes();
-        self.u8(a).u8(b).u8(c).u8(d)
+        self.bytes(u64::from(v as u32), 4)
     }
 
     #[inline(always)]
     fn i64(self, v: i64) -> Enc {
-        self.i32(v as i32).i32((v >> 32) as i32)
+        self.bytes(v as u64, 8)
     }
 
     /// REX with W and the high bits of the registers in R, X and B; always emitted.
@@ -61,8 +64,8 @@ impl Enc {
 
     /// The encoded bytes.
     #[cfg(test)]
-    pub fn as_slice(&self) -> &[u8] {
-        &self.bytes[..self.len]
+    pub fn as_slice(&self) -> Vec<u8> {
+        self.bits.to_le_bytes()[..self.len].to_vec()
     }
 }
 
@@ -81,27 +84,20 @@ pub(crate) enum Mem {
 /// of the memory operand.
 #[inline(always)]
 fn mem_op(mem: Mem, size16: bool, w: bool, opcode: &[u8], reg: u8) -> Enc {
-    let mut e = Enc::new();
-    let base = match mem {
-        Mem::Base => 15,
-        Mem::Gs8(base, _) | Mem::Gs32(base, _) => {
-            e = e.u8(0x65).u8(0x67);
-            base
+    // Each operand form is encoded whole, so that every byte's position is a constant.
+    let op = |e: Enc, base: u8| {
+        let mut e = if size16 { e.u8(0x66) } else { e }.rex(w, reg, 0, base);
+        for &b in opcode {
+            e = e.u8(b);
         }
+        e
     };
-    if size16 {
-        e = e.u8(0x66);
-    }
-    e = e.rex(w, reg, 0, base);
-    for &b in opcode {
-        e = e.u8(b);
-    }
     match mem {
         // mod 00, SIB: scale 1, index rcx, base r15.
-        Mem::Base => e.modrm(0, reg, 4).u8(0x0F),
-        // SIB without an index.
-        Mem::Gs8(base, d) => e.modrm(1, reg, 4).u8(0x20 | (base & 7)).u8(d as u8),
-        Mem::Gs32(base, d) => e.modrm(2, reg, 4).u8(0x20 | (base & 7)).i32(d),
+        Mem::Base => op(Enc::new(), 15).modrm(0, reg, 4).u8(0x0F),
+        // GS and address-size prefixes; SIB without an index.
+        Mem::Gs8(base, d) => op(Enc::new().u8(0x65).u8(0x67), base).modrm(1, reg, 4).u8(0x20 | (base & 7)).u8(d as u8),
+        Mem::Gs32(base, d) => op(Enc::new().u8(0x65).u8(0x67), base).modrm(2, reg, 4).u8(0x20 | (base & 7)).i32(d),
     }
 }
 
