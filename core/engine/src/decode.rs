@@ -132,14 +132,20 @@ impl<'a> Code<'a> {
     /// so the decoded fields go straight where they are stored.
     #[inline(always)]
     pub fn decode_start(&self, pc: u32, skip: u32, row: &OpcodeRow) -> Decoded {
+        self.decode_format(pc, skip, row.op, row.defined, row.format)
+    }
+
+    /// [`Code::decode_start`] for an instruction whose opcode's row is taken apart: for a
+    /// caller that knows the format as a constant.
+    #[inline(always)]
+    pub fn decode_format(&self, pc: u32, skip: u32, op: Op, defined: bool, format: Format) -> Decoded {
         debug_assert_eq!(skip, self.skip(pc as usize));
         debug_assert!(self.is_start(pc as usize));
         let p = pc as usize;
-        let op = row.op;
-        let mut d = Decoded { op, defined: row.defined, ra: 0, rb: 0, rd: 0, x: 0, y: 0, target: 0, skip };
+        let mut d = Decoded { op, defined, ra: 0, rb: 0, rd: 0, x: 0, y: 0, target: 0, skip };
         let b1 = self.byte(p + 1);
         let offset = |at: usize, len: u32| pc.wrapping_add(sext(len, self.le(at, len)) as u32);
-        match row.format {
+        match format {
             Format::NoArgs => {}
             Format::OneImm => {
                 let lx = skip.min(4);
@@ -169,7 +175,7 @@ impl<'a> Code<'a> {
                 let lx = (b1 as u32 >> 4 & 7).min(4);
                 let ly = skip.saturating_sub(lx + 1).min(4);
                 d.x = sext(lx, self.le(p + 2, lx));
-                if row.format == Format::RegTwoImm {
+                if format == Format::RegTwoImm {
                     d.y = sext(ly, self.le(p + 2 + lx as usize, ly));
                 } else {
                     d.target = offset(p + 2 + lx as usize, ly);
@@ -183,7 +189,7 @@ impl<'a> Code<'a> {
                 d.ra = reg(b1 & 15);
                 d.rb = reg(b1 >> 4);
                 let lx = skip.saturating_sub(1).min(4);
-                if row.format == Format::TwoRegImm {
+                if format == Format::TwoRegImm {
                     d.x = sext(lx, self.le(p + 2, lx));
                 } else {
                     d.target = offset(p + 2, lx);

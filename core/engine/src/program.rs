@@ -6,7 +6,7 @@ use crate::decode::{Code, Decoded};
 use crate::gas::GasModel;
 use std::sync::OnceLock;
 
-use crate::isa::{Op, Profile};
+use crate::isa::{Op, OpcodeRow, Profile};
 
 /// Marks "no instruction" in index fields.
 pub const NONE: u32 = u32::MAX;
@@ -44,7 +44,7 @@ pub struct Inst {
 impl Inst {
     /// An instruction as decoded at `pc`, before its fall-through and target are resolved.
     #[inline]
-    fn from_decoded(pc: u32, d: &Decoded, terminator: bool, jump_target: bool) -> Inst {
+    pub(crate) fn from_decoded(pc: u32, d: &Decoded, terminator: bool, jump_target: bool) -> Inst {
         Inst {
             op: d.op,
             ra: d.ra,
@@ -258,6 +258,16 @@ pub(crate) trait Visit {
     /// order visited, and every start falls through to the next one visited. `has_offset`:
     /// its format has a static target (`target_pc`).
     fn inst(&mut self, inst: Inst, has_offset: bool);
+    /// The next instruction start, before it is decoded: `skip(pc)`, its opcode's row, whether
+    /// it is a valid jump target and the gas charged on entering a block there. Decodes it and
+    /// visits it as [`Visit::inst`], unless the visitor decodes it its own way.
+    #[inline(always)]
+    fn start(&mut self, code: &Code, pc: u32, skip: u32, row: &'static OpcodeRow, jump_target: bool, cost: u64) {
+        let d = code.decode_start(pc, skip, row);
+        let mut inst = Inst::from_decoded(pc, &d, row.terminator, jump_target);
+        inst.cost = cost;
+        self.inst(inst, row.format.has_offset());
+    }
     /// The trap recorded at a fall-through pc that is not an instruction start, right after
     /// the instruction that falls there: inside a gap longer than the largest skip
     /// (`in_gap`), or at the end of code. Its own fall-through is not resolved.
@@ -284,12 +294,10 @@ pub(crate) fn walk<const UNIT: bool, V: Visit>(code: &Code, profile: Profile, ga
         let following = next_start(starts, pc + 1);
         let skip = (following - pc - 1).min(crate::decode::MAX_SKIP as usize) as u32;
         let row = profile.row(code.bytes[pc]);
-        let d = code.decode_start(pc as u32, skip, row);
-        let next_pc = d.next_pc(pc as u32);
+        let next_pc = pc as u32 + 1 + skip;
         let jump_target = row.defined && follows_terminator;
-        let mut inst = Inst::from_decoded(pc as u32, &d, row.terminator, jump_target);
-        inst.cost = if UNIT { 1 } else { entry_cost(gas, inst.pc) };
-        v.inst(inst, row.format.has_offset());
+        let cost = if UNIT { 1 } else { entry_cost(gas, pc as u32) };
+        v.start(code, pc as u32, skip, row, jump_target, cost);
         if row.terminator && UNIT {
             v.block_end();
         }

@@ -28,7 +28,7 @@ use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi};
 
 use crate::decode::Code as DecodeCode;
 use crate::gas::GasModel;
-use crate::isa::{Addr, BinaryOp, Cond as BranchCond, Kind, Operands, Source, UnaryOp, Width};
+use crate::isa::{Addr, BinaryOp, Cond as BranchCond, Kind, OpcodeRow, Operands, Source, UnaryOp, Width, TABLE};
 use crate::program::{is_jump_target_at, replay, target_allowed, walk, Inst, Program, Visit, HALT_ADDRESS, NONE};
 
 use super::code::{Code, CodeArena};
@@ -313,6 +313,32 @@ impl Visit for Compiler<'_> {
         self.emit_next_inst(i, &inst);
     }
 
+    /// One dispatch on the opcode per instruction: each arm decodes and compiles one opcode,
+    /// whose format and kind are constants there ([`Compiler::start_op`]).
+    #[inline(always)]
+    fn start(&mut self, code: &DecodeCode, pc: u32, skip: u32, row: &'static OpcodeRow, jump_target: bool, cost: u64) {
+        macro_rules! by_opcode {
+            ($($n:literal)*) => {{
+                // Every instruction of the table has an arm (the numbers are `Op as u8`).
+                const _: () = assert!([$($n),*].len() == TABLE.len());
+                match row.op as u8 {
+                    $($n => self.start_op::<$n>(code, pc, skip, row.terminator, jump_target, cost),)*
+                    _ => unreachable!("an opcode row names an instruction of the table"),
+                }
+            }};
+        }
+        by_opcode!(
+            0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19
+            20 21 22 23 24 25 26 27 28 29 30 31 32 33 34 35 36 37 38 39
+            40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59
+            60 61 62 63 64 65 66 67 68 69 70 71 72 73 74 75 76 77 78 79
+            80 81 82 83 84 85 86 87 88 89 90 91 92 93 94 95 96 97 98 99
+            100 101 102 103 104 105 106 107 108 109 110 111 112 113 114 115 116 117 118 119
+            120 121 122 123 124 125 126 127 128 129 130 131 132 133 134 135 136 137 138 139
+            140
+        )
+    }
+
     #[inline(never)]
     #[cold]
     fn gap_trap(&mut self, inst: Inst, _in_gap: bool) {
@@ -566,10 +592,40 @@ impl<'p> Compiler<'p> {
         }
     }
 
-    /// Emits instruction `i` (the next one): its charging entry when it has one, then its
-    /// body.
+    /// Decodes and compiles the instruction start at `pc`, whose opcode is `Op` number `N`:
+    /// its format and kind are constants here.
+    #[inline(always)]
+    fn start_op<const N: u8>(
+        &mut self,
+        code: &DecodeCode,
+        pc: u32,
+        skip: u32,
+        terminator: bool,
+        jump_target: bool,
+        cost: u64,
+    ) {
+        const { assert!(TABLE[N as usize].op as u8 == N, "the table's rows are in `Op` order") };
+        let info = &TABLE[N as usize];
+        let d = code.decode_format(pc, skip, info.op, true, info.format);
+        let mut inst = Inst::from_decoded(pc, &d, terminator, jump_target);
+        inst.cost = cost;
+        let i = self.insts.len() as u32;
+        inst.next = i + 1;
+        if info.format.has_offset() {
+            inst.target = self.static_target(i, &inst);
+        }
+        self.emit_next_inst_as(i, &inst, info.kind);
+    }
+
     #[inline(always)]
     fn emit_next_inst(&mut self, i: u32, inst: &Inst) {
+        self.emit_next_inst_as(i, inst, inst.op.kind());
+    }
+
+    /// Emits instruction `i` (the next one), of kind `kind`: its charging entry when it has
+    /// one, then its body.
+    #[inline(always)]
+    fn emit_next_inst_as(&mut self, i: u32, inst: &Inst, kind: Kind) {
         // `has_entry(i)`, from the instruction before, which the pass has just compiled.
         let charged = entry_after(self.step, self.per_instruction, self.after_block_end);
         debug_assert_eq!(charged, self.has_entry(i));
@@ -587,7 +643,7 @@ impl<'p> Compiler<'p> {
             ends_block: inst.terminator,
             jump_target: inst.jump_target,
         });
-        self.emit_inst(i, inst);
+        self.emit_inst(i, inst, kind);
     }
 
     /// The instruction a static jump or branch of instruction `i` goes to: its index when
@@ -996,9 +1052,9 @@ impl<'p> Compiler<'p> {
     // ---- instructions --------------------------------------------------------------------
 
     #[inline(always)]
-    fn emit_inst(&mut self, i: u32, inst: &Inst) {
+    fn emit_inst(&mut self, i: u32, inst: &Inst, kind: Kind) {
         // Host registers are looked up by the arms that use them.
-        match inst.op.kind() {
+        match kind {
             Kind::Trap => {
                 let exit = self.exits.trap;
                 self.emit_exit(i, exit);
