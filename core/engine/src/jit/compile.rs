@@ -353,6 +353,9 @@ impl Visit for Compiler<'_> {
     }
 }
 
+/// In place of an `Op` number: an instruction whose opcode is not a constant.
+const ANY_OP: u8 = u8::MAX;
+
 /// The number of the instruction at `pc` among `insts` (in pc order).
 fn index_of(insts: &[Compiled], pc: u32) -> Option<u32> {
     insts.binary_search_by_key(&pc, |c| c.pc).ok().map(|i| i as u32)
@@ -593,8 +596,11 @@ impl<'p> Compiler<'p> {
     }
 
     /// Decodes and compiles the instruction start at `pc`, whose opcode is `Op` number `N`:
-    /// its format and kind are constants here.
-    #[inline(always)]
+    /// its format and kind are constants here. Inlined into the pass's loop in optimised
+    /// builds; kept apart in builds with debug assertions, where an unoptimised loop holding
+    /// every opcode's arm would need a stack frame of megabytes.
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline(never))]
     fn start_op<const N: u8>(
         &mut self,
         code: &DecodeCode,
@@ -614,18 +620,18 @@ impl<'p> Compiler<'p> {
         if info.format.has_offset() {
             inst.target = self.static_target(i, &inst);
         }
-        self.emit_next_inst_as(i, &inst, info.kind);
+        self.emit_next_inst_as::<N>(i, &inst, info.kind);
     }
 
     #[inline(always)]
     fn emit_next_inst(&mut self, i: u32, inst: &Inst) {
-        self.emit_next_inst_as(i, inst, inst.op.kind());
+        self.emit_next_inst_as::<ANY_OP>(i, inst, inst.op.kind());
     }
 
     /// Emits instruction `i` (the next one), of kind `kind`: its charging entry when it has
     /// one, then its body.
     #[inline(always)]
-    fn emit_next_inst_as(&mut self, i: u32, inst: &Inst, kind: Kind) {
+    fn emit_next_inst_as<const N: u8>(&mut self, i: u32, inst: &Inst, kind: Kind) {
         // `has_entry(i)`, from the instruction before, which the pass has just compiled.
         let charged = entry_after(self.step, self.per_instruction, self.after_block_end);
         debug_assert_eq!(charged, self.has_entry(i));
@@ -643,7 +649,7 @@ impl<'p> Compiler<'p> {
             ends_block: inst.terminator,
             jump_target: inst.jump_target,
         });
-        self.emit_inst(i, inst, kind);
+        self.emit_inst::<N>(i, inst, kind);
     }
 
     /// The instruction a static jump or branch of instruction `i` goes to: its index when
@@ -1052,7 +1058,7 @@ impl<'p> Compiler<'p> {
     // ---- instructions --------------------------------------------------------------------
 
     #[inline(always)]
-    fn emit_inst(&mut self, i: u32, inst: &Inst, kind: Kind) {
+    fn emit_inst<const N: u8>(&mut self, i: u32, inst: &Inst, kind: Kind) {
         // Host registers are looked up by the arms that use them.
         match kind {
             Kind::Trap => {
@@ -1094,25 +1100,53 @@ impl<'p> Compiler<'p> {
                 self.emit_dynamic_jump(i);
             }
             Kind::Load { width, signed, addr } => {
-                self.emit_memory(i, inst, width, addr, Access::Load { signed });
+                if N == ANY_OP {
+                    self.emit_memory(i, inst, width, addr, Access::Load { signed });
+                } else {
+                    self.emit_memory_of::<N>(i, inst);
+                }
                 self.emit_next(i, inst);
             }
             Kind::Store { width, value, addr } => {
-                self.emit_memory(i, inst, width, addr, Access::Store { value });
+                if N == ANY_OP {
+                    self.emit_memory(i, inst, width, addr, Access::Store { value });
+                } else {
+                    self.emit_memory_of::<N>(i, inst);
+                }
                 self.emit_next(i, inst);
             }
-            Kind::Unary(op) => {
-                self.emit_two_reg(i, op, r(inst.rd), r(inst.ra));
+            Kind::Unary(_) | Kind::Binary { .. } => {
+                if N == ANY_OP {
+                    self.emit_alu(i, inst, kind);
+                } else {
+                    self.emit_alu_of::<N>(i, inst);
+                }
                 self.emit_next(i, inst);
             }
+        }
+    }
+
+    /// [`Compiler::emit_alu`] for the ALU operation `Op` number `N`, a constant here.
+    #[inline(always)]
+    fn emit_alu_of<const N: u8>(&mut self, i: u32, inst: &Inst) {
+        self.emit_alu_inline(i, inst, TABLE[N as usize].kind);
+    }
+
+    #[inline(never)]
+    fn emit_alu(&mut self, i: u32, inst: &Inst, kind: Kind) {
+        self.emit_alu_inline(i, inst, kind);
+    }
+
+    /// An ALU operation's body.
+    #[inline(always)]
+    fn emit_alu_inline(&mut self, i: u32, inst: &Inst, kind: Kind) {
+        match kind {
+            Kind::Unary(op) => self.emit_two_reg(i, op, r(inst.rd), r(inst.ra)),
             Kind::Binary { op, operands: Operands::Regs } => {
-                self.emit_three_reg(op, r(inst.rd), r(inst.ra), r(inst.rb));
-                self.emit_next(i, inst);
+                self.emit_three_reg(op, r(inst.rd), r(inst.ra), r(inst.rb))
             }
-            Kind::Binary { op, operands } => {
-                self.emit_reg_imm(i, op, operands, r(inst.ra), r(inst.rb), inst.x);
-                self.emit_next(i, inst);
-            }
+            Kind::Binary { op, operands } => self.emit_reg_imm(i, op, operands, r(inst.ra), r(inst.rb), inst.x),
+            _ => unreachable!("not an ALU operation"),
         }
     }
 
@@ -1152,7 +1186,24 @@ impl<'p> Compiler<'p> {
         );
     }
 
+    /// [`Compiler::emit_memory`] for the load or store `Op` number `N`, whose width,
+    /// addressing and access are constants here.
+    #[inline(never)]
+    fn emit_memory_of<const N: u8>(&mut self, i: u32, inst: &Inst) {
+        match TABLE[N as usize].kind {
+            Kind::Load { width, signed, addr } => self.emit_access(i, inst, width, addr, Access::Load { signed }),
+            Kind::Store { width, value, addr } => self.emit_access(i, inst, width, addr, Access::Store { value }),
+            _ => unreachable!("only loads and stores access memory"),
+        }
+    }
+
+    #[inline(never)]
     fn emit_memory(&mut self, i: u32, inst: &Inst, width: Width, addr: Addr, access: Access) {
+        self.emit_access(i, inst, width, addr, access);
+    }
+
+    #[inline(always)]
+    fn emit_access(&mut self, i: u32, inst: &Inst, width: Width, addr: Addr, access: Access) {
         let (a, b) = (r(inst.ra), r(inst.rb));
         let x = inst.x as u32 as i32;
         let absolute = addr == Addr::Absolute;
@@ -1198,6 +1249,7 @@ impl<'p> Compiler<'p> {
         self.access_descs.push((i, cont));
     }
 
+    #[inline(always)]
     fn emit_two_reg(&mut self, i: u32, op: UnaryOp, d: u8, a: u8) {
         let f = self.features;
         match op {
@@ -1257,6 +1309,7 @@ impl<'p> Compiler<'p> {
     }
 
     /// `φ[rA] ← f(φ[rB], X)`; `a` is the destination, `b` the source.
+    #[inline(always)]
     fn emit_reg_imm(&mut self, i: u32, op: BinaryOp, operands: Operands, a: u8, b: u8, x: u64) {
         let Some(v) = imm32(x) else {
             // Immediates of this format are at most 4 bytes, sign-extended; anything else goes
@@ -1426,6 +1479,7 @@ impl<'p> Compiler<'p> {
     }
 
     /// `φ[rD] ← f(φ[rA], φ[rB])`.
+    #[inline(always)]
     fn emit_three_reg(&mut self, op: BinaryOp, d: u8, a: u8, b: u8) {
         let f = self.features;
         match op {
