@@ -164,9 +164,9 @@ impl Blob {
             }
         }
         // Eight flags per mask byte, then the padding flags (checked zero above) cut off.
-        let mut starts = Vec::with_capacity(mask.len() * 8);
-        for &bits in mask {
-            starts.extend_from_slice(&BITS[bits as usize]);
+        let mut starts = vec![false; mask.len() * 8];
+        for (flags, &bits) in starts.chunks_exact_mut(8).zip(mask) {
+            flags.copy_from_slice(&BITS[bits as usize]);
         }
         starts.truncate(code_len);
         Ok(Blob { jump_table, jump_table_len: entries as u32, entry_size, code, starts })

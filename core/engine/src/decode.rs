@@ -132,13 +132,17 @@ impl<'a> Code<'a> {
     /// so the decoded fields go straight where they are stored.
     #[inline(always)]
     pub fn decode_start(&self, pc: u32, skip: u32, row: &OpcodeRow) -> Decoded {
-        self.decode_format(pc, skip, row.op, row.defined, row.format)
+        self.decode_format(pc, skip, row.op, row.defined, row.format, true)
     }
 
     /// [`Code::decode_start`] for an instruction whose opcode's row is taken apart: for a
-    /// caller that knows the format as a constant.
+    /// caller that knows the format as a constant. Without `clamp`, a register number taken
+    /// from a nibble is the nibble as it is (13 to 15 not yet read as 12), for a caller that
+    /// maps every nibble itself; `rD` of the three-register format, a whole byte, is read as
+    /// always.
     #[inline(always)]
-    pub fn decode_format(&self, pc: u32, skip: u32, op: Op, defined: bool, format: Format) -> Decoded {
+    pub fn decode_format(&self, pc: u32, skip: u32, op: Op, defined: bool, format: Format, clamp: bool) -> Decoded {
+        let nibble = |n: u8| if clamp { reg(n) } else { n };
         debug_assert_eq!(skip, self.skip(pc as usize));
         debug_assert!(self.is_start(pc as usize));
         let p = pc as usize;
@@ -152,7 +156,7 @@ impl<'a> Code<'a> {
                 d.x = sext(lx, self.le(p + 1, lx));
             }
             Format::RegExtImm => {
-                d.ra = reg(b1 & 15);
+                d.ra = nibble(b1 & 15);
                 d.x = self.le(p + 2, 8);
             }
             Format::TwoImm => {
@@ -166,12 +170,12 @@ impl<'a> Code<'a> {
                 d.target = offset(p + 1, lx);
             }
             Format::RegImm => {
-                d.ra = reg(b1 & 15);
+                d.ra = nibble(b1 & 15);
                 let lx = skip.saturating_sub(1).min(4);
                 d.x = sext(lx, self.le(p + 2, lx));
             }
             Format::RegTwoImm | Format::RegImmOffset => {
-                d.ra = reg(b1 & 15);
+                d.ra = nibble(b1 & 15);
                 let lx = (b1 as u32 >> 4 & 7).min(4);
                 let ly = skip.saturating_sub(lx + 1).min(4);
                 d.x = sext(lx, self.le(p + 2, lx));
@@ -182,12 +186,12 @@ impl<'a> Code<'a> {
                 }
             }
             Format::TwoReg => {
-                d.rd = reg(b1 & 15);
-                d.ra = reg(b1 >> 4);
+                d.rd = nibble(b1 & 15);
+                d.ra = nibble(b1 >> 4);
             }
             Format::TwoRegImm | Format::TwoRegOffset => {
-                d.ra = reg(b1 & 15);
-                d.rb = reg(b1 >> 4);
+                d.ra = nibble(b1 & 15);
+                d.rb = nibble(b1 >> 4);
                 let lx = skip.saturating_sub(1).min(4);
                 if format == Format::TwoRegImm {
                     d.x = sext(lx, self.le(p + 2, lx));
@@ -196,16 +200,16 @@ impl<'a> Code<'a> {
                 }
             }
             Format::TwoRegTwoImm => {
-                d.ra = reg(b1 & 15);
-                d.rb = reg(b1 >> 4);
+                d.ra = nibble(b1 & 15);
+                d.rb = nibble(b1 >> 4);
                 let lx = (self.byte(p + 2) as u32 & 7).min(4);
                 let ly = skip.saturating_sub(lx + 2).min(4);
                 d.x = sext(lx, self.le(p + 3, lx));
                 d.y = sext(ly, self.le(p + 3 + lx as usize, ly));
             }
             Format::ThreeReg => {
-                d.ra = reg(b1 & 15);
-                d.rb = reg(b1 >> 4);
+                d.ra = nibble(b1 & 15);
+                d.rb = nibble(b1 >> 4);
                 d.rd = reg(self.byte(p + 2));
             }
         }

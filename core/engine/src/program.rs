@@ -135,11 +135,6 @@ impl Program {
         &self.list().insts
     }
 
-    /// The instructions, if something has asked for them already.
-    pub(crate) fn built_insts(&self) -> Option<&[Inst]> {
-        self.list.get().map(|list| &list.insts[..])
-    }
-
     pub fn profile(&self) -> Profile {
         self.config.profile
     }
@@ -253,21 +248,11 @@ impl List {
 /// What a pass over a program's instructions ([`walk`]) does with each one: record it in
 /// the list ([`List::new`]), or compile it (the JIT).
 pub(crate) trait Visit {
-    /// The next instruction start, decoded, in pc order. Its `next`, `target` and (under
-    /// unit block costs) `cost` are not resolved yet: instructions are numbered in the
-    /// order visited, and every start falls through to the next one visited. `has_offset`:
-    /// its format has a static target (`target_pc`).
-    fn inst(&mut self, inst: Inst, has_offset: bool);
-    /// The next instruction start, before it is decoded: `skip(pc)`, its opcode's row, whether
-    /// it is a valid jump target and the gas charged on entering a block there. Decodes it and
-    /// visits it as [`Visit::inst`], unless the visitor decodes it its own way.
-    #[inline(always)]
-    fn start(&mut self, code: &Code, pc: u32, skip: u32, row: &'static OpcodeRow, jump_target: bool, cost: u64) {
-        let d = code.decode_start(pc, skip, row);
-        let mut inst = Inst::from_decoded(pc, &d, row.terminator, jump_target);
-        inst.cost = cost;
-        self.inst(inst, row.format.has_offset());
-    }
+    /// The next instruction start in pc order, before it is decoded: `skip(pc)`, its
+    /// opcode's row, whether it is a valid jump target (ϖ) and the gas charged on entering a
+    /// block there (under unit block costs, 1 until its block ends). Instructions are
+    /// numbered in the order visited, and every start falls through to the next one visited.
+    fn start(&mut self, code: &Code, pc: u32, skip: u32, row: &'static OpcodeRow, jump_target: bool, cost: u64);
     /// The trap recorded at a fall-through pc that is not an instruction start, right after
     /// the instruction that falls there: inside a gap longer than the largest skip
     /// (`in_gap`), or at the end of code. Its own fall-through is not resolved.
@@ -316,27 +301,6 @@ pub(crate) fn walk<const UNIT: bool, V: Visit>(code: &Code, profile: Profile, ga
     }
 }
 
-/// Visits an already built list as [`walk`] visits the code it was built from (each
-/// instruction as the pass decoded it, before resolution), so a visitor can start from the
-/// list instead of decoding again.
-#[inline(always)]
-pub(crate) fn replay<const UNIT: bool, V: Visit>(code: &Code, insts: &[Inst], v: &mut V) {
-    for inst in insts {
-        let mut decoded = Inst { next: NONE, target: NONE, ..*inst };
-        if UNIT {
-            decoded.cost = 1;
-        }
-        if code.starts.get(inst.pc as usize).copied().unwrap_or(false) {
-            v.inst(decoded, inst.op.format().has_offset());
-        } else {
-            v.gap_trap(decoded, inst.pc as usize != code.len());
-        }
-        if UNIT && inst.terminator {
-            v.block_end();
-        }
-    }
-}
-
 /// The list's side of [`walk`].
 struct ListBuilder {
     index: Vec<u32>,
@@ -350,13 +314,18 @@ struct ListBuilder {
 }
 
 impl Visit for ListBuilder {
+    /// Records the instruction decoded; its `next` is the next one visited, its `target` is
+    /// resolved once every instruction is recorded.
     #[inline(always)]
-    fn inst(&mut self, mut inst: Inst, has_offset: bool) {
+    fn start(&mut self, code: &Code, pc: u32, skip: u32, row: &'static OpcodeRow, jump_target: bool, cost: u64) {
+        let d = code.decode_start(pc, skip, row);
+        let mut inst = Inst::from_decoded(pc, &d, row.terminator, jump_target);
+        inst.cost = cost;
         let i = self.insts.len();
-        self.index[inst.pc as usize] = i as u32;
+        self.index[pc as usize] = i as u32;
         inst.next = i as u32 + 1;
         self.insts.push(inst);
-        if has_offset {
+        if row.format.has_offset() {
             self.with_target.push(i as u32);
         }
     }
@@ -583,47 +552,6 @@ mod tests {
             assert_eq!(p.is_jump_target(d as u32), d <= 25, "start {d} bytes after a trap");
             assert_eq!(is_jump_target_at(&local, Profile::A, d as u32), d <= 25, "start {d} bytes after a trap");
         }
-    }
-
-    /// Records what a pass visits.
-    #[derive(Default)]
-    struct Record(Vec<String>);
-
-    impl Visit for Record {
-        fn inst(&mut self, inst: Inst, has_offset: bool) {
-            self.0.push(format!("inst {inst:?} {has_offset}"));
-        }
-        fn gap_trap(&mut self, inst: Inst, in_gap: bool) {
-            self.0.push(format!("gap {inst:?} {in_gap}"));
-        }
-        fn block_end(&mut self) {
-            self.0.push("end".into());
-        }
-    }
-
-    #[test]
-    fn replaying_a_list_visits_what_the_walk_visits() {
-        let mut gaps = 0;
-        for (code, starts) in random_code(0x2545_F491_4F6C_DD1D, 300, 80) {
-            for profile in Profile::ALL {
-                for gas in [GasModel::BlockUnit, GasModel::Instruction] {
-                    let blob = Blob::new(vec![], code.clone(), starts.clone());
-                    let local = Code::new(&blob.code, &blob.starts);
-                    let p = Program::new(blob.clone(), Config::new(profile, gas.clone()));
-                    let (mut walked, mut replayed) = (Record::default(), Record::default());
-                    if gas == GasModel::BlockUnit {
-                        walk::<true, _>(&local, profile, &gas, &mut walked);
-                        replay::<true, _>(&local, p.insts(), &mut replayed);
-                    } else {
-                        walk::<false, _>(&local, profile, &gas, &mut walked);
-                        replay::<false, _>(&local, p.insts(), &mut replayed);
-                    }
-                    assert_eq!(walked.0, replayed.0, "{profile:?} {gas:?} {code:?} starts {starts:?}");
-                    gaps += walked.0.iter().filter(|e| e.starts_with("gap") && e.ends_with("true")).count();
-                }
-            }
-        }
-        assert!(gaps > 50, "only {gaps} traps in gaps: the check saw too few");
     }
 
     #[test]

@@ -28,8 +28,8 @@ use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi};
 
 use crate::decode::Code as DecodeCode;
 use crate::gas::GasModel;
-use crate::isa::{Addr, BinaryOp, Cond as BranchCond, Kind, OpcodeRow, Operands, Source, UnaryOp, Width, TABLE};
-use crate::program::{is_jump_target_at, replay, target_allowed, walk, Inst, Program, Visit, HALT_ADDRESS, NONE};
+use crate::isa::{Addr, BinaryOp, Cond as BranchCond, Kind, Op, OpcodeRow, Operands, Source, UnaryOp, Width, TABLE};
+use crate::program::{is_jump_target_at, target_allowed, walk, Inst, Program, Visit, HALT_ADDRESS, NONE};
 
 use super::code::{Code, CodeArena};
 use super::ctx::{self, kind};
@@ -303,16 +303,6 @@ pub(crate) fn compile(
 
 /// The compiler's side of [`walk`]: each instruction is compiled as the pass reaches it.
 impl Visit for Compiler<'_> {
-    #[inline(always)]
-    fn inst(&mut self, mut inst: Inst, has_offset: bool) {
-        let i = self.insts.len() as u32;
-        inst.next = i + 1;
-        if has_offset {
-            inst.target = self.static_target(i, &inst);
-        }
-        self.emit_next_inst(i, &inst);
-    }
-
     /// One dispatch on the opcode per instruction: each arm decodes and compiles one opcode,
     /// whose format and kind are constants there ([`Compiler::start_op`]).
     #[inline(always)]
@@ -343,8 +333,9 @@ impl Visit for Compiler<'_> {
     #[cold]
     fn gap_trap(&mut self, inst: Inst, _in_gap: bool) {
         // A trap: it exits, so its fall-through is never needed.
+        debug_assert_eq!(inst.op, Op::Trap);
         let i = self.insts.len() as u32;
-        self.emit_next_inst(i, &inst);
+        self.emit_next_inst::<{ Op::Trap as u8 }>(i, &inst);
     }
 
     #[inline(always)]
@@ -353,16 +344,28 @@ impl Visit for Compiler<'_> {
     }
 }
 
-/// In place of an `Op` number: an instruction whose opcode is not a constant.
-const ANY_OP: u8 = u8::MAX;
+/// [`index_of`] for a pc among the last instructions compiled, as backward jumps mostly
+/// go: searches back from the end in steps that double, then within the last step.
+fn index_of_recent(insts: &[Compiled], pc: u32) -> Option<u32> {
+    let (mut hi, mut step) = (insts.len(), 1);
+    loop {
+        let lo = hi.saturating_sub(step);
+        if lo == 0 || insts[lo].pc <= pc {
+            return index_of(&insts[lo..hi], pc).map(|k| lo as u32 + k);
+        }
+        hi = lo;
+        step *= 2;
+    }
+}
 
 /// The number of the instruction at `pc` among `insts` (in pc order).
 fn index_of(insts: &[Compiled], pc: u32) -> Option<u32> {
     insts.binary_search_by_key(&pc, |c| c.pc).ok().map(|i| i as u32)
 }
 
-/// The host register of guest register `reg` (at most 12 in a prepared program). A table of
-/// 16 indexed by the low four bits needs no bounds check.
+/// The host register of guest register `reg`, or of the operand nibble `reg` as decoded
+/// (13 to 15 mean r12, as for the decoder). A table of 16 indexed by the low four bits needs
+/// no bounds check.
 #[inline]
 fn r(reg: u8) -> u8 {
     const HOST: [u8; 16] = {
@@ -573,25 +576,14 @@ impl<'p> Compiler<'p> {
     }
 
     /// Compiles every instruction in one pass over the code ([`walk`]): the JIT decodes
-    /// the blob itself and does not build the program's instruction list. When something
-    /// else (the interpreter, in `diff`) has built the list already, the pass replays it
-    /// instead of decoding again ([`replay`] visits exactly what the walk would).
+    /// the blob itself and never reads the program's instruction list, so `diff` judges its
+    /// decoding and preparation against the interpreter's.
     fn emit_instructions(&mut self) {
         let (code, profile, gas) = (self.code, self.program.profile(), &self.program.config.gas);
-        match (self.program.built_insts(), self.unit_blocks) {
-            (Some(insts), unit) => self.replay(insts, unit),
-            (None, true) => walk::<true, _>(&code, profile, gas, self),
-            (None, false) => walk::<false, _>(&code, profile, gas, self),
-        }
-    }
-
-    #[inline(never)]
-    fn replay(&mut self, insts: &[Inst], unit: bool) {
-        let code = self.code;
-        if unit {
-            replay::<true, _>(&code, insts, self);
+        if self.unit_blocks {
+            walk::<true, _>(&code, profile, gas, self);
         } else {
-            replay::<false, _>(&code, insts, self);
+            walk::<false, _>(&code, profile, gas, self);
         }
     }
 
@@ -612,7 +604,8 @@ impl<'p> Compiler<'p> {
     ) {
         const { assert!(TABLE[N as usize].op as u8 == N, "the table's rows are in `Op` order") };
         let info = &TABLE[N as usize];
-        let d = code.decode_format(pc, skip, info.op, true, info.format);
+        // Register nibbles as they are: `r` maps 13 to 15 to r12's host register.
+        let d = code.decode_format(pc, skip, info.op, true, info.format, false);
         let mut inst = Inst::from_decoded(pc, &d, terminator, jump_target);
         inst.cost = cost;
         let i = self.insts.len() as u32;
@@ -620,18 +613,13 @@ impl<'p> Compiler<'p> {
         if info.format.has_offset() {
             inst.target = self.static_target(i, &inst);
         }
-        self.emit_next_inst_as::<N>(i, &inst, info.kind);
+        self.emit_next_inst::<N>(i, &inst);
     }
 
-    #[inline(always)]
-    fn emit_next_inst(&mut self, i: u32, inst: &Inst) {
-        self.emit_next_inst_as::<ANY_OP>(i, inst, inst.op.kind());
-    }
-
-    /// Emits instruction `i` (the next one), of kind `kind`: its charging entry when it has
+    /// Emits instruction `i` (the next one), `Op` number `N`: its charging entry when it has
     /// one, then its body.
     #[inline(always)]
-    fn emit_next_inst_as<const N: u8>(&mut self, i: u32, inst: &Inst, kind: Kind) {
+    fn emit_next_inst<const N: u8>(&mut self, i: u32, inst: &Inst) {
         // `has_entry(i)`, from the instruction before, which the pass has just compiled.
         let charged = entry_after(self.step, self.per_instruction, self.after_block_end);
         debug_assert_eq!(charged, self.has_entry(i));
@@ -649,7 +637,7 @@ impl<'p> Compiler<'p> {
             ends_block: inst.terminator,
             jump_target: inst.jump_target,
         });
-        self.emit_inst::<N>(i, inst, kind);
+        self.emit_inst::<N>(i, inst);
     }
 
     /// The instruction a static jump or branch of instruction `i` goes to: its index when
@@ -664,7 +652,7 @@ impl<'p> Compiler<'p> {
         } else if to == inst.pc {
             (i, inst.jump_target)
         } else {
-            match index_of(&self.insts, to) {
+            match index_of_recent(&self.insts, to) {
                 Some(j) => (j, self.insts[j as usize].jump_target),
                 None => (NONE, false),
             }
@@ -1057,10 +1045,11 @@ impl<'p> Compiler<'p> {
 
     // ---- instructions --------------------------------------------------------------------
 
+    /// The body of instruction `i`, `Op` number `N`.
     #[inline(always)]
-    fn emit_inst<const N: u8>(&mut self, i: u32, inst: &Inst, kind: Kind) {
+    fn emit_inst<const N: u8>(&mut self, i: u32, inst: &Inst) {
         // Host registers are looked up by the arms that use them.
-        match kind {
+        match TABLE[N as usize].kind {
             Kind::Trap => {
                 let exit = self.exits.trap;
                 self.emit_exit(i, exit);
@@ -1099,28 +1088,12 @@ impl<'p> Compiler<'p> {
                 self.emit_load_imm(r(inst.ra), inst.x);
                 self.emit_dynamic_jump(i);
             }
-            Kind::Load { width, signed, addr } => {
-                if N == ANY_OP {
-                    self.emit_memory(i, inst, width, addr, Access::Load { signed });
-                } else {
-                    self.emit_memory_of::<N>(i, inst);
-                }
-                self.emit_next(i, inst);
-            }
-            Kind::Store { width, value, addr } => {
-                if N == ANY_OP {
-                    self.emit_memory(i, inst, width, addr, Access::Store { value });
-                } else {
-                    self.emit_memory_of::<N>(i, inst);
-                }
+            Kind::Load { .. } | Kind::Store { .. } => {
+                self.emit_memory_of::<N>(i, inst.ra, inst.rb, inst.x, inst.y);
                 self.emit_next(i, inst);
             }
             Kind::Unary(_) | Kind::Binary { .. } => {
-                if N == ANY_OP {
-                    self.emit_alu(i, inst, kind);
-                } else {
-                    self.emit_alu_of::<N>(i, inst);
-                }
+                self.emit_alu_of::<N>(i, inst);
                 self.emit_next(i, inst);
             }
         }
@@ -1130,11 +1103,6 @@ impl<'p> Compiler<'p> {
     #[inline(always)]
     fn emit_alu_of<const N: u8>(&mut self, i: u32, inst: &Inst) {
         self.emit_alu_inline(i, inst, TABLE[N as usize].kind);
-    }
-
-    #[inline(never)]
-    fn emit_alu(&mut self, i: u32, inst: &Inst, kind: Kind) {
-        self.emit_alu_inline(i, inst, kind);
     }
 
     /// An ALU operation's body.
@@ -1189,23 +1157,21 @@ impl<'p> Compiler<'p> {
     /// [`Compiler::emit_memory`] for the load or store `Op` number `N`, whose width,
     /// addressing and access are constants here.
     #[inline(never)]
-    fn emit_memory_of<const N: u8>(&mut self, i: u32, inst: &Inst) {
+    fn emit_memory_of<const N: u8>(&mut self, i: u32, ra: u8, rb: u8, x: u64, y: u64) {
+        let operands = (ra, rb, x, y);
         match TABLE[N as usize].kind {
-            Kind::Load { width, signed, addr } => self.emit_access(i, inst, width, addr, Access::Load { signed }),
-            Kind::Store { width, value, addr } => self.emit_access(i, inst, width, addr, Access::Store { value }),
+            Kind::Load { width, signed, addr } => self.emit_access(i, operands, width, addr, Access::Load { signed }),
+            Kind::Store { width, value, addr } => self.emit_access(i, operands, width, addr, Access::Store { value }),
             _ => unreachable!("only loads and stores access memory"),
         }
     }
 
-    #[inline(never)]
-    fn emit_memory(&mut self, i: u32, inst: &Inst, width: Width, addr: Addr, access: Access) {
-        self.emit_access(i, inst, width, addr, access);
-    }
-
+    /// A load or store with the operands `(rA, rB, X, Y)`.
     #[inline(always)]
-    fn emit_access(&mut self, i: u32, inst: &Inst, width: Width, addr: Addr, access: Access) {
-        let (a, b) = (r(inst.ra), r(inst.rb));
-        let x = inst.x as u32 as i32;
+    fn emit_access(&mut self, i: u32, operands: (u8, u8, u64, u64), width: Width, addr: Addr, access: Access) {
+        let (ra, rb, x_full, y) = operands;
+        let (a, b) = (r(ra), r(rb));
+        let x = x_full as u32 as i32;
         let absolute = addr == Addr::Absolute;
         let base = if addr == Addr::IndirectA { a } else { b };
         // The guest address, as an operand: `[r15 + rcx]` with the address in ecx, or
@@ -1223,14 +1189,14 @@ impl<'p> Compiler<'p> {
                 Err(_) => Mem::Gs32(base, x),
             }
         } else {
-            self.emit_address(base, inst.x);
+            self.emit_address(base, x_full);
             Mem::Base
         };
         let access_at = self.ops.offset().0 as u32;
         let bytes = width.bytes();
         match access {
             Access::Load { signed } => self.ops.put(x64::load(a, mem, bytes, signed)),
-            Access::Store { value: Source::Imm } => match (width, imm32(inst.y)) {
+            Access::Store { value: Source::Imm } => match (width, imm32(y)) {
                 (Width::B8, None) => {
                     // Not encodable: let the slow path do the whole access.
                     let slow = self.exits.slow_mem;
@@ -1240,7 +1206,7 @@ impl<'p> Compiler<'p> {
                         ; jmp =>slow
                     );
                 }
-                _ => self.ops.put(x64::store_imm(mem, bytes, inst.y as i32)),
+                _ => self.ops.put(x64::store_imm(mem, bytes, y as i32)),
             },
             Access::Store { value: Source::Reg } => self.ops.put(x64::store(a, mem, bytes)),
         }
@@ -1779,4 +1745,24 @@ impl<'p> Compiler<'p> {
 enum Access {
     Load { signed: bool },
     Store { value: Source },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_search_from_the_end_finds_what_the_binary_search_finds() {
+        for len in 0..70u32 {
+            // Instructions at even pcs 0, 2, …: every pc, present or not, below, among and
+            // past them.
+            let insts: Vec<Compiled> = (0..len)
+                .map(|k| Compiled { body: 0, entry: NOT_YET, pc: 2 * k, ends_block: false, jump_target: true })
+                .collect();
+            for pc in 0..2 * len + 3 {
+                assert_eq!(index_of_recent(&insts, pc), index_of(&insts, pc), "{len} instructions, pc {pc}");
+                assert_eq!(index_of(&insts, pc), (pc % 2 == 0 && pc < 2 * len).then_some(pc / 2));
+            }
+        }
+    }
 }
