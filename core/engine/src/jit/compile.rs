@@ -755,9 +755,7 @@ impl<'p> Compiler<'p> {
                     let here = self.ops.offset().0;
                     self.ops.patch_jump(from, here);
                     match refund {
-                        Some(c) if i32::try_from(c).is_ok() => {
-                            asm!(self.ops ; add QWORD [rsp], c as i32);
-                        }
+                        Some(c) if i32::try_from(c).is_ok() => self.ops.put(x64::add_rsp_mem(c as i32)),
                         Some(c) => {
                             asm!(self.ops
                                 ; mov rcx, QWORD c as i64
@@ -826,7 +824,7 @@ impl<'p> Compiler<'p> {
     }
 
     fn emit_exit(&mut self, inst: u32, exit: DynamicLabel) {
-        asm!(self.ops ; mov ecx, inst as i32);
+        self.ops.put(x64::mov_ecx_imm(inst as i32));
         self.ops.jmp(exit);
     }
 

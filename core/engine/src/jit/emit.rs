@@ -98,9 +98,15 @@ impl Emitter {
     /// Appends one fixed encoding ([`super::x64`]) with a single copy.
     #[inline(always)]
     pub fn put(&mut self, enc: Enc) {
-        let len = self.ops.len();
-        self.ops.extend_from_slice(&enc.bits.to_le_bytes());
-        self.ops.truncate(len + enc.len);
+        const WHOLE: usize = std::mem::size_of::<u128>();
+        self.ops.reserve(WHOLE);
+        let room = &mut self.ops.spare_capacity_mut()[..WHOLE];
+        for (byte, &value) in room.iter_mut().zip(&enc.bits.to_le_bytes()) {
+            byte.write(value);
+        }
+        debug_assert!(enc.len <= WHOLE);
+        // SAFETY: the `enc.len` bytes past the length (at most 16) were written just above.
+        unsafe { self.ops.set_len(self.ops.len() + enc.len.min(WHOLE)) };
     }
 
     /// `jmp rel32` to `label`: dynasm's `jmp =>label`, without its relocation records.
@@ -125,12 +131,17 @@ impl Emitter {
     /// Returns the offset just past the jump.
     #[inline]
     pub fn jump(&mut self, cond: Option<Cond>, target: Option<usize>) -> usize {
+        // The opcode bytes, then the displacement from the end of the jump.
+        let (opcode, len) = match cond {
+            None => (0xE9, 1),
+            Some(cond) => (u128::from(0x0F | (0x80 | cond as u16) << 8), 2),
+        };
+        let end = self.ops.len() + len + 4;
+        let displacement = u128::from(target.map_or(0, |t| rel32(end, t)) as u32);
         match cond {
-            None => self.ops.push(0xE9),
-            Some(cond) => self.ops.extend_from_slice(&[0x0F, 0x80 | cond as u8]),
+            None => self.put(Enc { bits: opcode | displacement << 8, len: 5 }),
+            Some(_) => self.put(Enc { bits: opcode | displacement << 16, len: 6 }),
         }
-        let end = self.ops.len() + 4;
-        self.ops.extend_from_slice(&target.map_or(0, |t| rel32(end, t)).to_le_bytes());
         end
     }
 
@@ -320,6 +331,21 @@ mod tests {
     use dynasmrt::dynasm;
 
     use super::*;
+
+    #[test]
+    fn put_appends_exactly_the_bytes_of_each_encoding() {
+        // Every length an encoding can have, with bytes set past each one's length, from an
+        // empty buffer that has to grow on the way.
+        let mut e = Emitter::default();
+        let mut expected = Vec::new();
+        for k in 0..300usize {
+            let len = k % 16;
+            let bits = u128::from_le_bytes(std::array::from_fn(|b| (k * 31 + b * 7 + 1) as u8));
+            e.put(Enc { bits, len });
+            expected.extend_from_slice(&bits.to_le_bytes()[..len]);
+            assert_eq!(e.bytes(), &expected[..], "after {} encodings", k + 1);
+        }
+    }
 
     #[test]
     fn forward_and_backward_references_are_patched() {

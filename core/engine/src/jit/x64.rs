@@ -274,6 +274,12 @@ pub(crate) fn sub_rsp_mem(imm: i32) -> Enc {
     Enc::new().u8(0x48).u8(0x81).u8(0x2C).u8(0x24).i32(imm)
 }
 
+/// `add QWORD [rsp], imm32` (a gas charge given back).
+#[inline(always)]
+pub(crate) fn add_rsp_mem(imm: i32) -> Enc {
+    Enc::new().u8(0x48).u8(0x81).u8(0x04).u8(0x24).i32(imm)
+}
+
 #[cfg(test)]
 mod tests {
     // dynasm's dynamic-register operands (`Rq(n)`) convert the register number with `.into()`.
@@ -460,6 +466,7 @@ mod tests {
         for v in IMM32 {
             assert_eq!(mov_ecx_imm(v).as_slice(), asm(|a| dynasm!(a ; .arch x64 ; mov ecx, v)));
             assert_eq!(sub_rsp_mem(v).as_slice(), asm(|a| dynasm!(a ; .arch x64 ; sub QWORD [rsp], v)));
+            assert_eq!(add_rsp_mem(v).as_slice(), asm(|a| dynasm!(a ; .arch x64 ; add QWORD [rsp], v)));
         }
     }
 }
