@@ -324,10 +324,10 @@ impl Visit for ListBuilder {
         let i = self.insts.len();
         self.index[pc as usize] = i as u32;
         inst.next = i as u32 + 1;
-        self.insts.push(inst);
         if row.format.has_offset() {
             self.with_target.push(i as u32);
         }
+        self.insts.push(inst);
     }
 
     #[inline(always)]
