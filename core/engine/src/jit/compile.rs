@@ -237,7 +237,7 @@ struct Compiler<'p> {
     entry_fixups: Vec<(usize, u32)>,
     /// Jumps to the charging entries of static targets not compiled yet: where each jump
     /// ends, and the target's pc.
-    forward_targets: Vec<(usize, u32)>,
+    forward_targets: Vec<(usize, u32, u32)>,
     /// The pc of the target [`Compiler::static_target`] last found to come later.
     forward_pc: u32,
     /// Under unit block costs: the first instruction of the block being compiled, and where
@@ -341,6 +341,21 @@ impl Visit for Compiler<'_> {
     #[inline(always)]
     fn block_end(&mut self) {
         self.end_block();
+    }
+}
+
+/// [`index_of`] for a pc at or after instruction `from`, as forward jumps mostly go a
+/// little way: searches ahead from `from` in steps that double, then within the last step.
+fn index_of_ahead(insts: &[Compiled], from: usize, pc: u32) -> Option<u32> {
+    let (mut lo, mut step) = (from.min(insts.len()), 1);
+    loop {
+        let hi = lo.saturating_add(step).min(insts.len());
+        if hi == insts.len() || insts[hi].pc >= pc {
+            let end = (hi + 1).min(insts.len());
+            return index_of(&insts[lo..end], pc).map(|k| lo as u32 + k);
+        }
+        lo = hi;
+        step *= 2;
     }
 }
 
@@ -690,8 +705,8 @@ impl<'p> Compiler<'p> {
     /// instruction is compiled.
     fn resolve_forward(&mut self) {
         for k in 0..self.forward_targets.len() {
-            let (end, pc) = self.forward_targets[k];
-            match index_of(&self.insts, pc).map(|j| self.insts[j as usize].entry) {
+            let (end, pc, after) = self.forward_targets[k];
+            match index_of_ahead(&self.insts, after as usize, pc).map(|j| self.insts[j as usize].entry) {
                 Some(entry) if entry != NOT_YET => self.ops.patch_jump(end, entry as usize),
                 _ => self.ops.fail("jump to an instruction without a charging entry"),
             }
@@ -863,7 +878,8 @@ impl<'p> Compiler<'p> {
             Goto::Label(label) => self.ops.jump_label(cond, label),
             Goto::Forward(pc) => {
                 let end = self.ops.jump(cond, None);
-                self.forward_targets.push((end, pc));
+                // The target comes after every instruction compiled so far.
+                self.forward_targets.push((end, pc, self.insts.len() as u32));
             }
             Goto::Entry(i) => {
                 let offset = self.insts.get(i as usize).map_or(NOT_YET, |c| c.entry);
@@ -1750,7 +1766,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_search_from_the_end_finds_what_the_binary_search_finds() {
+    fn the_searches_from_the_end_and_ahead_find_what_the_binary_search_finds() {
         for len in 0..70u32 {
             // Instructions at even pcs 0, 2, …: every pc, present or not, below, among and
             // past them.
@@ -1759,6 +1775,10 @@ mod tests {
                 .collect();
             for pc in 0..2 * len + 3 {
                 assert_eq!(index_of_recent(&insts, pc), index_of(&insts, pc), "{len} instructions, pc {pc}");
+                // Searching ahead from any instruction at or before the one at pc.
+                for from in 0..=(pc as usize / 2).min(len as usize) {
+                    assert_eq!(index_of_ahead(&insts, from, pc), index_of(&insts, pc), "{len}, pc {pc}, from {from}");
+                }
                 assert_eq!(index_of(&insts, pc), (pc % 2 == 0 && pc < 2 * len).then_some(pc / 2));
             }
         }
