@@ -252,7 +252,18 @@ pub(crate) trait Visit {
     /// opcode's row, whether it is a valid jump target (ϖ) and the gas charged on entering a
     /// block there (under unit block costs, 1 until its block ends). Instructions are
     /// numbered in the order visited, and every start falls through to the next one visited.
-    fn start(&mut self, code: &Code, pc: u32, skip: u32, row: &'static OpcodeRow, jump_target: bool, cost: u64);
+    /// `unit`: the pass charges unit block costs (the walk's `UNIT`).
+    #[allow(clippy::too_many_arguments)]
+    fn start(
+        &mut self,
+        code: &Code,
+        pc: u32,
+        skip: u32,
+        row: &'static OpcodeRow,
+        jump_target: bool,
+        cost: u64,
+        unit: bool,
+    );
     /// The trap recorded at a fall-through pc that is not an instruction start, right after
     /// the instruction that falls there: inside a gap longer than the largest skip
     /// (`in_gap`), or at the end of code. Its own fall-through is not resolved.
@@ -282,7 +293,7 @@ pub(crate) fn walk<const UNIT: bool, V: Visit>(code: &Code, profile: Profile, ga
         let next_pc = pc as u32 + 1 + skip;
         let jump_target = row.defined && follows_terminator;
         let cost = if UNIT { 1 } else { entry_cost(gas, pc as u32) };
-        v.start(code, pc as u32, skip, row, jump_target, cost);
+        v.start(code, pc as u32, skip, row, jump_target, cost, UNIT);
         if row.terminator && UNIT {
             v.block_end();
         }
@@ -317,7 +328,16 @@ impl Visit for ListBuilder {
     /// Records the instruction decoded; its `next` is the next one visited, its `target` is
     /// resolved once every instruction is recorded.
     #[inline(always)]
-    fn start(&mut self, code: &Code, pc: u32, skip: u32, row: &'static OpcodeRow, jump_target: bool, cost: u64) {
+    fn start(
+        &mut self,
+        code: &Code,
+        pc: u32,
+        skip: u32,
+        row: &'static OpcodeRow,
+        jump_target: bool,
+        cost: u64,
+        _: bool,
+    ) {
         let d = code.decode_start(pc, skip, row);
         let mut inst = Inst::from_decoded(pc, &d, row.terminator, jump_target);
         inst.cost = cost;

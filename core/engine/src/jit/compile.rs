@@ -306,13 +306,22 @@ impl Visit for Compiler<'_> {
     /// One dispatch on the opcode per instruction: each arm decodes and compiles one opcode,
     /// whose format and kind are constants there ([`Compiler::start_op`]).
     #[inline(always)]
-    fn start(&mut self, code: &DecodeCode, pc: u32, skip: u32, row: &'static OpcodeRow, jump_target: bool, cost: u64) {
+    fn start(
+        &mut self,
+        code: &DecodeCode,
+        pc: u32,
+        skip: u32,
+        row: &'static OpcodeRow,
+        jump_target: bool,
+        cost: u64,
+        unit: bool,
+    ) {
         macro_rules! by_opcode {
             ($($n:literal)*) => {{
                 // Every instruction of the table has an arm (the numbers are `Op as u8`).
                 const _: () = assert!([$($n),*].len() == TABLE.len());
                 match row.op as u8 {
-                    $($n => self.start_op::<$n>(code, pc, skip, row.terminator, jump_target, cost),)*
+                    $($n => self.start_op::<$n>(code, pc, skip, row.terminator, jump_target, cost, unit),)*
                     _ => unreachable!("an opcode row names an instruction of the table"),
                 }
             }};
@@ -335,7 +344,7 @@ impl Visit for Compiler<'_> {
         // A trap: it exits, so its fall-through is never needed.
         debug_assert_eq!(inst.op, Op::Trap);
         let i = self.insts.len() as u32;
-        self.emit_next_inst::<{ Op::Trap as u8 }>(i, &inst);
+        self.emit_next_inst::<{ Op::Trap as u8 }>(i, &inst, self.unit_blocks);
     }
 
     #[inline(always)]
@@ -608,6 +617,7 @@ impl<'p> Compiler<'p> {
     /// every opcode's arm would need a stack frame of megabytes.
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline(never))]
+    #[allow(clippy::too_many_arguments)]
     fn start_op<const N: u8>(
         &mut self,
         code: &DecodeCode,
@@ -616,6 +626,7 @@ impl<'p> Compiler<'p> {
         terminator: bool,
         jump_target: bool,
         cost: u64,
+        unit: bool,
     ) {
         const { assert!(TABLE[N as usize].op as u8 == N, "the table's rows are in `Op` order") };
         let info = &TABLE[N as usize];
@@ -628,15 +639,21 @@ impl<'p> Compiler<'p> {
         if info.format.has_offset() {
             inst.target = self.static_target(i, &inst);
         }
-        self.emit_next_inst::<N>(i, &inst);
+        self.emit_next_inst::<N>(i, &inst, unit);
     }
 
     /// Emits instruction `i` (the next one), `Op` number `N`: its charging entry when it has
-    /// one, then its body.
+    /// one, then its body. `unit`: unit block costs, which a single-step module never has
+    /// (the pass's constant, so that the tests below fold).
     #[inline(always)]
-    fn emit_next_inst<const N: u8>(&mut self, i: u32, inst: &Inst) {
+    fn emit_next_inst<const N: u8>(&mut self, i: u32, inst: &Inst, unit: bool) {
+        debug_assert!(!unit || (self.unit_blocks && !self.step && !self.per_instruction));
         // `has_entry(i)`, from the instruction before, which the pass has just compiled.
-        let charged = entry_after(self.step, self.per_instruction, self.after_block_end);
+        let charged = if unit {
+            self.after_block_end
+        } else {
+            entry_after(self.step, self.per_instruction, self.after_block_end)
+        };
         debug_assert_eq!(charged, self.has_entry(i));
         self.after_block_end = inst.terminator;
         let at = self.ops.offset().0 as u32;
@@ -652,7 +669,7 @@ impl<'p> Compiler<'p> {
             ends_block: inst.terminator,
             jump_target: inst.jump_target,
         });
-        self.emit_inst::<N>(i, inst);
+        self.emit_inst::<N>(i, inst, unit);
     }
 
     /// The instruction a static jump or branch of instruction `i` goes to: its index when
@@ -947,9 +964,14 @@ impl<'p> Compiler<'p> {
         }
     }
 
-    /// Flow after an instruction that does not transfer control itself.
-    fn emit_next(&mut self, i: u32, inst: &Inst) {
-        self.emit_goto(i, inst.terminator, inst.next, inst.terminator);
+    /// Flow after an instruction that does not transfer control itself. With unit block
+    /// costs (so no single step) the next instruction's code comes next and starts the way
+    /// this fall-through enters it, so [`Compiler::emit_goto`] would emit nothing.
+    #[inline(always)]
+    fn emit_next(&mut self, i: u32, inst: &Inst, unit: bool) {
+        if !unit {
+            self.emit_goto(i, inst.terminator, inst.next, inst.terminator);
+        }
     }
 
     fn emit_branch(&mut self, i: u32, inst: &Inst, cond: BranchCond, rhs: Source) {
@@ -1061,7 +1083,7 @@ impl<'p> Compiler<'p> {
 
     /// The body of instruction `i`, `Op` number `N`.
     #[inline(always)]
-    fn emit_inst<const N: u8>(&mut self, i: u32, inst: &Inst) {
+    fn emit_inst<const N: u8>(&mut self, i: u32, inst: &Inst, unit: bool) {
         // Host registers are looked up by the arms that use them.
         match TABLE[N as usize].kind {
             Kind::Trap => {
@@ -1072,7 +1094,7 @@ impl<'p> Compiler<'p> {
                 let exit = self.exits.panic;
                 self.emit_exit(i, exit);
             }
-            Kind::Nop => self.emit_next(i, inst),
+            Kind::Nop => self.emit_next(i, inst, unit),
             Kind::HostCall => {
                 // The runtime reads the call's number from the exit, not from the program.
                 asm!(self.ops ; mov QWORD [r15 + ctx::EXIT_ARG], inst.x as u32 as i32);
@@ -1085,7 +1107,7 @@ impl<'p> Compiler<'p> {
             }
             Kind::LoadImm => {
                 self.emit_load_imm(r(inst.ra), inst.x);
-                self.emit_next(i, inst);
+                self.emit_next(i, inst, unit);
             }
             Kind::Jump => self.emit_goto(i, inst.terminator, inst.target, true),
             Kind::LoadImmJump => {
@@ -1104,11 +1126,11 @@ impl<'p> Compiler<'p> {
             }
             Kind::Load { .. } | Kind::Store { .. } => {
                 self.emit_memory_of::<N>(i, inst.ra, inst.rb, inst.x, inst.y);
-                self.emit_next(i, inst);
+                self.emit_next(i, inst, unit);
             }
             Kind::Unary(_) | Kind::Binary { .. } => {
                 self.emit_alu_of::<N>(i, inst);
-                self.emit_next(i, inst);
+                self.emit_next(i, inst, unit);
             }
         }
     }
