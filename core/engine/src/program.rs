@@ -248,22 +248,10 @@ impl List {
 /// What a pass over a program's instructions ([`walk`]) does with each one: record it in
 /// the list ([`List::new`]), or compile it (the JIT).
 pub(crate) trait Visit {
-    /// The next instruction start in pc order, before it is decoded: `skip(pc)`, its
-    /// opcode's row, whether it is a valid jump target (ϖ) and the gas charged on entering a
-    /// block there (under unit block costs, 1 until its block ends). Instructions are
+    /// The next instruction start in pc order, before it is decoded. Instructions are
     /// numbered in the order visited, and every start falls through to the next one visited.
     /// `unit`: the pass charges unit block costs (the walk's `UNIT`).
-    #[allow(clippy::too_many_arguments)]
-    fn start(
-        &mut self,
-        code: &Code,
-        pc: u32,
-        skip: u32,
-        row: &'static OpcodeRow,
-        jump_target: bool,
-        cost: u64,
-        unit: bool,
-    );
+    fn start(&mut self, code: &Code, start: Start, unit: bool);
     /// The trap recorded at a fall-through pc that is not an instruction start, right after
     /// the instruction that falls there: inside a gap longer than the largest skip
     /// (`in_gap`), or at the end of code. Its own fall-through is not resolved.
@@ -273,10 +261,25 @@ pub(crate) trait Visit {
     fn block_end(&mut self);
 }
 
+/// An instruction start as [`walk`] finds it, before it is decoded.
+#[derive(Clone, Copy)]
+pub(crate) struct Start {
+    pub pc: u32,
+    /// `skip(pc)`.
+    pub skip: u32,
+    /// Its opcode's row.
+    pub row: &'static OpcodeRow,
+    /// Whether it is a valid jump target (ϖ).
+    pub jump_target: bool,
+    /// The gas charged on entering a block there (under unit block costs, 1 until its block
+    /// ends).
+    pub cost: u64,
+}
+
 /// The pass over the instruction starts, with unit block costs (`UNIT`) or costs that do
-/// not depend on the rest of the block: decodes each start and whether it is a valid jump
-/// target (ϖ), and visits it, the traps at fall-throughs that are not starts, and the
-/// block ends.
+/// not depend on the rest of the block: finds each start's skip, opcode row and whether it
+/// is a valid jump target (ϖ), and visits it (the visitor decodes it), the traps at
+/// fall-throughs that are not starts, and the block ends.
 #[inline(always)]
 pub(crate) fn walk<const UNIT: bool, V: Visit>(code: &Code, profile: Profile, gas: &GasModel, v: &mut V) {
     let (n, starts) = (code.len(), code.starts);
@@ -293,7 +296,7 @@ pub(crate) fn walk<const UNIT: bool, V: Visit>(code: &Code, profile: Profile, ga
         let next_pc = pc as u32 + 1 + skip;
         let jump_target = row.defined && follows_terminator;
         let cost = if UNIT { 1 } else { entry_cost(gas, pc as u32) };
-        v.start(code, pc as u32, skip, row, jump_target, cost, UNIT);
+        v.start(code, Start { pc: pc as u32, skip, row, jump_target, cost }, UNIT);
         if row.terminator && UNIT {
             v.block_end();
         }
@@ -328,16 +331,8 @@ impl Visit for ListBuilder {
     /// Records the instruction decoded; its `next` is the next one visited, its `target` is
     /// resolved once every instruction is recorded.
     #[inline(always)]
-    fn start(
-        &mut self,
-        code: &Code,
-        pc: u32,
-        skip: u32,
-        row: &'static OpcodeRow,
-        jump_target: bool,
-        cost: u64,
-        _: bool,
-    ) {
+    fn start(&mut self, code: &Code, start: Start, _: bool) {
+        let Start { pc, skip, row, jump_target, cost } = start;
         let d = code.decode_start(pc, skip, row);
         let mut inst = Inst::from_decoded(pc, &d, row.terminator, jump_target);
         inst.cost = cost;

@@ -28,8 +28,8 @@ use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi};
 
 use crate::decode::Code as DecodeCode;
 use crate::gas::GasModel;
-use crate::isa::{Addr, BinaryOp, Cond as BranchCond, Kind, Op, OpcodeRow, Operands, Source, UnaryOp, Width, TABLE};
-use crate::program::{is_jump_target_at, target_allowed, walk, Inst, Program, Visit, HALT_ADDRESS, NONE};
+use crate::isa::{Addr, BinaryOp, Cond as BranchCond, Kind, Op, Operands, Source, UnaryOp, Width, TABLE};
+use crate::program::{is_jump_target_at, target_allowed, walk, Inst, Program, Start, Visit, HALT_ADDRESS, NONE};
 
 use super::code::{Code, CodeArena};
 use super::ctx::{self, kind};
@@ -236,7 +236,8 @@ struct Compiler<'p> {
     /// instruction.
     entry_fixups: Vec<(usize, u32)>,
     /// Jumps to the charging entries of static targets not compiled yet: where each jump
-    /// ends, and the target's pc.
+    /// ends, the target's pc, and the number of instructions compiled when it was made (the
+    /// target comes at or after that one).
     forward_targets: Vec<(usize, u32, u32)>,
     /// The pc of the target [`Compiler::static_target`] last found to come later.
     forward_pc: u32,
@@ -306,22 +307,13 @@ impl Visit for Compiler<'_> {
     /// One dispatch on the opcode per instruction: each arm decodes and compiles one opcode,
     /// whose format and kind are constants there ([`Compiler::start_op`]).
     #[inline(always)]
-    fn start(
-        &mut self,
-        code: &DecodeCode,
-        pc: u32,
-        skip: u32,
-        row: &'static OpcodeRow,
-        jump_target: bool,
-        cost: u64,
-        unit: bool,
-    ) {
+    fn start(&mut self, code: &DecodeCode, start: Start, unit: bool) {
         macro_rules! by_opcode {
             ($($n:literal)*) => {{
                 // Every instruction of the table has an arm (the numbers are `Op as u8`).
                 const _: () = assert!([$($n),*].len() == TABLE.len());
-                match row.op as u8 {
-                    $($n => self.start_op::<$n>(code, pc, skip, row.terminator, jump_target, cost, unit),)*
+                match start.row.op as u8 {
+                    $($n => self.start_op::<$n>(code, start, unit),)*
                     _ => unreachable!("an opcode row names an instruction of the table"),
                 }
             }};
@@ -617,23 +609,13 @@ impl<'p> Compiler<'p> {
     /// every opcode's arm would need a stack frame of megabytes.
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline(never))]
-    #[allow(clippy::too_many_arguments)]
-    fn start_op<const N: u8>(
-        &mut self,
-        code: &DecodeCode,
-        pc: u32,
-        skip: u32,
-        terminator: bool,
-        jump_target: bool,
-        cost: u64,
-        unit: bool,
-    ) {
+    fn start_op<const N: u8>(&mut self, code: &DecodeCode, start: Start, unit: bool) {
         const { assert!(TABLE[N as usize].op as u8 == N, "the table's rows are in `Op` order") };
         let info = &TABLE[N as usize];
         // Register nibbles as they are: `r` maps 13 to 15 to r12's host register.
-        let d = code.decode_format(pc, skip, info.op, true, info.format, false);
-        let mut inst = Inst::from_decoded(pc, &d, terminator, jump_target);
-        inst.cost = cost;
+        let d = code.decode_format(start.pc, start.skip, info.op, start.row.defined, info.format, false);
+        let mut inst = Inst::from_decoded(start.pc, &d, start.row.terminator, start.jump_target);
+        inst.cost = start.cost;
         let i = self.insts.len() as u32;
         inst.next = i + 1;
         if info.format.has_offset() {
