@@ -666,6 +666,48 @@ fn out_of_gas_at_every_block_in_every_gas_model() {
     }
 }
 
+/// Blocks whose first instructions compile to no code at all (a fall-through, a move of a
+/// register to itself, a jump to the next instruction), next to blocks that do: running out
+/// of gas on entering each must name that block, its pc and the gas before its charge.
+#[test]
+fn out_of_gas_names_blocks_that_begin_or_end_with_empty_code() {
+    let mut jit = jit();
+    let mut interp = Interpreter::new();
+    let build = |profile: Profile, gas: GasModel| {
+        let mut asm = Asm::new(profile);
+        let top = asm.label();
+        let next = asm.label();
+        asm.reg_imm(Op::LoadImm, 1, 4);
+        asm.no_args(Op::Fallthrough);
+        asm.bind(&top);
+        asm.no_args(Op::Fallthrough);
+        asm.two_reg(Op::MoveReg, 2, 2);
+        asm.jump(&next);
+        asm.bind(&next);
+        asm.two_reg(Op::MoveReg, 3, 3);
+        asm.two_reg_imm(Op::AddImm64, 1, 1, -1);
+        asm.reg_imm_branch(Op::BranchNeImm, 1, 0, &top);
+        asm.no_args(Op::Trap);
+        asm.program(gas)
+    };
+    for profile in Profile::ALL {
+        let len = build(profile, GasModel::BlockUnit).code_len();
+        for gas_model in gas_models(len) {
+            let program = build(profile, gas_model.clone());
+            let mut finished = false;
+            for gas in 0..120i64 {
+                let mut pair = Pair::new(&mut interp, &mut jit, &program);
+                pair.each(|b| b.set_gas(gas));
+                let exits = pair
+                    .run(Policy { max_runs: 1, ..Policy::default() })
+                    .unwrap_or_else(|e| panic!("{profile} {gas_model} gas {gas}: {e}"));
+                finished |= exits == [Exit::Trap];
+            }
+            assert!(finished, "{profile} {gas_model}: never ran to its end");
+        }
+    }
+}
+
 #[test]
 fn negative_and_extreme_gas_values() {
     let mut jit = jit();

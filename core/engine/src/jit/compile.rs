@@ -29,7 +29,10 @@ use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi};
 use crate::decode::Code as DecodeCode;
 use crate::gas::GasModel;
 use crate::isa::{Addr, BinaryOp, Cond as BranchCond, Kind, Op, Operands, Source, UnaryOp, Width, TABLE};
-use crate::program::{is_jump_target_at, target_allowed, walk, Inst, Program, Start, Visit, HALT_ADDRESS, NONE};
+use crate::program::{
+    is_jump_target_after_block, is_jump_target_at, target_allowed, walk, Inst, Program, Start, Visit, HALT_ADDRESS,
+    NONE,
+};
 
 use super::code::{Code, CodeArena};
 use super::ctx::{self, kind};
@@ -173,6 +176,16 @@ enum Goto {
     Forward(u32),
 }
 
+/// The out-of-gas exit of a charge made with a 32-bit immediate, emitted after all
+/// instructions: `add [rsp], charge; mov ecx, inst; jmp out_of_gas`.
+struct GasStub {
+    /// Where the charge's `jl` ends.
+    from: u32,
+    inst: u32,
+    /// The charge given back (under unit block costs, set when the block ends).
+    charge: i32,
+}
+
 /// Out-of-line code emitted after all instructions.
 enum Cold {
     /// `mov ecx, inst; jmp exit`.
@@ -245,6 +258,7 @@ struct Compiler<'p> {
     /// its charge's immediate and out-of-gas stub are.
     block_first: u32,
     block_charge: Option<(usize, usize)>,
+    gas_stubs: Vec<GasStub>,
     /// Whether the instruction compiled last ends a block (true before the first).
     after_block_end: bool,
     /// Each instruction compiled so far: its entry and body offsets, pc and block end.
@@ -444,6 +458,7 @@ impl<'p> Compiler<'p> {
             forward_pc: 0,
             block_first: 0,
             block_charge: None,
+            gas_stubs: Vec::with_capacity(estimate / 4),
             after_block_end: true,
             // Sized for typical code, so that large programs do not grow these a dozen times.
             cold: Vec::with_capacity(estimate / 4),
@@ -694,8 +709,8 @@ impl<'p> Compiler<'p> {
         self.block_first = self.insts.len() as u32;
         if let Some((at, stub)) = self.block_charge.take() {
             self.ops.patch_u32(at, len);
-            if let Cold::OutOfGas { refund, .. } = &mut self.cold[stub] {
-                *refund = Some(u64::from(len));
+            if let Some(stub) = self.gas_stubs.get_mut(stub) {
+                stub.charge = len as i32;
             }
         }
     }
@@ -731,19 +746,20 @@ impl<'p> Compiler<'p> {
             self.cold.push(Cold::OutOfGas { from, inst: i, refund: None });
             return;
         }
-        if self.unit_blocks {
-            // The block's length is known once it ends ([`Compiler::end_block`]).
+        // Under unit block costs the block's length is known once it ends
+        // ([`Compiler::end_block`]).
+        let charge = if self.unit_blocks { Some(0) } else { i32::try_from(cost).ok() };
+        if let Some(charge) = charge {
             let at = self.ops.offset().0 + 4;
-            self.ops.put(x64::sub_rsp_mem(0));
-            let from = self.ops.jump(Some(Cond::L), None);
-            self.block_charge = Some((at, self.cold.len()));
-            self.cold.push(Cold::OutOfGas { from, inst: i, refund: None });
+            self.ops.put(x64::sub_rsp_mem(charge));
+            let from = self.ops.jump(Some(Cond::L), None) as u32;
+            if self.unit_blocks {
+                self.block_charge = Some((at, self.gas_stubs.len()));
+            }
+            self.gas_stubs.push(GasStub { from, inst: i, charge });
             return;
         }
-        let refund = if let Ok(c) = i32::try_from(cost) {
-            self.ops.put(x64::sub_rsp_mem(c));
-            Some(cost)
-        } else if cost <= i64::MAX as u64 {
+        let refund = if cost <= i64::MAX as u64 {
             asm!(self.ops
                 ; mov rcx, QWORD cost as i64
                 ; sub QWORD [rsp], rcx
@@ -759,6 +775,17 @@ impl<'p> Compiler<'p> {
     }
 
     fn emit_cold(&mut self) {
+        // The runtime, emitted first, defines the exit.
+        let out_of_gas = self.ops.offset_of(self.exits.out_of_gas).unwrap_or_else(|| {
+            self.ops.fail("the runtime has no out-of-gas exit");
+            0
+        });
+        for stub in &self.gas_stubs {
+            let here = self.ops.offset().0;
+            self.ops.patch_jump(stub.from as usize, here);
+            self.ops.put(x64::refund_and_name(stub.charge, stub.inst as i32));
+            self.ops.jump(None, Some(out_of_gas));
+        }
         for stub in std::mem::take(&mut self.cold) {
             match stub {
                 Cold::Exit { label, inst, exit } => {

@@ -280,6 +280,13 @@ pub(crate) fn add_rsp_mem(imm: i32) -> Enc {
     Enc::new().u8(0x48).u8(0x81).u8(0x04).u8(0x24).i32(imm)
 }
 
+/// `add QWORD [rsp], charge; mov ecx, inst`: an out-of-gas stub gives its block's charge
+/// back and names the block's first instruction.
+#[inline(always)]
+pub(crate) fn refund_and_name(charge: i32, inst: i32) -> Enc {
+    add_rsp_mem(charge).u8(0xB9).i32(inst)
+}
+
 #[cfg(test)]
 mod tests {
     // dynasm's dynamic-register operands (`Rq(n)`) convert the register number with `.into()`.
@@ -467,6 +474,8 @@ mod tests {
             assert_eq!(mov_ecx_imm(v).as_slice(), asm(|a| dynasm!(a ; .arch x64 ; mov ecx, v)));
             assert_eq!(sub_rsp_mem(v).as_slice(), asm(|a| dynasm!(a ; .arch x64 ; sub QWORD [rsp], v)));
             assert_eq!(add_rsp_mem(v).as_slice(), asm(|a| dynasm!(a ; .arch x64 ; add QWORD [rsp], v)));
+            let named = asm(|a| dynasm!(a ; .arch x64 ; add QWORD [rsp], v ; mov ecx, v ^ 0x5a5a));
+            assert_eq!(refund_and_name(v, v ^ 0x5a5a).as_slice(), named);
         }
     }
 }
