@@ -402,6 +402,18 @@ pub(crate) fn is_jump_target_at(code: &Code, profile: Profile, pc: u32) -> bool 
     }
 }
 
+/// [`is_jump_target_at`] for the pc a block's last instruction (at the start just before
+/// it) falls through to: a valid jump target exactly when it is a start holding a defined
+/// opcode, since the fall-through is at most the largest skip away and nothing between them
+/// is a start.
+#[inline]
+pub(crate) fn is_jump_target_after_block(code: &Code, profile: Profile, pc: u32) -> bool {
+    let p = pc as usize;
+    let valid = p < code.len() && code.starts.get(p).copied().unwrap_or(false) && profile.row(code.bytes[p]).defined;
+    debug_assert_eq!(valid, is_jump_target_at(code, profile, pc));
+    valid
+}
+
 /// The gas charged on entering at `pc` a block of one instruction, or a block whose cost
 /// does not depend on its length: its table cost, else one unit. Under unit block costs a
 /// longer block's costs are set when it ends, by [`charge_block`].

@@ -687,7 +687,8 @@ impl<'p> Compiler<'p> {
             }
         };
         let conditional = self.strict && inst.op.is_conditional_branch();
-        let fall_through_valid = !conditional || is_jump_target_at(&self.code, self.program.profile(), inst.next_pc);
+        let fall_through_valid =
+            !conditional || is_jump_target_after_block(&self.code, self.program.profile(), inst.next_pc);
         if !target_allowed(self.strict, inst.op, valid, fall_through_valid) {
             return NONE;
         }
