@@ -93,14 +93,23 @@ pub(crate) struct Module {
     pub enter: usize,
     /// Per instruction, in pc order: where its code is, its pc, whether it ends a block.
     pub insts: Vec<Compiled>,
-    /// Offsets of the registered guest accesses, ascending.
-    pub fault_offsets: Vec<u32>,
-    /// Per registered access: (instruction index, continuation offset).
-    pub access_descs: Vec<(u32, u32)>,
+    /// The registered guest accesses, in code order (their descriptors for the slow path).
+    pub accesses: Vec<GuestAccess>,
     pub slow_entry: usize,
     pub exit_common: usize,
     /// Code addresses of the dynamic-jump table entries (0: invalid). Read by compiled code.
     _jump_table: Vec<usize>,
+}
+
+/// A registered guest access: where its instruction is in the code, the guest instruction
+/// it belongs to, and where the code continues after it. Its place in
+/// [`Module::accesses`] is its slow-path descriptor number.
+#[derive(Clone, Copy, Debug)]
+#[repr(C)]
+pub(crate) struct GuestAccess {
+    pub at: u32,
+    pub inst: u32,
+    pub cont: u32,
 }
 
 /// What the runtime knows of one compiled instruction.
@@ -268,8 +277,7 @@ struct Compiler<'p> {
     forward_bodies: Vec<(u32, DynamicLabel)>,
     cold: Vec<Cold>,
     exits: Exits,
-    fault_offsets: Vec<u32>,
-    access_descs: Vec<(u32, u32)>,
+    accesses: Vec<GuestAccess>,
     /// Address of the table of code addresses (stable: allocated before emission), one per
     /// stored entry; filled once the code is placed.
     jump_table: Vec<usize>,
@@ -463,8 +471,7 @@ impl<'p> Compiler<'p> {
             // Sized for typical code, so that large programs do not grow these a dozen times.
             cold: Vec::with_capacity(estimate / 4),
             exits,
-            fault_offsets: Vec::with_capacity(estimate / 2),
-            access_descs: Vec::with_capacity(estimate / 2),
+            accesses: Vec::with_capacity(estimate / 2),
             jump_table: vec![0; stored],
             uniform_target,
         }
@@ -849,8 +856,7 @@ impl<'p> Compiler<'p> {
             code,
             enter: 0,
             insts: self.insts,
-            fault_offsets: self.fault_offsets,
-            access_descs: self.access_descs,
+            accesses: self.accesses,
             slow_entry,
             exit_common,
             _jump_table: self.jump_table,
@@ -1246,7 +1252,7 @@ impl<'p> Compiler<'p> {
                 (Width::B8, None) => {
                     // Not encodable: let the slow path do the whole access.
                     let slow = self.exits.slow_mem;
-                    let desc = self.access_descs.len() as i32;
+                    let desc = self.accesses.len() as i32;
                     asm!(self.ops
                         ; mov DWORD [r15 + ctx::SLOW_DESC], desc
                         ; jmp =>slow
@@ -1257,8 +1263,7 @@ impl<'p> Compiler<'p> {
             Access::Store { value: Source::Reg } => self.ops.put(x64::store(a, mem, bytes)),
         }
         let cont = self.ops.offset().0 as u32;
-        self.fault_offsets.push(access_at);
-        self.access_descs.push((i, cont));
+        self.accesses.push(GuestAccess { at: access_at, inst: i, cont });
     }
 
     #[inline(always)]

@@ -7,7 +7,7 @@ use std::mem::offset_of;
 use crate::backend::NUM_REGS;
 use crate::program::Program;
 
-use super::compile::Compiled;
+use super::compile::{Compiled, GuestAccess};
 use super::memory::{GuestView, CTX_REGION};
 
 /// Why compiled code returned.
@@ -32,8 +32,8 @@ pub(crate) struct RunInfo {
     /// The running module's instructions.
     pub insts: *const Compiled,
     pub code_base: usize,
-    /// Per slow-path descriptor: (instruction index, continuation offset).
-    pub access_descs: *const (u32, u32),
+    /// The slow-path descriptors: the module's registered accesses.
+    pub accesses: *const GuestAccess,
     pub access_count: usize,
     /// Code offset of the exit routine that expects `exit_kind`/`exit_inst` already set.
     pub exit_common: usize,

@@ -281,8 +281,8 @@ fn enter(
         program: Arc::as_ptr(program),
         insts: module.insts.as_ptr(),
         code_base: code_start,
-        access_descs: module.access_descs.as_ptr(),
-        access_count: module.access_descs.len(),
+        accesses: module.accesses.as_ptr(),
+        access_count: module.accesses.len(),
         exit_common: module.exit_common,
         memory: memory.view(),
     };
@@ -295,8 +295,8 @@ fn enter(
     let active = signal::Active {
         code_start,
         code_end: code_start + module.code_len(),
-        fault_offsets: module.fault_offsets.as_ptr(),
-        fault_count: module.fault_offsets.len(),
+        accesses: module.accesses.as_ptr(),
+        access_count: module.accesses.len(),
         mem_lo,
         mem_hi,
         slow_entry: code_start + module.slow_entry,

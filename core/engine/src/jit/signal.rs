@@ -12,15 +12,16 @@ use std::sync::OnceLock;
 
 use libc::{c_int, c_void, siginfo_t};
 
+use super::compile::GuestAccess;
 use super::ctx::Ctx;
 
 /// What the handler needs to know about the JIT run active on a thread.
 pub(crate) struct Active {
     pub code_start: usize,
     pub code_end: usize,
-    /// Code offsets of the registered guest accesses, ascending.
-    pub fault_offsets: *const u32,
-    pub fault_count: usize,
+    /// The registered guest accesses, at ascending code offsets.
+    pub accesses: *const GuestAccess,
+    pub access_count: usize,
     /// Host range of the guest space plus guard.
     pub mem_lo: usize,
     pub mem_hi: usize,
@@ -117,9 +118,9 @@ unsafe fn redirect(info: *mut siginfo_t, uctx: *mut c_void) -> bool {
     if rip < active.code_start || rip >= active.code_end || address < active.mem_lo || address >= active.mem_hi {
         return false;
     }
-    // SAFETY: the offsets table belongs to the running module and has `fault_count` entries.
-    let offsets = unsafe { std::slice::from_raw_parts(active.fault_offsets, active.fault_count) };
-    let Ok(desc) = offsets.binary_search(&((rip - active.code_start) as u32)) else {
+    // SAFETY: the access table belongs to the running module and has `access_count` entries.
+    let accesses = unsafe { std::slice::from_raw_parts(active.accesses, active.access_count) };
+    let Ok(desc) = accesses.binary_search_by_key(&((rip - active.code_start) as u32), |a| a.at) else {
         return false;
     };
     // SAFETY: the context page is mapped read-write for as long as the run is registered, and

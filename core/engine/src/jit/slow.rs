@@ -5,6 +5,7 @@ use crate::memory::Fault;
 use crate::program::Program;
 use crate::semantics::alu;
 
+use super::compile::GuestAccess;
 use super::ctx::{kind, Ctx, RunInfo};
 
 /// Borrows the context, the run information and the program of the current run.
@@ -51,8 +52,8 @@ pub(crate) unsafe fn memory(ctx: *mut Ctx) -> usize {
     // SAFETY: guaranteed by the caller.
     let (ctx, run, program) = unsafe { parts(ctx) };
     // SAFETY: the descriptor table belongs to the running module and has `access_count` entries.
-    let descs = unsafe { std::slice::from_raw_parts(run.access_descs, run.access_count) };
-    let (index, cont) = descs[ctx.slow_desc as usize];
+    let descs = unsafe { std::slice::from_raw_parts(run.accesses, run.access_count) };
+    let GuestAccess { inst: index, cont, .. } = descs[ctx.slow_desc as usize];
     // SAFETY: every descriptor names an instruction of the running module.
     let inst = program.decode_at(unsafe { run.pc_of(index) });
     let regs = &mut ctx.regs;
