@@ -1170,6 +1170,7 @@ impl<'p> Compiler<'p> {
         }
     }
 
+    #[inline(always)]
     fn emit_load_imm(&mut self, a: u8, x: u64) {
         self.ops.put(match imm32(x) {
             Some(0) => x64::alu_rr(Alu::Xor, false, a, a),
@@ -1180,6 +1181,7 @@ impl<'p> Compiler<'p> {
     }
 
     /// `ecx ← (φ + x) mod 2^32` for the host register `base` of φ.
+    #[inline(always)]
     fn emit_address(&mut self, base: u8, x: u64) {
         match x as u32 as i32 {
             0 => self.ops.put(x64::alu_rr(Alu::Mov, false, RCX, base)),
