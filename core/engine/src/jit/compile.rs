@@ -112,6 +112,37 @@ pub(crate) struct GuestAccess {
     pub cont: u32,
 }
 
+/// The vectors of modules dropped from the cache, kept for the next compilation: their
+/// memory is faulted in already, where a new allocation of that size would be faulted in page
+/// by page again (the allocator returns large freed blocks to the system).
+#[derive(Default)]
+pub(crate) struct Spare {
+    insts: Vec<Compiled>,
+    accesses: Vec<GuestAccess>,
+}
+
+impl Spare {
+    /// Keeps the larger vectors of `module` and of what is kept already.
+    pub fn keep(&mut self, module: Option<Module>) {
+        if let Some(Module { insts, accesses, .. }) = module {
+            if insts.capacity() > self.insts.capacity() {
+                self.insts = insts;
+            }
+            if accesses.capacity() > self.accesses.capacity() {
+                self.accesses = accesses;
+            }
+        }
+    }
+
+    /// A kept vector, emptied, with room for `len` elements.
+    fn take<T>(kept: &mut Vec<T>, len: usize) -> Vec<T> {
+        let mut v = std::mem::take(kept);
+        v.clear();
+        v.reserve(len);
+        v
+    }
+}
+
 /// What the runtime knows of one compiled instruction.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Compiled {
@@ -311,12 +342,13 @@ pub(crate) fn compile(
     features: Features,
     step: bool,
     ops: &mut Emitter,
+    spare: &mut Spare,
     arena: &mut CodeArena,
 ) -> io::Result<Module> {
     ops.clear();
     // About three bytes of code per byte of guest code, as compiled programs go.
     ops.reserve(program.blob.code.len() * 4 + 2048);
-    let mut c = Compiler::new(program, ops, features, step);
+    let mut c = Compiler::new(program, ops, spare, features, step);
     c.emit_runtime();
     c.emit_instructions();
     c.resolve_forward();
@@ -424,7 +456,7 @@ fn imm32(x: u64) -> Option<i32> {
 }
 
 impl<'p> Compiler<'p> {
-    fn new(program: &'p Program, ops: &'p mut Emitter, features: Features, step: bool) -> Self {
+    fn new(program: &'p Program, ops: &'p mut Emitter, spare: &mut Spare, features: Features, step: bool) -> Self {
         let blob = &program.blob;
         let code = DecodeCode::new(&blob.code, &blob.starts);
         let profile = program.profile();
@@ -460,7 +492,7 @@ impl<'p> Compiler<'p> {
             unit_blocks: *gas == GasModel::BlockUnit && !step,
             strict: profile.strict_branch_targets(),
             entry_fixups: Vec::new(),
-            insts: Vec::with_capacity(estimate),
+            insts: Spare::take(&mut spare.insts, estimate),
             forward_bodies: Vec::new(),
             forward_targets: Vec::with_capacity(estimate / 16),
             forward_pc: 0,
@@ -471,7 +503,7 @@ impl<'p> Compiler<'p> {
             // Sized for typical code, so that large programs do not grow these a dozen times.
             cold: Vec::with_capacity(estimate / 4),
             exits,
-            accesses: Vec::with_capacity(estimate / 2),
+            accesses: Spare::take(&mut spare.accesses, estimate / 2),
             jump_table: vec![0; stored],
             uniform_target,
         }

@@ -31,7 +31,7 @@ use crate::run_state::{charge, state_backend_methods, RunState};
 
 use code::CodeArena;
 pub use compile::Features;
-use compile::{Compiled, Module, NOT_YET};
+use compile::{Compiled, Module, Spare, NOT_YET};
 use ctx::{kind, Ctx, RunInfo};
 use emit::Emitter;
 use memory::JitMemory;
@@ -93,6 +93,8 @@ pub struct Jit {
     arena: CodeArena,
     /// Assembly buffer reused by every compilation.
     emitter: Emitter,
+    /// Vectors of dropped modules, for the next compilation.
+    spare: Spare,
     tick: u64,
 }
 
@@ -134,6 +136,7 @@ impl Jit {
             cache: Vec::new(),
             arena: CodeArena::default(),
             emitter: Emitter::default(),
+            spare: Spare::default(),
             tick: 0,
         })
     }
@@ -162,15 +165,20 @@ impl Jit {
             return;
         }
         // A program only the cache holds can never be selected again: drop its code now, so
-        // its arena space is reused while it is still faulted in and warm.
-        self.cache.retain(|e| Arc::strong_count(&e.program) > 1);
+        // its arena space (and its module's vectors) are reused while still faulted in.
+        for dropped in self.cache.extract_if(.., |e| Arc::strong_count(&e.program) == 1) {
+            self.spare.keep(dropped.normal);
+            self.spare.keep(dropped.step);
+        }
         let code: usize = self.cache.iter().map(CacheEntry::code_bytes).sum();
         if self.cache.len() >= CACHE_ENTRIES || code > CACHE_CODE_BYTES {
             // Prefer programs nobody else holds any more, then the least recently used.
             let victim = (0..self.cache.len())
                 .min_by_key(|&i| (Arc::strong_count(&self.cache[i].program) > 1, self.cache[i].last_use));
             if let Some(v) = victim {
-                self.cache.swap_remove(v);
+                let evicted = self.cache.swap_remove(v);
+                self.spare.keep(evicted.normal);
+                self.spare.keep(evicted.step);
             }
         }
         self.cache.push(CacheEntry { program: program.clone(), normal: None, step: None, last_use: self.tick });
@@ -186,10 +194,10 @@ impl Jit {
             Err(exit) => return Some(exit),
         };
         let features = self.features;
-        let Jit { memory, cache, current, state, arena, emitter, .. } = self;
+        let Jit { memory, cache, current, state, arena, emitter, spare, .. } = self;
         let entry = &mut cache[*current];
         let slot = if single { &mut entry.step } else { &mut entry.normal };
-        let module = compiled(slot, &program, features, single, emitter, arena);
+        let module = compiled(slot, &program, features, single, emitter, spare, arena);
         let per_instruction = program.config.gas == GasModel::Instruction;
         let Some(mut index) = module.index_of(state.pc) else {
             return Some(state.stray(&program));
@@ -257,10 +265,11 @@ fn compiled<'a>(
     features: Features,
     single: bool,
     emitter: &mut Emitter,
+    spare: &mut Spare,
     arena: &mut CodeArena,
 ) -> &'a Module {
     slot.get_or_insert_with(|| {
-        compile::compile(program, features, single, emitter, arena)
+        compile::compile(program, features, single, emitter, spare, arena)
             .unwrap_or_else(|e| panic!("jit: cannot compile: {e}"))
     })
 }
@@ -355,7 +364,7 @@ impl Backend for Jit {
     fn precompile(&mut self) {
         let Some(program) = self.state.program.clone() else { return };
         let features = self.features;
-        let Jit { cache, current, arena, emitter, .. } = self;
-        compiled(&mut cache[*current].normal, &program, features, false, emitter, arena);
+        let Jit { cache, current, arena, emitter, spare, .. } = self;
+        compiled(&mut cache[*current].normal, &program, features, false, emitter, spare, arena);
     }
 }
