@@ -694,7 +694,7 @@ impl<'p> Compiler<'p> {
         self.after_block_end = inst.terminator;
         let at = self.ops.offset().0 as u32;
         if charged {
-            self.emit_charge(i, inst.cost);
+            self.emit_charge(i, inst.cost, unit);
         }
         let body = self.ops.offset().0 as u32;
         let entry = if charged { at } else { NOT_YET };
@@ -779,24 +779,38 @@ impl<'p> Compiler<'p> {
     }
 
     /// The charging prologue of instruction `i`, entering whose block costs `cost`.
-    fn emit_charge(&mut self, i: u32, cost: u64) {
+    /// `unit`: unit block costs (the pass's constant).
+    #[inline(always)]
+    fn emit_charge(&mut self, i: u32, cost: u64, unit: bool) {
+        // Under unit block costs the block's length is known once it ends
+        // ([`Compiler::end_block`]).
+        let charge = if unit {
+            Some(0)
+        } else if self.per_instruction {
+            None
+        } else {
+            i32::try_from(cost).ok()
+        };
+        let Some(charge) = charge else {
+            self.emit_other_charge(i, cost);
+            return;
+        };
+        let at = self.ops.offset().0 + 4;
+        self.ops.put(x64::charge(charge));
+        let from = (at + x64::CHARGE_LEN - 4) as u32;
+        if unit {
+            self.block_charge = Some((at, self.gas_stubs.len()));
+        }
+        self.gas_stubs.push(GasStub { from, inst: i, charge });
+    }
+
+    /// [`Compiler::emit_charge`] per instruction, or of a cost wider than 32 bits.
+    #[inline(never)]
+    fn emit_other_charge(&mut self, i: u32, cost: u64) {
         if self.per_instruction {
             asm!(self.ops ; sub QWORD [rsp], 1);
             let from = self.ops.jump(Some(Cond::S), None);
             self.cold.push(Cold::OutOfGas { from, inst: i, refund: None });
-            return;
-        }
-        // Under unit block costs the block's length is known once it ends
-        // ([`Compiler::end_block`]).
-        let charge = if self.unit_blocks { Some(0) } else { i32::try_from(cost).ok() };
-        if let Some(charge) = charge {
-            let at = self.ops.offset().0 + 4;
-            self.ops.put(x64::sub_rsp_mem(charge));
-            let from = self.ops.jump(Some(Cond::L), None) as u32;
-            if self.unit_blocks {
-                self.block_charge = Some((at, self.gas_stubs.len()));
-            }
-            self.gas_stubs.push(GasStub { from, inst: i, charge });
             return;
         }
         let refund = if cost <= i64::MAX as u64 {
@@ -925,8 +939,9 @@ impl<'p> Compiler<'p> {
             return Goto::Forward(self.forward_pc);
         }
         if charge || self.per_instruction {
-            // A jump must never be emitted towards an entry that will not exist.
-            assert!(self.has_entry(to), "block entry without a charging prologue");
+            // A jump must never be emitted towards an entry that will not exist (in release
+            // builds the jump's resolution refuses one that was not emitted).
+            debug_assert!(self.has_entry(to), "block entry without a charging prologue");
             return Goto::Entry(to);
         }
         let label = self.ops.new_dynamic_label();

@@ -274,6 +274,16 @@ pub(crate) fn sub_rsp_mem(imm: i32) -> Enc {
     Enc::new().u8(0x48).u8(0x81).u8(0x2C).u8(0x24).i32(imm)
 }
 
+/// The length of [`charge`].
+pub(crate) const CHARGE_LEN: usize = 14;
+
+/// `sub QWORD [rsp], imm32; jl rel32` with the displacement 0, to be patched: a block's gas
+/// charge and its jump to the out-of-gas stub.
+#[inline(always)]
+pub(crate) fn charge(imm: i32) -> Enc {
+    sub_rsp_mem(imm).u8(0x0F).u8(0x80 | Cond::L as u8).i32(0)
+}
+
 /// `add QWORD [rsp], imm32` (a gas charge given back).
 #[inline(always)]
 pub(crate) fn add_rsp_mem(imm: i32) -> Enc {
@@ -292,7 +302,7 @@ mod tests {
     // dynasm's dynamic-register operands (`Rq(n)`) convert the register number with `.into()`.
     #![allow(clippy::useless_conversion)]
 
-    use dynasmrt::{dynasm, x64::X64Relocation, DynasmApi, VecAssembler};
+    use dynasmrt::{dynasm, x64::X64Relocation, DynasmApi, DynasmLabelApi, VecAssembler};
 
     use super::*;
 
@@ -474,6 +484,12 @@ mod tests {
             assert_eq!(mov_ecx_imm(v).as_slice(), asm(|a| dynasm!(a ; .arch x64 ; mov ecx, v)));
             assert_eq!(sub_rsp_mem(v).as_slice(), asm(|a| dynasm!(a ; .arch x64 ; sub QWORD [rsp], v)));
             assert_eq!(add_rsp_mem(v).as_slice(), asm(|a| dynasm!(a ; .arch x64 ; add QWORD [rsp], v)));
+            let charged = asm(|a| {
+                let stub = a.new_dynamic_label();
+                dynasm!(a ; .arch x64 ; sub QWORD [rsp], v ; jl =>stub ; =>stub);
+            });
+            assert_eq!(charge(v).as_slice(), charged);
+            assert_eq!(charged.len(), CHARGE_LEN);
             let named = asm(|a| dynasm!(a ; .arch x64 ; add QWORD [rsp], v ; mov ecx, v ^ 0x5a5a));
             assert_eq!(refund_and_name(v, v ^ 0x5a5a).as_slice(), named);
         }
