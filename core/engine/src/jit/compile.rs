@@ -148,12 +148,24 @@ impl Spare {
 pub(crate) struct Compiled {
     /// Offset of its body (entered without charging gas).
     pub body: u32,
-    /// Offset of its charging entry, [`NOT_YET`] when it has none.
-    pub entry: u32,
     pub pc: u32,
+    /// The length of its charging entry, right before the body; 0 when it has none.
+    pub entry_len: u8,
     pub ends_block: bool,
     /// Whether its pc is a valid jump target (in ϖ).
     pub jump_target: bool,
+}
+
+impl Compiled {
+    /// Offset of its charging entry, [`NOT_YET`] when it has none.
+    #[inline]
+    pub fn entry(&self) -> u32 {
+        if self.entry_len == 0 {
+            NOT_YET
+        } else {
+            self.body - u32::from(self.entry_len)
+        }
+    }
 }
 
 impl Module {
@@ -697,10 +709,12 @@ impl<'p> Compiler<'p> {
             self.emit_charge(i, inst.cost, unit);
         }
         let body = self.ops.offset().0 as u32;
-        let entry = if charged { at } else { NOT_YET };
+        // A charge is a few instructions (at most 20 bytes: a wide cost's move, subtraction
+        // and jump); without one the length is 0.
+        debug_assert!(body - at < 256 && (body > at) == charged);
         self.insts.push(Compiled {
             body,
-            entry,
+            entry_len: (body - at) as u8,
             pc: inst.pc,
             ends_block: inst.terminator,
             jump_target: inst.jump_target,
@@ -760,7 +774,7 @@ impl<'p> Compiler<'p> {
     fn resolve_forward(&mut self) {
         for k in 0..self.forward_targets.len() {
             let (end, pc, after) = self.forward_targets[k];
-            match index_of_ahead(&self.insts, after as usize, pc).map(|j| self.insts[j as usize].entry) {
+            match index_of_ahead(&self.insts, after as usize, pc).map(|j| self.insts[j as usize].entry()) {
                 Some(entry) if entry != NOT_YET => self.ops.patch_jump(end, entry as usize),
                 _ => self.ops.fail("jump to an instruction without a charging entry"),
             }
@@ -884,10 +898,10 @@ impl<'p> Compiler<'p> {
         let mut entries = Vec::with_capacity(self.jump_table.len());
         for &pc in &self.program.blob.jump_table[..self.jump_table.len()] {
             let target = index_of(&self.insts, pc).map(|j| self.insts[j as usize]).filter(|c| c.jump_target);
-            entries.push(target.map(|c| c.entry).filter(|&o| o != NOT_YET));
+            entries.push(target.map(|c| c.entry()).filter(|&o| o != NOT_YET));
         }
         for &(end, to) in &self.entry_fixups {
-            match self.insts[to as usize].entry {
+            match self.insts[to as usize].entry() {
                 NOT_YET => return Err(io::Error::other("jump to a charging entry never emitted")),
                 target => self.ops.patch_jump(end, target as usize),
             }
@@ -962,7 +976,7 @@ impl<'p> Compiler<'p> {
                 self.forward_targets.push((end, pc, self.insts.len() as u32));
             }
             Goto::Entry(i) => {
-                let offset = self.insts.get(i as usize).map_or(NOT_YET, |c| c.entry);
+                let offset = self.insts.get(i as usize).map_or(NOT_YET, |c| c.entry());
                 if offset == NOT_YET {
                     let end = self.ops.jump(cond, None);
                     self.entry_fixups.push((end, i));
@@ -1857,7 +1871,7 @@ mod tests {
             // Instructions at even pcs 0, 2, …: every pc, present or not, below, among and
             // past them.
             let insts: Vec<Compiled> = (0..len)
-                .map(|k| Compiled { body: 0, entry: NOT_YET, pc: 2 * k, ends_block: false, jump_target: true })
+                .map(|k| Compiled { body: 0, entry_len: 0, pc: 2 * k, ends_block: false, jump_target: true })
                 .collect();
             for pc in 0..2 * len + 3 {
                 assert_eq!(index_of_recent(&insts, pc), index_of(&insts, pc), "{len} instructions, pc {pc}");

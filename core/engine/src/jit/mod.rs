@@ -209,7 +209,7 @@ impl Jit {
         }
         let i = index as usize;
         let compiled = module.insts[i];
-        let start = match compiled.entry {
+        let start = match compiled.entry() {
             // Entering a block through its charging entry: compiled code charges, and
             // reports running out of gas like any block entry.
             entry if state.charge_pending && entry != NOT_YET => entry,
