@@ -1716,7 +1716,8 @@ impl<'p> Compiler<'p> {
     }
 
     /// Division and remainder: `rax`/`rdx` are spilled, the divisor goes to `rcx`, zero and
-    /// MIN / -1 are handled before `div`/`idiv` can fault.
+    /// MIN / -1 are handled before `div`/`idiv` can fault. Its jumps are patched directly
+    /// (dynasm's local labels cost a search by name each).
     fn emit_division(&mut self, op: BinaryOp, d: u8, a: u8, b: u8) {
         let wide = matches!(op, BinaryOp::DivU64 | BinaryOp::DivS64 | BinaryOp::RemU64 | BinaryOp::RemS64);
         let signed = matches!(op, BinaryOp::DivS32 | BinaryOp::RemS32 | BinaryOp::DivS64 | BinaryOp::RemS64);
@@ -1730,94 +1731,74 @@ impl<'p> Compiler<'p> {
                 ; mov rcx, Rq(b)
                 ; mov rax, Rq(a)
                 ; test rcx, rcx
-                ; jz >zero
             );
-            if signed {
-                asm!(self.ops
-                    ; cmp rcx, -1
-                    ; jne >divide
-                );
-                if rem {
-                    asm!(self.ops ; xor eax, eax);
-                } else {
-                    asm!(self.ops ; neg rax);
-                }
-                asm!(self.ops
-                    ; jmp >result
-                    ; divide:
-                    ; cqo
-                    ; idiv rcx
-                );
-            } else {
-                asm!(self.ops
-                    ; xor edx, edx
-                    ; div rcx
-                );
-            }
-            if rem {
-                asm!(self.ops ; mov rax, rdx);
-            }
-            asm!(self.ops
-                ; result:
-                ; mov rcx, rax
-                ; jmp >done
-                ; zero:
-            );
-            if rem {
-                asm!(self.ops ; mov rcx, rax);
-            } else {
-                asm!(self.ops ; mov rcx, -1);
-            }
         } else {
             asm!(self.ops
                 ; mov ecx, Rd(b)
                 ; mov eax, Rd(a)
                 ; test ecx, ecx
-                ; jz >zero
             );
-            if signed {
-                asm!(self.ops
-                    ; cmp ecx, -1
-                    ; jne >divide
-                );
-                if rem {
-                    asm!(self.ops ; xor eax, eax);
-                } else {
-                    asm!(self.ops ; neg eax);
-                }
-                asm!(self.ops
-                    ; jmp >result
-                    ; divide:
-                    ; cdq
-                    ; idiv ecx
-                );
+        }
+        let to_zero = self.ops.jump(Some(Cond::E), None);
+        let mut to_result = None;
+        if signed {
+            if wide {
+                asm!(self.ops ; cmp rcx, -1);
             } else {
-                asm!(self.ops
-                    ; xor edx, edx
-                    ; div ecx
-                );
+                asm!(self.ops ; cmp ecx, -1);
             }
-            if rem {
+            let to_divide = self.ops.jump(Some(Cond::Ne), None);
+            match (rem, wide) {
+                (true, _) => asm!(self.ops ; xor eax, eax),
+                (false, true) => asm!(self.ops ; neg rax),
+                (false, false) => asm!(self.ops ; neg eax),
+            }
+            to_result = Some(self.ops.jump(None, None));
+            self.here(to_divide);
+            if wide {
+                asm!(self.ops ; cqo ; idiv rcx);
+            } else {
+                asm!(self.ops ; cdq ; idiv ecx);
+            }
+        } else if wide {
+            asm!(self.ops ; xor edx, edx ; div rcx);
+        } else {
+            asm!(self.ops ; xor edx, edx ; div ecx);
+        }
+        if rem {
+            if wide {
+                asm!(self.ops ; mov rax, rdx);
+            } else {
                 asm!(self.ops ; mov eax, edx);
             }
-            asm!(self.ops
-                ; result:
-                ; movsxd rcx, eax
-                ; jmp >done
-                ; zero:
-            );
-            if rem {
-                asm!(self.ops ; movsxd rcx, eax);
-            } else {
-                asm!(self.ops ; mov rcx, -1);
-            }
         }
+        if let Some(to_result) = to_result {
+            self.here(to_result);
+        }
+        if wide {
+            asm!(self.ops ; mov rcx, rax);
+        } else {
+            asm!(self.ops ; movsxd rcx, eax);
+        }
+        let to_done = self.ops.jump(None, None);
+        self.here(to_zero);
+        match (rem, wide) {
+            (true, true) => asm!(self.ops ; mov rcx, rax),
+            (true, false) => asm!(self.ops ; movsxd rcx, eax),
+            (false, _) => asm!(self.ops ; mov rcx, -1),
+        }
+        self.here(to_done);
         asm!(self.ops
-            ; done:
             ; mov rax, QWORD [r15 + ctx::SPILL0]
             ; mov rdx, QWORD [r15 + ctx::SPILL1]
             ; mov Rq(d), rcx
         );
+    }
+
+    /// Points the jump that ends at `end` here.
+    fn here(&mut self, end: usize) {
+        let here = self.ops.offset().0;
+        self.ops.patch_jump(end, here);
     }
 
     fn emit_mul_upper(&mut self, op: BinaryOp, d: u8, a: u8, b: u8) {
