@@ -1097,12 +1097,11 @@ impl<'p> Compiler<'p> {
         let halt = self.exit_label(i, halt_exit);
         let panic_exit = self.exits.panic;
         let panic = self.exit_label(i, panic_exit);
-        asm!(self.ops
-            ; cmp ecx, HALT_ADDRESS as i32
-            ; je =>halt
-            ; test ecx, 1
-            ; jnz =>panic
-        );
+        // The jumps to the exits are the emitter's own (no relocation records).
+        asm!(self.ops ; cmp ecx, HALT_ADDRESS as i32);
+        self.ops.jump_label(Some(Cond::E), halt);
+        asm!(self.ops ; test ecx, 1);
+        self.ops.jump_label(Some(Cond::Ne), panic);
         let blob = &self.program.blob;
         if blob.entry_size == 0 {
             // Every entry resolves alike: a ∈ [2, 2·J] even, then one fixed target.
@@ -1113,13 +1112,13 @@ impl<'p> Compiler<'p> {
                     let to = self.successor(t, true);
                     self.emit_jump(None, to);
                 }
-                None => asm!(self.ops ; jmp =>panic),
+                None => self.ops.jmp(panic),
             }
             return;
         }
         let len = self.jump_table.len() as u64;
         if len == 0 {
-            asm!(self.ops ; jmp =>panic);
+            self.ops.jmp(panic);
             return;
         }
         let table = self.jump_table.as_ptr() as i64;
@@ -1131,9 +1130,9 @@ impl<'p> Compiler<'p> {
             ; mov rcx, QWORD [rax + rcx * 4]
             ; mov rax, QWORD [r15 + ctx::SPILL0]
             ; test rcx, rcx
-            ; jz =>panic
-            ; jmp rcx
         );
+        self.ops.jump_label(Some(Cond::E), panic);
+        asm!(self.ops ; jmp rcx);
     }
 
     /// With an even address in `ecx` (not the halt address): computes `a - 2` and panics
@@ -1143,16 +1142,12 @@ impl<'p> Compiler<'p> {
         let bound = 2 * len - 2;
         if bound < 0xFFFF_FFFE {
             // a = 0 wraps to 0xFFFFFFFE, above the bound.
-            asm!(self.ops
-                ; cmp ecx, bound as u32 as i32
-                ; ja =>panic
-            );
+            asm!(self.ops ; cmp ecx, bound as u32 as i32);
+            self.ops.jump_label(Some(Cond::A), panic);
         } else {
             // Every even address but 0 is in range.
-            asm!(self.ops
-                ; cmp ecx, -2
-                ; je =>panic
-            );
+            asm!(self.ops ; cmp ecx, -2);
+            self.ops.jump_label(Some(Cond::E), panic);
         }
     }
 
