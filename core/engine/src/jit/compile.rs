@@ -310,6 +310,7 @@ struct Compiler<'p> {
     /// its charge's immediate and out-of-gas stub are.
     block_first: u32,
     block_charge: Option<(usize, usize)>,
+    /// The out-of-gas stubs of the charges made so far with an immediate, in code order.
     gas_stubs: Vec<GasStub>,
     /// Whether the instruction compiled last ends a block (true before the first).
     after_block_end: bool,
