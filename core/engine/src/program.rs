@@ -451,7 +451,8 @@ fn next_start(starts: &[bool], from: usize) -> usize {
 /// is set), or `None` when fewer than eight flags are left.
 #[inline(always)]
 fn first_start_in_word(starts: &[bool], at: usize) -> Option<Option<usize>> {
-    let chunk = starts.get(at..)?.first_chunk::<8>()?;
+    // One bounds test (`at` is at most the code length, far from overflowing).
+    let chunk: &[bool; 8] = starts.get(at..at + 8)?.try_into().ok()?;
     let word = u64::from_le_bytes(chunk.map(u8::from));
     Some((word != 0).then(|| (word.trailing_zeros() / 8) as usize))
 }
@@ -620,5 +621,22 @@ mod tests {
         let b = program(&code, &[0], vec![], Profile::B);
         assert_eq!(a.insts()[0].target, 0);
         assert_eq!(b.insts()[0].target, NONE);
+    }
+
+    #[test]
+    fn next_start_finds_the_first_start_at_or_after_every_position() {
+        // Flag vectors of every length up to 40 with starts at assorted strides, so that the
+        // next start is inside the word read, past it, within the last eight flags, or absent.
+        for len in 0..40usize {
+            for stride in [1usize, 3, 7, 8, 9, 17, 41] {
+                for offset in 0..3 {
+                    let starts: Vec<bool> = (0..len).map(|i| i >= offset && (i - offset) % stride == 0).collect();
+                    for from in 0..=len + 1 {
+                        let naive = (from..len).find(|&i| starts[i]).unwrap_or(len);
+                        assert_eq!(next_start(&starts, from), naive, "len {len}, stride {stride}, from {from}");
+                    }
+                }
+            }
+        }
     }
 }
