@@ -87,7 +87,8 @@ impl<'a> Code<'a> {
     /// `le(i, l)`: `l` bytes from `i` as a little-endian number.
     #[inline]
     pub fn le(&self, i: usize, len: u32) -> u64 {
-        if let Some(&word) = self.bytes.get(i..).and_then(|rest| rest.first_chunk::<8>()) {
+        // One bounds test (`i` is near the code, far from overflowing).
+        if let Some(word) = self.bytes.get(i..i + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()) {
             let value = u64::from_le_bytes(word);
             return if len >= 8 { value } else { value & ((1u64 << (8 * len)) - 1) };
         }
