@@ -242,8 +242,9 @@ struct GasStub {
 enum Cold {
     /// `mov ecx, inst; jmp exit`.
     Exit { label: DynamicLabel, inst: u32, exit: DynamicLabel },
-    /// Out of gas at a block start: give the charge back (when made), then exit. `from` is
-    /// where the jump to it ends.
+    /// Out of gas per instruction (nothing to give back) or at a block whose cost is wider
+    /// than 32 bits (given back from `rcx`), then exit; the charges with a 32-bit immediate
+    /// have [`GasStub`]s. `from` is where the jump to it ends.
     OutOfGas { from: usize, inst: u32, refund: Option<u64> },
     /// Single-step mode: the instruction `from` continues at `to` ([`FORWARD`]: at the
     /// instruction at `to_pc`).
@@ -864,15 +865,11 @@ impl<'p> Compiler<'p> {
                 Cold::OutOfGas { from, inst, refund } => {
                     let here = self.ops.offset().0;
                     self.ops.patch_jump(from, here);
-                    match refund {
-                        Some(c) if i32::try_from(c).is_ok() => self.ops.put(x64::add_rsp_mem(c as i32)),
-                        Some(c) => {
-                            asm!(self.ops
-                                ; mov rcx, QWORD c as i64
-                                ; add QWORD [rsp], rcx
-                            );
-                        }
-                        None => {}
+                    if let Some(c) = refund {
+                        asm!(self.ops
+                            ; mov rcx, QWORD c as i64
+                            ; add QWORD [rsp], rcx
+                        );
                     }
                     let exit = self.exits.out_of_gas;
                     self.emit_exit(inst, exit);
