@@ -377,16 +377,20 @@ impl Visit for Compiler<'_> {
     #[inline(always)]
     fn start(&mut self, code: &DecodeCode, start: Start, unit: bool) {
         macro_rules! by_opcode {
-            ($($n:literal)*) => {{
+            ($i:ident; $($n:literal)*) => {{
                 // Every instruction of the table has an arm (the numbers are `Op as u8`).
                 const _: () = assert!([$($n),*].len() == TABLE.len());
                 match start.row.op as u8 {
-                    $($n => self.start_op::<$n>(code, start, unit),)*
+                    $($n => self.start_op::<$n>(code, start, unit, $i),)*
                     _ => unreachable!("an opcode row names an instruction of the table"),
                 }
             }};
         }
-        by_opcode!(
+        // What every instruction begins with comes before the dispatch, so that each arm
+        // holds only its own decoding and body (the pass's code stays small).
+        let i = self.insts.len() as u32;
+        self.begin_inst(i, start.pc, start.row.terminator, start.jump_target, start.cost, unit);
+        by_opcode!(i;
             0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19
             20 21 22 23 24 25 26 27 28 29 30 31 32 33 34 35 36 37 38 39
             40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59
@@ -677,19 +681,18 @@ impl<'p> Compiler<'p> {
     /// every opcode's arm would need a stack frame of megabytes.
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline(never))]
-    fn start_op<const N: u8>(&mut self, code: &DecodeCode, start: Start, unit: bool) {
+    fn start_op<const N: u8>(&mut self, code: &DecodeCode, start: Start, unit: bool, i: u32) {
         const { assert!(TABLE[N as usize].op as u8 == N, "the table's rows are in `Op` order") };
         let info = &TABLE[N as usize];
         // Register nibbles as they are: `r` maps 13 to 15 to r12's host register.
         let d = code.decode_format(start.pc, start.skip, info.op, start.row.defined, info.format, false);
         let mut inst = Inst::from_decoded(start.pc, &d, start.row.terminator, start.jump_target);
         inst.cost = start.cost;
-        let i = self.insts.len() as u32;
         inst.next = i + 1;
         if info.format.has_offset() {
             inst.target = self.static_target(i, &inst);
         }
-        self.emit_next_inst::<N>(i, &inst, unit);
+        self.emit_inst::<N>(i, &inst, unit);
     }
 
     /// Emits instruction `i` (the next one), `Op` number `N`: its charging entry when it has
@@ -697,6 +700,13 @@ impl<'p> Compiler<'p> {
     /// (the pass's constant, so that the tests below fold).
     #[inline(always)]
     fn emit_next_inst<const N: u8>(&mut self, i: u32, inst: &Inst, unit: bool) {
+        self.begin_inst(i, inst.pc, inst.terminator, inst.jump_target, inst.cost, unit);
+        self.emit_inst::<N>(i, inst, unit);
+    }
+
+    /// The record of instruction `i` (the next one) and its charging entry when it has one.
+    #[inline(always)]
+    fn begin_inst(&mut self, i: u32, pc: u32, terminator: bool, jump_target: bool, cost: u64, unit: bool) {
         debug_assert!(!unit || (self.unit_blocks && !self.step && !self.per_instruction));
         // `has_entry(i)`, from the instruction before, which the pass has just compiled.
         let charged = if unit {
@@ -705,23 +715,16 @@ impl<'p> Compiler<'p> {
             entry_after(self.step, self.per_instruction, self.after_block_end)
         };
         debug_assert_eq!(charged, self.has_entry(i));
-        self.after_block_end = inst.terminator;
+        self.after_block_end = terminator;
         let at = self.ops.offset().0 as u32;
         if charged {
-            self.emit_charge(i, inst.cost, unit);
+            self.emit_charge(i, cost, unit);
         }
         let body = self.ops.offset().0 as u32;
         // A charge is a few instructions (at most 20 bytes: a wide cost's move, subtraction
         // and jump); without one the length is 0.
         debug_assert!(body - at < 256 && (body > at) == charged);
-        self.insts.push(Compiled {
-            body,
-            entry_len: (body - at) as u8,
-            pc: inst.pc,
-            ends_block: inst.terminator,
-            jump_target: inst.jump_target,
-        });
-        self.emit_inst::<N>(i, inst, unit);
+        self.insts.push(Compiled { body, entry_len: (body - at) as u8, pc, ends_block: terminator, jump_target });
     }
 
     /// The instruction a static jump or branch of instruction `i` goes to: its index when
