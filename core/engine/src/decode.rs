@@ -92,6 +92,14 @@ impl<'a> Code<'a> {
             let value = u64::from_le_bytes(word);
             return if len >= 8 { value } else { value & ((1u64 << (8 * len)) - 1) };
         }
+        self.le_near_end(i, len)
+    }
+
+    /// [`Code::le`] within eight bytes of the end of code (rare: kept out of the decoders
+    /// that inline `le`).
+    #[cold]
+    #[inline(never)]
+    fn le_near_end(&self, i: usize, len: u32) -> u64 {
         let mut out = 0u64;
         for k in (0..len as usize).rev() {
             out = out << 8 | self.byte(i + k) as u64;
