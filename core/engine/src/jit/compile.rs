@@ -1520,7 +1520,7 @@ impl<'p> Compiler<'p> {
             (BinaryOp::RotR64, Operands::RegImm) => {
                 let s = (v & 63) as i8;
                 if bmi2 {
-                    asm!(self.ops ; rorx Rq(a), Rq(b), s);
+                    self.ops.put(x64::rorx(true, a, b, s));
                 } else {
                     self.mov64(a, b);
                     self.ops.put(x64::shift_ri(Shift::Ror, a, s));
@@ -1534,7 +1534,7 @@ impl<'p> Compiler<'p> {
             (BinaryOp::RotR32, Operands::RegImm) => {
                 let s = (v & 31) as i8;
                 if bmi2 {
-                    asm!(self.ops ; rorx ecx, Rd(b), s);
+                    self.ops.put(x64::rorx(false, RCX, b, s));
                 } else {
                     asm!(self.ops
                         ; mov ecx, Rd(b)

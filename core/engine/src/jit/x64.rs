@@ -211,6 +211,14 @@ pub(crate) fn shift_ri(op: Shift, dst: u8, amount: i8) -> Enc {
     Enc::new().rex(true, 0, 0, dst).u8(0xC1).modrm(3, op as u8, dst).u8(amount as u8)
 }
 
+/// `rorx dst, src, imm8`, 64-bit (`w`) or 32-bit (BMI2).
+#[inline(always)]
+pub(crate) fn rorx(w: bool, dst: u8, src: u8, amount: i8) -> Enc {
+    // Three-byte VEX: inverted R and B (no index: X set), map 0F3A; W, no vvvv, L0, F2.
+    let vex1 = (!dst >> 3 & 1) << 7 | 1 << 6 | (!src >> 3 & 1) << 5 | 0x03;
+    Enc::new().u8(0xC4).u8(vex1).u8((w as u8) << 7 | 0x7B).u8(0xF0).modrm(3, dst, src).u8(amount as u8)
+}
+
 /// `mov dst32, imm32` (zero-extends).
 #[inline(always)]
 pub(crate) fn mov_r32_imm(dst: u8, imm: i32) -> Enc {
@@ -474,6 +482,15 @@ mod tests {
                 check(shift_ri(Shift::Shr, d, s), asm(|a| dynasm!(a ; .arch x64 ; shr Rq(d), s)), "shr");
                 check(shift_ri(Shift::Sar, d, s), asm(|a| dynasm!(a ; .arch x64 ; sar Rq(d), s)), "sar");
                 check(shift_ri(Shift::Ror, d, s), asm(|a| dynasm!(a ; .arch x64 ; ror Rq(d), s)), "ror");
+                for src in regs() {
+                    check(rorx(true, d, src, s), asm(|a| dynasm!(a ; .arch x64 ; rorx Rq(d), Rq(src), s)), "rorx64");
+                    let s32 = s & 31;
+                    check(
+                        rorx(false, d, src, s32),
+                        asm(|a| dynasm!(a ; .arch x64 ; rorx Rd(d), Rd(src), s32)),
+                        "rorx32",
+                    );
+                }
                 check(mov_r32_imm(d, v), asm(|a| dynasm!(a ; .arch x64 ; mov Rd(d), v)), "mov32 imm");
                 check(mov_r64_simm32(d, v), asm(|a| dynasm!(a ; .arch x64 ; mov Rq(d), v)), "mov64 imm32");
                 let wide = (v as i64) << 20 | 0x5a5;
