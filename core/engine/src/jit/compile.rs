@@ -93,6 +93,10 @@ pub(crate) struct Module {
     pub enter: usize,
     /// Per instruction, in pc order: where its code is, its pc, whether it ends a block.
     pub insts: Vec<Compiled>,
+    /// The out-of-gas stubs, in code order from `gas_stubs_at`, each [`x64::CALL_LEN`]
+    /// bytes long.
+    gas_stubs: Vec<GasStub>,
+    gas_stubs_at: usize,
     /// The registered guest accesses, in code order (their descriptors for the slow path).
     pub accesses: Vec<GuestAccess>,
     pub slow_entry: usize,
@@ -181,6 +185,17 @@ impl Module {
     pub fn code_len(&self) -> usize {
         self.code.len()
     }
+
+    /// The out-of-gas stub whose call returns to `address` (a [`kind::GAS_STUB`] exit's
+    /// argument), if it is one of this module's.
+    pub fn gas_stub(&self, address: u64) -> Option<GasStub> {
+        let end = usize::try_from(address).ok()?.checked_sub(self.code_start() + self.gas_stubs_at)?;
+        let k = end.checked_sub(x64::CALL_LEN)?;
+        if k % x64::CALL_LEN != 0 {
+            return None;
+        }
+        self.gas_stubs.get(k / x64::CALL_LEN).copied()
+    }
 }
 
 /// The x86 condition code of a branch condition.
@@ -229,13 +244,17 @@ enum Goto {
 }
 
 /// The out-of-gas exit of a charge made with a 32-bit immediate, emitted after all
-/// instructions: `add [rsp], charge; mov ecx, inst; jmp out_of_gas`.
-struct GasStub {
+/// instructions: a call of the runtime's `gas_stub` routine, whose return address tells
+/// Rust which stub it was ([`Module::gas_stub`]); Rust gives the charge back and names the
+/// instruction.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct GasStub {
     /// Where the charge's `jl` ends.
     from: u32,
-    inst: u32,
-    /// The charge given back (under unit block costs, set when the block ends).
-    charge: i32,
+    /// The block's first instruction.
+    pub inst: u32,
+    /// The charge to give back (under unit block costs, set when the block ends).
+    pub charge: i32,
 }
 
 /// Out-of-line code emitted after all instructions.
@@ -258,6 +277,7 @@ struct Exits {
     panic: DynamicLabel,
     halt: DynamicLabel,
     out_of_gas: DynamicLabel,
+    gas_stub: DynamicLabel,
     host_call: DynamicLabel,
     ecall: DynamicLabel,
     step: DynamicLabel,
@@ -268,7 +288,7 @@ struct Exits {
 
 impl Exits {
     /// Every label of the runtime, in one fixed order.
-    fn all(&self) -> [DynamicLabel; 12] {
+    fn all(&self) -> [DynamicLabel; 13] {
         [
             self.common,
             self.with_inst,
@@ -276,6 +296,7 @@ impl Exits {
             self.panic,
             self.halt,
             self.out_of_gas,
+            self.gas_stub,
             self.host_call,
             self.ecall,
             self.step,
@@ -311,8 +332,10 @@ struct Compiler<'p> {
     /// its charge's immediate and out-of-gas stub are.
     block_first: u32,
     block_charge: Option<(usize, usize)>,
-    /// The out-of-gas stubs of the charges made so far with an immediate, in code order.
+    /// The out-of-gas stubs of the charges made so far with an immediate, in code order,
+    /// and where the first is emitted.
     gas_stubs: Vec<GasStub>,
+    gas_stubs_at: usize,
     /// Each instruction compiled so far: its entry and body offsets, pc and block end.
     insts: Vec<Compiled>,
     /// Labels of bodies jumped to before they were emitted (rare: a block entry reached
@@ -489,6 +512,7 @@ impl<'p> Compiler<'p> {
             panic: label(),
             halt: label(),
             out_of_gas: label(),
+            gas_stub: label(),
             host_call: label(),
             ecall: label(),
             step: label(),
@@ -518,6 +542,7 @@ impl<'p> Compiler<'p> {
             block_first: 0,
             block_charge: None,
             gas_stubs: Vec::with_capacity(estimate / 4),
+            gas_stubs_at: 0,
             // Sized for typical code, so that large programs do not grow these a dozen times.
             cold: Vec::with_capacity(estimate / 4),
             exits,
@@ -608,7 +633,14 @@ impl<'p> Compiler<'p> {
                 ; jmp =>with_inst
             );
         }
+        // An out-of-gas stub's call: its return address names the stub.
+        let gas_stub = self.exits.gas_stub;
         asm!(self.ops
+            ; =>gas_stub
+            ; pop rcx
+            ; mov QWORD [r15 + ctx::EXIT_ARG], rcx
+            ; mov DWORD [r15 + ctx::EXIT_KIND], kind::GAS_STUB as i32
+            ; jmp =>common
             ; =>with_inst
             ; mov DWORD [r15 + ctx::EXIT_INST], ecx
             ; =>common
@@ -849,15 +881,15 @@ impl<'p> Compiler<'p> {
 
     fn emit_cold(&mut self) {
         // The runtime, emitted first, defines the exit.
-        let out_of_gas = self.ops.offset_of(self.exits.out_of_gas).unwrap_or_else(|| {
-            self.ops.fail("the runtime has no out-of-gas exit");
+        let gas_stub = self.ops.offset_of(self.exits.gas_stub).unwrap_or_else(|| {
+            self.ops.fail("the runtime has no out-of-gas routine");
             0
         });
+        self.gas_stubs_at = self.ops.offset().0;
         for stub in &self.gas_stubs {
             let here = self.ops.offset().0;
             self.ops.patch_jump(stub.from as usize, here);
-            self.ops.put(x64::refund_and_name(stub.charge, stub.inst as i32));
-            self.ops.jump(None, Some(out_of_gas));
+            self.ops.put(x64::call_rel32(gas_stub as i32 - (here + x64::CALL_LEN) as i32));
         }
         for stub in std::mem::take(&mut self.cold) {
             match stub {
@@ -917,6 +949,8 @@ impl<'p> Compiler<'p> {
             code,
             enter: 0,
             insts: self.insts,
+            gas_stubs: self.gas_stubs,
+            gas_stubs_at: self.gas_stubs_at,
             accesses: self.accesses,
             slow_entry,
             exit_common,

@@ -225,7 +225,15 @@ impl Jit {
             }
         };
 
-        let (exit_kind, exit_inst, exit_arg) = enter(memory, state, module, &program, start);
+        let (mut exit_kind, mut exit_inst, exit_arg) = enter(memory, state, module, &program, start);
+        if exit_kind == kind::GAS_STUB {
+            // The block's charge is given back: out of gas on entering it. (The charge may
+            // have wrapped the counter, below its most negative value; giving it back wraps
+            // it back.)
+            let stub = module.gas_stub(exit_arg).expect("compiled code names one of its own out-of-gas stubs");
+            state.gas = state.gas.wrapping_add(i64::from(stub.charge));
+            (exit_kind, exit_inst) = (kind::OUT_OF_GAS, stub.inst);
+        }
 
         let at = exit_inst as usize;
         let Compiled { pc, ends_block, .. } = module.insts[at];

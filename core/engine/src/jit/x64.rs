@@ -292,18 +292,14 @@ pub(crate) fn charge(imm: i32) -> Enc {
     sub_rsp_mem(imm).u8(0x0F).u8(0x80 | Cond::L as u8).i32(0)
 }
 
-/// `add QWORD [rsp], imm32` (a gas charge given back).
+/// `call rel32`.
 #[inline(always)]
-pub(crate) fn add_rsp_mem(imm: i32) -> Enc {
-    Enc::new().u8(0x48).u8(0x81).u8(0x04).u8(0x24).i32(imm)
+pub(crate) fn call_rel32(rel: i32) -> Enc {
+    Enc::new().u8(0xE8).i32(rel)
 }
 
-/// `add QWORD [rsp], charge; mov ecx, inst`: an out-of-gas stub gives its block's charge
-/// back and names the block's first instruction.
-#[inline(always)]
-pub(crate) fn refund_and_name(charge: i32, inst: i32) -> Enc {
-    add_rsp_mem(charge).u8(0xB9).i32(inst)
-}
+/// The length of [`call_rel32`]: every out-of-gas stub is one such call.
+pub(crate) const CALL_LEN: usize = 5;
 
 #[cfg(test)]
 mod tests {
@@ -500,15 +496,19 @@ mod tests {
         for v in IMM32 {
             assert_eq!(mov_ecx_imm(v).as_slice(), asm(|a| dynasm!(a ; .arch x64 ; mov ecx, v)));
             assert_eq!(sub_rsp_mem(v).as_slice(), asm(|a| dynasm!(a ; .arch x64 ; sub QWORD [rsp], v)));
-            assert_eq!(add_rsp_mem(v).as_slice(), asm(|a| dynasm!(a ; .arch x64 ; add QWORD [rsp], v)));
             let charged = asm(|a| {
                 let stub = a.new_dynamic_label();
                 dynasm!(a ; .arch x64 ; sub QWORD [rsp], v ; jl =>stub ; =>stub);
             });
             assert_eq!(charge(v).as_slice(), charged);
             assert_eq!(charged.len(), CHARGE_LEN);
-            let named = asm(|a| dynasm!(a ; .arch x64 ; add QWORD [rsp], v ; mov ecx, v ^ 0x5a5a));
-            assert_eq!(refund_and_name(v, v ^ 0x5a5a).as_slice(), named);
+            let called = asm(|a| {
+                let to = a.new_dynamic_label();
+                dynasm!(a ; .arch x64 ; call =>to ; =>to);
+            });
+            assert_eq!(call_rel32(0).as_slice(), called);
+            assert_eq!(called.len(), CALL_LEN);
+            assert_eq!(call_rel32(v).as_slice()[1..], v.to_le_bytes());
         }
     }
 }
