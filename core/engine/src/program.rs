@@ -274,9 +274,6 @@ pub(crate) struct Start {
     /// The gas charged on entering a block there (under unit block costs, 1 until its block
     /// ends).
     pub cost: u64,
-    /// Whether what was visited just before it (an instruction or a trap) is a terminator,
-    /// or it is the first start: whether it begins a block.
-    pub after_terminator: bool,
 }
 
 /// The pass over the instruction starts, with unit block costs (`UNIT`) or costs that do
@@ -290,7 +287,6 @@ pub(crate) fn walk<const UNIT: bool, V: Visit>(code: &Code, profile: Profile, ga
     // Whether the start the pass is at is where a terminator falls through to (or pc 0):
     // with a defined opcode there, a valid jump target.
     let mut follows_terminator = pc == 0;
-    let mut after_terminator = true;
     while pc < n {
         // The next start bounds this instruction's skip (§2) and is where the pass goes
         // next.
@@ -300,8 +296,7 @@ pub(crate) fn walk<const UNIT: bool, V: Visit>(code: &Code, profile: Profile, ga
         let next_pc = pc as u32 + 1 + skip;
         let jump_target = row.defined && follows_terminator;
         let cost = if UNIT { 1 } else { entry_cost(gas, pc as u32) };
-        v.start(code, Start { pc: pc as u32, skip, row, jump_target, cost, after_terminator }, UNIT);
-        after_terminator = row.terminator;
+        v.start(code, Start { pc: pc as u32, skip, row, jump_target, cost }, UNIT);
         if row.terminator && UNIT {
             v.block_end();
         }
@@ -312,7 +307,6 @@ pub(crate) fn walk<const UNIT: bool, V: Visit>(code: &Code, profile: Profile, ga
         follows_terminator = row.ends_block && falls_to_next;
         if !falls_to_next || fall == n {
             v.gap_trap(gap_trap(code, profile, gas, next_pc), fall != n);
-            after_terminator = true;
             if UNIT {
                 v.block_end();
             }
@@ -338,7 +332,7 @@ impl Visit for ListBuilder {
     /// resolved once every instruction is recorded.
     #[inline(always)]
     fn start(&mut self, code: &Code, start: Start, _: bool) {
-        let Start { pc, skip, row, jump_target, cost, .. } = start;
+        let Start { pc, skip, row, jump_target, cost } = start;
         let d = code.decode_start(pc, skip, row);
         let mut inst = Inst::from_decoded(pc, &d, row.terminator, jump_target);
         inst.cost = cost;

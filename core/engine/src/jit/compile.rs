@@ -336,6 +336,8 @@ struct Compiler<'p> {
     /// and where the first is emitted.
     gas_stubs: Vec<GasStub>,
     gas_stubs_at: usize,
+    /// Whether the instruction compiled last ends a block (true before the first).
+    after_block_end: bool,
     /// Each instruction compiled so far: its entry and body offsets, pc and block end.
     insts: Vec<Compiled>,
     /// Labels of bodies jumped to before they were emitted (rare: a block entry reached
@@ -410,8 +412,7 @@ impl Visit for Compiler<'_> {
         // What every instruction begins with comes before the dispatch, so that each arm
         // holds only its own decoding and body (the pass's code stays small).
         let i = self.insts.len() as u32;
-        let Start { pc, row, jump_target, cost, after_terminator, .. } = start;
-        self.begin_inst(i, pc, row.terminator, jump_target, cost, after_terminator, unit);
+        self.begin_inst(i, start.pc, start.row.terminator, start.jump_target, start.cost, unit);
         by_opcode!(i;
             0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19
             20 21 22 23 24 25 26 27 28 29 30 31 32 33 34 35 36 37 38 39
@@ -430,9 +431,7 @@ impl Visit for Compiler<'_> {
         // A trap: it exits, so its fall-through is never needed.
         debug_assert_eq!(inst.op, Op::Trap);
         let i = self.insts.len() as u32;
-        let after_terminator = self.insts.last().is_none_or(|c| c.ends_block);
-        self.begin_inst(i, inst.pc, inst.terminator, inst.jump_target, inst.cost, after_terminator, self.unit_blocks);
-        self.emit_inst::<{ Op::Trap as u8 }>(i, &inst, self.unit_blocks);
+        self.emit_next_inst::<{ Op::Trap as u8 }>(i, &inst, self.unit_blocks);
     }
 
     #[inline(always)]
@@ -543,6 +542,7 @@ impl<'p> Compiler<'p> {
             block_charge: None,
             gas_stubs: Vec::with_capacity(estimate / 4),
             gas_stubs_at: 0,
+            after_block_end: true,
             // Sized for typical code, so that large programs do not grow these a dozen times.
             cold: Vec::with_capacity(estimate / 4),
             exits,
@@ -727,27 +727,27 @@ impl<'p> Compiler<'p> {
         self.emit_inst::<N>(i, &inst, unit);
     }
 
-    /// The record of instruction `i` (the next one) and its charging entry when it has one;
-    /// `after_terminator`: whether the instruction before ends a block (or there is none).
-    /// `unit`: unit block costs, which a single-step module never has (the pass's constant,
-    /// so that the tests below fold).
+    /// Emits instruction `i` (the next one), `Op` number `N`: its charging entry when it has
+    /// one, then its body. `unit`: unit block costs, which a single-step module never has
+    /// (the pass's constant, so that the tests below fold).
     #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
-    fn begin_inst(
-        &mut self,
-        i: u32,
-        pc: u32,
-        terminator: bool,
-        jump_target: bool,
-        cost: u64,
-        after_terminator: bool,
-        unit: bool,
-    ) {
+    fn emit_next_inst<const N: u8>(&mut self, i: u32, inst: &Inst, unit: bool) {
+        self.begin_inst(i, inst.pc, inst.terminator, inst.jump_target, inst.cost, unit);
+        self.emit_inst::<N>(i, inst, unit);
+    }
+
+    /// The record of instruction `i` (the next one) and its charging entry when it has one.
+    #[inline(always)]
+    fn begin_inst(&mut self, i: u32, pc: u32, terminator: bool, jump_target: bool, cost: u64, unit: bool) {
         debug_assert!(!unit || (self.unit_blocks && !self.step && !self.per_instruction));
         // `has_entry(i)`, from the instruction before, which the pass has just compiled.
-        let charged =
-            if unit { after_terminator } else { entry_after(self.step, self.per_instruction, after_terminator) };
+        let charged = if unit {
+            self.after_block_end
+        } else {
+            entry_after(self.step, self.per_instruction, self.after_block_end)
+        };
         debug_assert_eq!(charged, self.has_entry(i));
+        self.after_block_end = terminator;
         let at = self.ops.offset().0 as u32;
         if charged {
             self.emit_charge(i, cost, unit);
