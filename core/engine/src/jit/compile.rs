@@ -116,24 +116,31 @@ pub(crate) struct GuestAccess {
     pub cont: u32,
 }
 
-/// The vectors of modules dropped from the cache, kept for the next compilation: their
-/// memory is faulted in already, where a new allocation of that size would be faulted in page
-/// by page again (the allocator returns large freed blocks to the system).
+/// The vectors of modules dropped from the cache, and the compiler's own lists, kept for
+/// the next compilation: their memory is faulted in already, where a new allocation of that
+/// size would be faulted in page by page again (the allocator returns large freed blocks,
+/// and free space at the top of its heap, to the system).
 #[derive(Default)]
 pub(crate) struct Spare {
     insts: Vec<Compiled>,
     accesses: Vec<GuestAccess>,
+    gas_stubs: Vec<GasStub>,
+    cold: Vec<Cold>,
+    forward_targets: Vec<(usize, u32, u32)>,
 }
 
 impl Spare {
     /// Keeps the larger vectors of `module` and of what is kept already.
     pub fn keep(&mut self, module: Option<Module>) {
-        if let Some(Module { insts, accesses, .. }) = module {
+        if let Some(Module { insts, accesses, gas_stubs, .. }) = module {
             if insts.capacity() > self.insts.capacity() {
                 self.insts = insts;
             }
             if accesses.capacity() > self.accesses.capacity() {
                 self.accesses = accesses;
+            }
+            if gas_stubs.capacity() > self.gas_stubs.capacity() {
+                self.gas_stubs = gas_stubs;
             }
         }
     }
@@ -390,6 +397,8 @@ pub(crate) fn compile(
     c.emit_instructions();
     c.resolve_forward();
     c.emit_cold();
+    spare.cold = std::mem::take(&mut c.cold);
+    spare.forward_targets = std::mem::take(&mut c.forward_targets);
     c.finish(arena)
 }
 
@@ -536,15 +545,15 @@ impl<'p> Compiler<'p> {
             entry_fixups: Vec::new(),
             insts: Spare::take(&mut spare.insts, estimate),
             forward_bodies: Vec::new(),
-            forward_targets: Vec::with_capacity(estimate / 16),
+            forward_targets: Spare::take(&mut spare.forward_targets, estimate / 16),
             forward_pc: 0,
             block_first: 0,
             block_charge: None,
-            gas_stubs: Vec::with_capacity(estimate / 4),
+            gas_stubs: Spare::take(&mut spare.gas_stubs, estimate / 4),
             gas_stubs_at: 0,
             after_block_end: true,
             // Sized for typical code, so that large programs do not grow these a dozen times.
-            cold: Vec::with_capacity(estimate / 4),
+            cold: Spare::take(&mut spare.cold, estimate / 4),
             exits,
             accesses: Spare::take(&mut spare.accesses, estimate / 2),
             jump_table: vec![0; stored],
@@ -891,7 +900,8 @@ impl<'p> Compiler<'p> {
             self.ops.patch_jump(stub.from as usize, here);
             self.ops.put(x64::call_rel32(gas_stub as i32 - (here + x64::CALL_LEN) as i32));
         }
-        for stub in std::mem::take(&mut self.cold) {
+        let mut cold = std::mem::take(&mut self.cold);
+        for stub in cold.drain(..) {
             match stub {
                 Cold::Exit { label, inst, exit } => {
                     asm!(self.ops ; =>label);
@@ -916,6 +926,7 @@ impl<'p> Compiler<'p> {
                 }
             }
         }
+        self.cold = cold;
     }
 
     fn finish(mut self, arena: &mut CodeArena) -> io::Result<Module> {
