@@ -452,7 +452,15 @@ impl Visit for Compiler<'_> {
 /// [`index_of`] for a pc at or after instruction `from`, as forward jumps mostly go a
 /// little way: searches ahead from `from` in steps that double, then within the last step.
 fn index_of_ahead(insts: &[Compiled], from: usize, pc: u32) -> Option<u32> {
-    let (mut lo, mut step) = (from.min(insts.len()), 1);
+    // The next few one by one (a forward branch mostly skips a few), then by steps.
+    let from = from.min(insts.len());
+    let near = (from + NEAR).min(insts.len());
+    if near == insts.len() || insts[near].pc >= pc {
+        let end = (near + 1).min(insts.len());
+        let k = insts[from..end].iter().position(|c| c.pc >= pc)?;
+        return (insts[from + k].pc == pc).then_some((from + k) as u32);
+    }
+    let (mut lo, mut step) = (near, 1);
     loop {
         let hi = lo.saturating_add(step).min(insts.len());
         if hi == insts.len() || insts[hi].pc >= pc {
@@ -464,10 +472,19 @@ fn index_of_ahead(insts: &[Compiled], from: usize, pc: u32) -> Option<u32> {
     }
 }
 
+/// How many instructions [`index_of_recent`] and [`index_of_ahead`] look at one by one.
+const NEAR: usize = 16;
+
 /// [`index_of`] for a pc among the last instructions compiled, as backward jumps mostly
 /// go: searches back from the end in steps that double, then within the last step.
 fn index_of_recent(insts: &[Compiled], pc: u32) -> Option<u32> {
-    let (mut hi, mut step) = (insts.len(), 1);
+    // The last few one by one (a loop's branch back mostly lands there), then by steps.
+    let near = insts.len().saturating_sub(NEAR);
+    if insts.get(near).is_some_and(|c| c.pc <= pc) {
+        let k = insts[near..].iter().rposition(|c| c.pc <= pc).expect("the first one is");
+        return (insts[near + k].pc == pc).then_some((near + k) as u32);
+    }
+    let (mut hi, mut step) = (near, 1);
     loop {
         let lo = hi.saturating_sub(step);
         if lo == 0 || insts[lo].pc <= pc {
@@ -1886,6 +1903,29 @@ enum Access {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn instruction_searches_agree_with_a_plain_scan() {
+        // Lists of every length up to 60 with pcs 0, 2, 5, ... (gaps of 2 and 3), searched
+        // for every pc from before the first to past the last, from every position.
+        for len in 0..60u32 {
+            let insts: Vec<Compiled> = (0..len)
+                .map(|k| Compiled { body: k, pc: k * 5 / 2, entry_len: 0, ends_block: false, jump_target: false })
+                .collect();
+            let at = |pc: u32| insts.iter().position(|c| c.pc == pc).map(|i| i as u32);
+            for pc in 0..len * 3 + 3 {
+                assert_eq!(index_of_recent(&insts, pc), at(pc), "recent: {len} instructions, pc {pc}");
+                for from in 0..=insts.len() + 1 {
+                    let expected = at(pc).filter(|&i| i as usize >= from);
+                    assert_eq!(
+                        index_of_ahead(&insts, from, pc),
+                        expected,
+                        "ahead: {len} instructions, pc {pc} from {from}"
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn the_searches_from_the_end_and_ahead_find_what_the_binary_search_finds() {
