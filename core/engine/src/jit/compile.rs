@@ -1903,6 +1903,37 @@ enum Access {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::isa::Profile;
+
+    #[test]
+    fn an_out_of_gas_stub_is_found_by_its_return_address_alone() {
+        let source = "top: add_imm_64 r1, r1, 1\nadd_imm_64 r2, r2, 2\nbranch_ne_imm r1, 10, top\n\
+                      move_reg r3, r1\nfallthrough\ntrap\n";
+        let blob = crate::asm::assemble(source, Profile::A).expect("assembles");
+        let program = Program::new(blob, crate::program::Config::new(Profile::A, GasModel::BlockUnit));
+        let (mut ops, mut spare, mut arena) = (Emitter::default(), Spare::default(), CodeArena::default());
+        let module = compile(&program, Features::detect(), false, &mut ops, &mut spare, &mut arena).expect("compiles");
+        // Under unit costs every block has a stub: they follow one another from the first
+        // instruction, each charging its block's length.
+        let stubs = &module.gas_stubs;
+        assert!(stubs.len() >= 3, "{stubs:?}");
+        assert_eq!(stubs[0].inst, 0);
+        for (k, stub) in stubs.iter().enumerate() {
+            let next = stubs.get(k + 1).map_or(module.insts.len() as u32, |s| s.inst);
+            assert_eq!(stub.charge as u32, next - stub.inst, "stub {k}: {stubs:?}");
+        }
+        let first = (module.code_start() + module.gas_stubs_at) as u64;
+        let len = x64::CALL_LEN as u64;
+        for (k, stub) in stubs.iter().enumerate() {
+            let returns_to = first + len * (k as u64 + 1);
+            let found = module.gas_stub(returns_to).map(|s| (s.inst, s.charge));
+            assert_eq!(found, Some((stub.inst, stub.charge)), "stub {k}");
+            assert!(module.gas_stub(returns_to - 1).is_none() && module.gas_stub(returns_to + 1).is_none());
+        }
+        assert!(module.gas_stub(first).is_none(), "no stub returns to where the first begins");
+        assert!(module.gas_stub(first + len * (stubs.len() as u64 + 1)).is_none(), "past the last");
+        assert!(module.gas_stub(0).is_none() && module.gas_stub(u64::MAX).is_none());
+    }
 
     #[test]
     fn instruction_searches_agree_with_a_plain_scan() {
