@@ -345,7 +345,8 @@ struct Compiler<'p> {
     gas_stubs_at: usize,
     /// Whether the instruction compiled last ends a block (true before the first).
     after_block_end: bool,
-    /// Each instruction compiled so far: its entry and body offsets, pc and block end.
+    /// Each instruction compiled so far: its body's offset, its entry's length, pc and block
+    /// end.
     insts: Vec<Compiled>,
     /// Labels of bodies jumped to before they were emitted (rare: a block entry reached
     /// without a charge), defined once every body has its offset.

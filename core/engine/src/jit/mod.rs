@@ -79,6 +79,12 @@ impl CacheEntry {
     fn code_bytes(&self) -> usize {
         self.normal.as_ref().map_or(0, Module::code_len) + self.step.as_ref().map_or(0, Module::code_len)
     }
+
+    /// Drops the entry, its modules' vectors going to `spare` for the next compilation.
+    fn drop_into(self, spare: &mut Spare) {
+        spare.keep(self.normal);
+        spare.keep(self.step);
+    }
 }
 
 /// The JIT backend. One instance runs many programs, one at a time; several instances can run
@@ -167,8 +173,7 @@ impl Jit {
         // A program only the cache holds can never be selected again: drop its code now, so
         // its arena space (and its module's vectors) are reused while still faulted in.
         for dropped in self.cache.extract_if(.., |e| Arc::strong_count(&e.program) == 1) {
-            self.spare.keep(dropped.normal);
-            self.spare.keep(dropped.step);
+            dropped.drop_into(&mut self.spare);
         }
         let code: usize = self.cache.iter().map(CacheEntry::code_bytes).sum();
         if self.cache.len() >= CACHE_ENTRIES || code > CACHE_CODE_BYTES {
@@ -176,9 +181,7 @@ impl Jit {
             let victim = (0..self.cache.len())
                 .min_by_key(|&i| (Arc::strong_count(&self.cache[i].program) > 1, self.cache[i].last_use));
             if let Some(v) = victim {
-                let evicted = self.cache.swap_remove(v);
-                self.spare.keep(evicted.normal);
-                self.spare.keep(evicted.step);
+                self.cache.swap_remove(v).drop_into(&mut self.spare);
             }
         }
         self.cache.push(CacheEntry { program: program.clone(), normal: None, step: None, last_use: self.tick });
