@@ -1,6 +1,7 @@
 //! Executable memory for compiled modules: chunks of a memfd mapped twice, once writable and
-//! once executable (never both in one mapping), filled by bump allocation. Placing a module
-//! costs a copy, not a system call; a chunk is unmapped when the last module in it is dropped.
+//! once executable (never both in one mapping), filled by bump allocation. A module's code is
+//! assembled straight into the free part of a chunk (a [`Lease`]) and placed where it is;
+//! placing costs no system call; a chunk is unmapped when the last module in it is dropped.
 
 use std::ffi::CStr;
 use std::io;
@@ -83,6 +84,27 @@ impl Drop for Chunk {
     }
 }
 
+/// A region of a chunk's writable view for one module's code to be written into: from the
+/// chunk's first free byte to its end. Keeps the chunk mapped.
+pub(crate) struct Lease {
+    chunk: Arc<Chunk>,
+    offset: usize,
+    capacity: usize,
+}
+
+impl Lease {
+    /// The region's first byte, in the writable view.
+    pub fn writable(&self) -> *mut u8 {
+        // SAFETY: `offset` is within the chunk (at most its size), whose view is mapped.
+        unsafe { self.chunk.writable.add(self.offset) }
+    }
+
+    /// Bytes the region holds.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+}
+
 /// A placed module's code. Keeps its chunk mapped.
 pub(crate) struct Code {
     chunk: Arc<Chunk>,
@@ -98,6 +120,20 @@ impl Code {
 
     pub fn len(&self) -> usize {
         self.len
+    }
+
+    /// The code as seen through the executable view.
+    #[cfg(test)]
+    pub fn executable_bytes(&self) -> Vec<u8> {
+        // SAFETY: the range was placed by the arena and its chunk stays mapped while `self`
+        // lives; the executable view is readable.
+        unsafe { std::slice::from_raw_parts(self.start() as *const u8, self.len).to_vec() }
+    }
+
+    /// Address of the first byte in the writable view.
+    #[cfg(test)]
+    pub fn writable_start(&self) -> *const u8 {
+        self.chunk.writable.wrapping_add(self.offset)
     }
 }
 
@@ -117,7 +153,18 @@ pub(crate) struct CodeArena {
 impl CodeArena {
     /// Copies `bytes` into executable memory.
     pub fn place(&mut self, bytes: &[u8]) -> io::Result<Code> {
-        let len = bytes.len();
+        let lease = self.lease(bytes.len())?;
+        // SAFETY: the lease's region holds at least `bytes.len()` bytes of the chunk's
+        // writable view that no live module's code is in (see `lease`), so nothing executes
+        // it. x86 keeps instruction fetch coherent with these stores, through either view.
+        unsafe { ptr::copy_nonoverlapping(bytes.as_ptr(), lease.writable(), bytes.len()) };
+        self.commit(lease, bytes.len())
+    }
+
+    /// The free rest of a chunk, with at least `len` bytes faulted in, for code to be written
+    /// into and then placed where it is by [`CodeArena::commit`]. Until then the arena hands
+    /// the same region out again, so a lease not committed is simply given up.
+    pub fn lease(&mut self, len: usize) -> io::Result<Lease> {
         if self.current.as_ref().is_some_and(|c| Arc::strong_count(c) == 1) {
             // No module in the current chunk is alive: fill it again from its start.
             self.used = 0;
@@ -140,13 +187,19 @@ impl CodeArena {
             }
             self.populated = end;
         }
-        // SAFETY: [offset, offset + len) lies inside the chunk's writable view and no live
-        // module's code is there (bump allocation within a chunk never hands out space twice,
-        // and a chunk is refilled only when no module holds it), so nothing executes it. x86
-        // keeps instruction fetch coherent with these stores, including through the other view.
-        unsafe { ptr::copy_nonoverlapping(bytes.as_ptr(), chunk.writable.add(offset), len) };
-        self.used = (offset + len).next_multiple_of(ALIGN);
-        Ok(Code { chunk, offset, len })
+        let capacity = chunk.size - offset;
+        Ok(Lease { chunk, offset, capacity })
+    }
+
+    /// Places the first `len` bytes written into `lease` (the arena's latest) as a module's
+    /// code: the space after them is what the next lease begins with.
+    pub fn commit(&mut self, lease: Lease, len: usize) -> io::Result<Code> {
+        let current = self.current.as_ref().is_some_and(|c| Arc::ptr_eq(c, &lease.chunk));
+        if !current || lease.offset != self.used || len > lease.capacity {
+            return Err(io::Error::other("code placed outside the arena's latest lease"));
+        }
+        self.used = (lease.offset + len).next_multiple_of(ALIGN).min(lease.chunk.size);
+        Ok(Code { chunk: lease.chunk, offset: lease.offset, len })
     }
 
     /// Retires the current chunk and makes current one that holds `len` bytes: a retired
@@ -176,11 +229,8 @@ impl CodeArena {
 mod tests {
     use super::*;
 
-    /// Bytes as seen through the executable view.
     fn executable_bytes(code: &Code) -> Vec<u8> {
-        // SAFETY: the range was placed by the arena and its chunk stays mapped while `code`
-        // lives; the executable view is readable.
-        unsafe { std::slice::from_raw_parts(code.start() as *const u8, code.len()).to_vec() }
+        code.executable_bytes()
     }
 
     #[test]

@@ -390,9 +390,34 @@ pub(crate) fn compile(
     spare: &mut Spare,
     arena: &mut CodeArena,
 ) -> io::Result<Module> {
-    ops.clear();
-    // About three bytes of code per byte of guest code, as compiled programs go.
-    ops.reserve(program.blob.code.len() * 4 + 2048);
+    // About three bytes of code per byte of guest code, as compiled programs go: that much is
+    // faulted in ahead of the pass (the lease holds the rest of its chunk, and a module that
+    // outgrows even that is moved to the heap and copied back when placed).
+    let expected = program.blob.code.len().saturating_mul(4).saturating_add(2048);
+    match arena.lease(expected) {
+        Ok(lease) => ops.clear_into(lease),
+        Err(_) => {
+            ops.clear();
+            ops.reserve(expected);
+        }
+    }
+    let module = compile_into(program, features, step, ops, spare, arena);
+    if module.is_err() {
+        // Let go of the lease: nothing is written into it any more.
+        ops.clear();
+    }
+    module
+}
+
+/// [`compile`] once the emitter is ready.
+fn compile_into(
+    program: &Program,
+    features: Features,
+    step: bool,
+    ops: &mut Emitter,
+    spare: &mut Spare,
+    arena: &mut CodeArena,
+) -> io::Result<Module> {
     let mut c = Compiler::new(program, ops, spare, features, step);
     c.emit_runtime();
     c.emit_instructions();
@@ -597,7 +622,7 @@ impl<'p> Compiler<'p> {
         let labels = self.exits.all();
         if let Some((features, bytes, offsets)) = self.ops.runtime.take() {
             if features == self.features {
-                self.ops.extend(&bytes);
+                self.ops.extend_from_slice(&bytes);
                 for (&label, &offset) in labels.iter().zip(&offsets) {
                     self.ops.define_at(label, offset);
                 }
@@ -968,8 +993,8 @@ impl<'p> Compiler<'p> {
                 target => self.ops.patch_jump(end, target as usize),
             }
         }
-        let bytes = self.ops.code().map_err(io::Error::other)?;
-        let code = arena.place(bytes)?;
+        self.ops.code().map_err(io::Error::other)?;
+        let code = self.ops.place(arena)?;
         let start = code.start();
         for (slot, entry) in self.jump_table.iter_mut().zip(entries) {
             *slot = entry.map_or(0, |o| start + o as usize);

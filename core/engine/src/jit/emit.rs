@@ -1,5 +1,6 @@
 //! The buffer compiled code is assembled into: dynasm's `DynasmApi`/`DynasmLabelApi` over a
-//! byte vector, kept by the JIT instance and cleared (not freed) between programs, so
+//! [`CodeBuf`], which writes a module's code straight into executable memory leased from the
+//! arena. It is kept by the JIT instance and cleared (not freed) between programs, so
 //! compiling a small program allocates nothing here.
 //!
 //! Labels: dynamic labels (`=>label`) as dynasm defines them, each reference patched as soon
@@ -11,6 +12,8 @@ use dynasmrt::components::{LabelRegistry, PatchLoc};
 use dynasmrt::x64::X64Relocation;
 use dynasmrt::{AssemblyOffset, DynamicLabel, DynasmApi, DynasmLabelApi};
 
+use super::buf::CodeBuf;
+use super::code::{Code, CodeArena, Lease};
 use super::x64::{Cond, Enc};
 
 /// A relocation waiting for its label.
@@ -18,7 +21,7 @@ type Pending = (PatchLoc<X64Relocation>, DynamicLabel);
 
 #[derive(Default)]
 pub(crate) struct Emitter {
-    ops: Vec<u8>,
+    ops: CodeBuf,
     labels: LabelRegistry,
     /// References to dynamic labels not defined when they were made.
     pending: Vec<Pending>,
@@ -38,13 +41,35 @@ pub(crate) struct Emitter {
 impl Emitter {
     /// Empties the buffer for the next program, keeping its memory (and the runtime).
     pub fn clear(&mut self) {
+        self.clear_labels();
         self.ops.clear();
+    }
+
+    /// [`Emitter::clear`], then assembles into `lease` (see [`Emitter::place`]).
+    pub fn clear_into(&mut self, lease: Lease) {
+        self.clear_labels();
+        self.ops.clear_into(lease);
+    }
+
+    /// Places the code assembled (patched by [`Emitter::code`]) in executable memory: where
+    /// it is, when it was assembled into a lease of `arena` and stayed there; else by a copy.
+    /// The buffer is empty afterwards.
+    pub fn place(&mut self, arena: &mut CodeArena) -> std::io::Result<Code> {
+        self.ops.place(arena)
+    }
+
+    fn clear_labels(&mut self) {
         self.labels.clear();
         self.pending.clear();
         self.pending_rel32.clear();
         self.local_forward.clear();
         self.local_defined.clear();
         self.error = None;
+    }
+
+    /// Appends `bytes` (code assembled before) with one copy.
+    pub fn extend_from_slice(&mut self, bytes: &[u8]) {
+        self.ops.extend_from_slice(bytes);
     }
 
     pub fn reserve(&mut self, bytes: usize) {
@@ -98,15 +123,7 @@ impl Emitter {
     /// Appends one fixed encoding ([`super::x64`]) with a single copy.
     #[inline(always)]
     pub fn put(&mut self, enc: Enc) {
-        const WHOLE: usize = std::mem::size_of::<u128>();
-        self.ops.reserve(WHOLE);
-        let room = &mut self.ops.spare_capacity_mut()[..WHOLE];
-        for (byte, &value) in room.iter_mut().zip(&enc.bits.to_le_bytes()) {
-            byte.write(value);
-        }
-        debug_assert!(enc.len <= WHOLE);
-        // SAFETY: the `enc.len` bytes past the length (at most 16) were written just above.
-        unsafe { self.ops.set_len(self.ops.len() + enc.len.min(WHOLE)) };
+        self.ops.put16(enc.bits, enc.len);
     }
 
     /// `jmp rel32` to `label`: dynasm's `jmp =>label`, without its relocation records.
@@ -148,7 +165,7 @@ impl Emitter {
     /// Points the jump that ends at `end` (see [`Emitter::jump`]) to `target`.
     #[inline]
     pub fn patch_jump(&mut self, end: usize, target: usize) {
-        if let Some(field) = self.ops.get_mut(end.wrapping_sub(4)..end) {
+        if let Some(field) = self.ops.as_mut_slice().get_mut(end.wrapping_sub(4)..end) {
             field.copy_from_slice(&rel32(end, target).to_le_bytes());
         } else {
             self.error.get_or_insert_with(|| "jump outside the code".to_string());
@@ -163,7 +180,7 @@ impl Emitter {
     /// Overwrites the four bytes at `at` (an immediate emitted as a placeholder).
     #[inline]
     pub fn patch_u32(&mut self, at: usize, value: u32) {
-        if let Some(field) = self.ops.get_mut(at..at.wrapping_add(4)) {
+        if let Some(field) = self.ops.as_mut_slice().get_mut(at..at.wrapping_add(4)) {
             field.copy_from_slice(&value.to_le_bytes());
         } else {
             self.error.get_or_insert_with(|| "immediate outside the code".to_string());
@@ -183,17 +200,17 @@ impl Emitter {
         if let Some((name, _)) = self.local_forward.first() {
             return Err(format!("local label {name} referenced forward but not defined"));
         }
-        Ok(&self.ops)
+        Ok(self.ops.as_slice())
     }
 
     pub fn bytes(&self) -> &[u8] {
-        &self.ops
+        self.ops.as_slice()
     }
 
     #[inline]
     fn patch(&mut self, loc: &PatchLoc<X64Relocation>, target: usize) {
         let range = loc.range(0);
-        let Some(field) = self.ops.get_mut(range) else {
+        let Some(field) = self.ops.as_mut_slice().get_mut(range) else {
             self.error.get_or_insert_with(|| "relocation outside the code".to_string());
             return;
         };
@@ -211,14 +228,18 @@ fn rel32(end: usize, target: usize) -> i32 {
 impl Extend<u8> for Emitter {
     #[inline]
     fn extend<T: IntoIterator<Item = u8>>(&mut self, iter: T) {
-        self.ops.extend(iter)
+        let iter = iter.into_iter();
+        self.ops.reserve(iter.size_hint().0);
+        for byte in iter {
+            self.ops.push(byte);
+        }
     }
 }
 
 impl<'a> Extend<&'a u8> for Emitter {
     #[inline]
     fn extend<T: IntoIterator<Item = &'a u8>>(&mut self, iter: T) {
-        self.ops.extend(iter)
+        self.extend(iter.into_iter().copied())
     }
 }
 

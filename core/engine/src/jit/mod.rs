@@ -11,6 +11,7 @@
 //! program (by `Arc` identity), built lazily on the first run, and placed in a per-instance
 //! code arena (module `code`).
 
+mod buf;
 mod code;
 mod compile;
 mod ctx;
