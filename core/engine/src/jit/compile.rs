@@ -93,10 +93,8 @@ pub(crate) struct Module {
     pub enter: usize,
     /// Per instruction, in pc order: where its code is, its pc, whether it ends a block.
     pub insts: Vec<Compiled>,
-    /// The out-of-gas stubs, in code order from `gas_stubs_at`, each [`x64::CALL_LEN`]
-    /// bytes long.
+    /// The out-of-gas calls of the charging entries with a 32-bit charge, in code order.
     gas_stubs: Vec<GasStub>,
-    gas_stubs_at: usize,
     /// The registered guest accesses, in code order (their descriptors for the slow path).
     pub accesses: Vec<GuestAccess>,
     pub slow_entry: usize,
@@ -196,12 +194,10 @@ impl Module {
     /// The out-of-gas stub whose call returns to `address` (a [`kind::GAS_STUB`] exit's
     /// argument), if it is one of this module's.
     pub fn gas_stub(&self, address: u64) -> Option<GasStub> {
-        let end = usize::try_from(address).ok()?.checked_sub(self.code_start() + self.gas_stubs_at)?;
-        let k = end.checked_sub(x64::CALL_LEN)?;
-        if k % x64::CALL_LEN != 0 {
-            return None;
-        }
-        self.gas_stubs.get(k / x64::CALL_LEN).copied()
+        let offset = usize::try_from(address).ok()?.checked_sub(self.code_start())?;
+        let offset = u32::try_from(offset).ok()?;
+        let k = self.gas_stubs.binary_search_by_key(&offset, |s| s.returns_to).ok()?;
+        Some(self.gas_stubs[k])
     }
 }
 
@@ -250,14 +246,14 @@ enum Goto {
     Forward(u32),
 }
 
-/// The out-of-gas exit of a charge made with a 32-bit immediate, emitted after all
-/// instructions: a call of the runtime's `gas_stub` routine, whose return address tells
-/// Rust which stub it was ([`Module::gas_stub`]); Rust gives the charge back and names the
-/// instruction.
+/// The out-of-gas exit of a charge made with a 32-bit immediate, right behind the charge
+/// ([`x64::charge`]): a call of the runtime's `gas_stub` routine, whose return address (the
+/// charged instruction's body) tells Rust which charge it was ([`Module::gas_stub`]); Rust
+/// gives the charge back and names the instruction.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct GasStub {
-    /// Where the charge's `jl` ends.
-    from: u32,
+    /// Code offset the call returns to.
+    returns_to: u32,
     /// The block's first instruction.
     pub inst: u32,
     /// The charge to give back (under unit block costs, set when the block ends).
@@ -342,7 +338,8 @@ struct Compiler<'p> {
     /// The out-of-gas stubs of the charges made so far with an immediate, in code order,
     /// and where the first is emitted.
     gas_stubs: Vec<GasStub>,
-    gas_stubs_at: usize,
+    /// Code offset of the runtime's out-of-gas routine (the runtime comes first).
+    gas_routine: usize,
     /// Whether the instruction compiled last ends a block (true before the first).
     after_block_end: bool,
     /// Each instruction compiled so far: its body's offset, its entry's length, pc and block
@@ -420,6 +417,10 @@ fn compile_into(
 ) -> io::Result<Module> {
     let mut c = Compiler::new(program, ops, spare, features, step);
     c.emit_runtime();
+    match c.ops.offset_of(c.exits.gas_stub) {
+        Some(routine) => c.gas_routine = routine,
+        None => c.ops.fail("the runtime has no out-of-gas routine"),
+    }
     c.emit_instructions();
     c.resolve_forward();
     c.emit_cold();
@@ -593,7 +594,7 @@ impl<'p> Compiler<'p> {
             block_first: 0,
             block_charge: None,
             gas_stubs: Spare::take(&mut spare.gas_stubs, estimate / 4),
-            gas_stubs_at: 0,
+            gas_routine: 0,
             after_block_end: true,
             // Sized for typical code, so that large programs do not grow these a dozen times.
             cold: Spare::take(&mut spare.cold, estimate / 4),
@@ -898,13 +899,14 @@ impl<'p> Compiler<'p> {
             self.emit_other_charge(i, cost);
             return;
         };
-        let at = self.ops.offset().0 + 4;
-        self.ops.put(x64::charge(charge));
-        let from = (at + x64::CHARGE_LEN - 4) as u32;
+        let start = self.ops.offset().0;
+        let returns_to = start + x64::CHARGE_LEN;
+        self.ops.put(x64::charge(charge, self.gas_routine as i32 - returns_to as i32));
         if unit {
-            self.block_charge = Some((at, self.gas_stubs.len()));
+            // The immediate of the subtraction.
+            self.block_charge = Some((start + 4, self.gas_stubs.len()));
         }
-        self.gas_stubs.push(GasStub { from, inst: i, charge });
+        self.gas_stubs.push(GasStub { returns_to: returns_to as u32, inst: i, charge });
     }
 
     /// [`Compiler::emit_charge`] per instruction, or of a cost wider than 32 bits.
@@ -932,17 +934,6 @@ impl<'p> Compiler<'p> {
     }
 
     fn emit_cold(&mut self) {
-        // The runtime, emitted first, defines the exit.
-        let gas_stub = self.ops.offset_of(self.exits.gas_stub).unwrap_or_else(|| {
-            self.ops.fail("the runtime has no out-of-gas routine");
-            0
-        });
-        self.gas_stubs_at = self.ops.offset().0;
-        for stub in &self.gas_stubs {
-            let here = self.ops.offset().0;
-            self.ops.patch_jump(stub.from as usize, here);
-            self.ops.put(x64::call_rel32(gas_stub as i32 - (here + x64::CALL_LEN) as i32));
-        }
         let mut cold = std::mem::take(&mut self.cold);
         for stub in cold.drain(..) {
             match stub {
@@ -1004,7 +995,6 @@ impl<'p> Compiler<'p> {
             enter: 0,
             insts: self.insts,
             gas_stubs: self.gas_stubs,
-            gas_stubs_at: self.gas_stubs_at,
             accesses: self.accesses,
             slow_entry,
             exit_common,
@@ -1939,8 +1929,8 @@ mod tests {
         let program = Program::new(blob, crate::program::Config::new(Profile::A, GasModel::BlockUnit));
         let (mut ops, mut spare, mut arena) = (Emitter::default(), Spare::default(), CodeArena::default());
         let module = compile(&program, Features::detect(), false, &mut ops, &mut spare, &mut arena).expect("compiles");
-        // Under unit costs every block has a stub: they follow one another from the first
-        // instruction, each charging its block's length.
+        // Under unit costs every block has a stub, in code order from the first instruction,
+        // each charging its block's length.
         let stubs = &module.gas_stubs;
         assert!(stubs.len() >= 3, "{stubs:?}");
         assert_eq!(stubs[0].inst, 0);
@@ -1948,16 +1938,20 @@ mod tests {
             let next = stubs.get(k + 1).map_or(module.insts.len() as u32, |s| s.inst);
             assert_eq!(stub.charge as u32, next - stub.inst, "stub {k}: {stubs:?}");
         }
-        let first = (module.code_start() + module.gas_stubs_at) as u64;
-        let len = x64::CALL_LEN as u64;
+        // Each call returns to the body of its block's first instruction, right behind it.
         for (k, stub) in stubs.iter().enumerate() {
-            let returns_to = first + len * (k as u64 + 1);
+            let inst = module.insts[stub.inst as usize];
+            assert_eq!(inst.entry_len as usize, x64::CHARGE_LEN, "stub {k}");
+            let returns_to = (module.code_start() + inst.body as usize) as u64;
             let found = module.gas_stub(returns_to).map(|s| (s.inst, s.charge));
             assert_eq!(found, Some((stub.inst, stub.charge)), "stub {k}");
             assert!(module.gas_stub(returns_to - 1).is_none() && module.gas_stub(returns_to + 1).is_none());
+            let entry = (module.code_start() + inst.entry() as usize) as u64;
+            assert!(module.gas_stub(entry).is_none(), "no call returns to where a charge begins");
         }
-        assert!(module.gas_stub(first).is_none(), "no stub returns to where the first begins");
-        assert!(module.gas_stub(first + len * (stubs.len() as u64 + 1)).is_none(), "past the last");
+        assert!(module.gas_stub(module.code_start() as u64).is_none(), "nor to the start");
+        let end = (module.code_start() + module.code_len()) as u64;
+        assert!(module.gas_stub(end).is_none(), "nor past the end");
         assert!(module.gas_stub(0).is_none() && module.gas_stub(u64::MAX).is_none());
     }
 

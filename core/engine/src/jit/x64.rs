@@ -283,23 +283,18 @@ pub(crate) fn sub_rsp_mem(imm: i32) -> Enc {
 }
 
 /// The length of [`charge`].
-pub(crate) const CHARGE_LEN: usize = 14;
+pub(crate) const CHARGE_LEN: usize = 15;
 
-/// `sub QWORD [rsp], imm32; jl rel32` with the displacement 0, to be patched: a block's gas
-/// charge and its jump to the out-of-gas stub.
+/// `sub QWORD [rsp], imm32; jge +5; call rel32`: a block's gas charge, and its out-of-gas
+/// exit right behind it, a call of the runtime's routine (displacement `call`, from the end
+/// of the charge); the charged code follows, so the call's return address names the block.
 #[inline(always)]
-pub(crate) fn charge(imm: i32) -> Enc {
-    sub_rsp_mem(imm).u8(0x0F).u8(0x80 | Cond::L as u8).i32(0)
+pub(crate) fn charge(imm: i32, call: i32) -> Enc {
+    sub_rsp_mem(imm).u8(0x7D).u8(CALL_LEN as u8).u8(0xE8).i32(call)
 }
 
-/// `call rel32`.
-#[inline(always)]
-pub(crate) fn call_rel32(rel: i32) -> Enc {
-    Enc::new().u8(0xE8).i32(rel)
-}
-
-/// The length of [`call_rel32`]: every out-of-gas stub is one such call.
-pub(crate) const CALL_LEN: usize = 5;
+/// The length of `call rel32`, the out-of-gas exit in [`charge`].
+const CALL_LEN: usize = 5;
 
 #[cfg(test)]
 mod tests {
@@ -497,18 +492,12 @@ mod tests {
             assert_eq!(mov_ecx_imm(v).as_slice(), asm(|a| dynasm!(a ; .arch x64 ; mov ecx, v)));
             assert_eq!(sub_rsp_mem(v).as_slice(), asm(|a| dynasm!(a ; .arch x64 ; sub QWORD [rsp], v)));
             let charged = asm(|a| {
-                let stub = a.new_dynamic_label();
-                dynasm!(a ; .arch x64 ; sub QWORD [rsp], v ; jl =>stub ; =>stub);
+                let routine = a.new_dynamic_label();
+                dynasm!(a ; .arch x64 ; sub QWORD [rsp], v ; jge BYTE >paid ; call =>routine ; paid: ; =>routine);
             });
-            assert_eq!(charge(v).as_slice(), charged);
+            assert_eq!(charge(v, 0).as_slice(), charged);
             assert_eq!(charged.len(), CHARGE_LEN);
-            let called = asm(|a| {
-                let to = a.new_dynamic_label();
-                dynasm!(a ; .arch x64 ; call =>to ; =>to);
-            });
-            assert_eq!(call_rel32(0).as_slice(), called);
-            assert_eq!(called.len(), CALL_LEN);
-            assert_eq!(call_rel32(v).as_slice()[1..], v.to_le_bytes());
+            assert_eq!(charge(v, v).as_slice()[CHARGE_LEN - 4..], v.to_le_bytes());
         }
     }
 }
