@@ -163,11 +163,9 @@ impl Blob {
                 return Err(BlobError::BitmaskPadding { byte: last });
             }
         }
-        // Eight flags per mask byte, then the padding flags (checked zero above) cut off.
-        let mut starts = vec![false; mask.len() * 8];
-        for (flags, &bits) in starts.chunks_exact_mut(8).zip(mask) {
-            flags.copy_from_slice(&BITS[bits as usize]);
-        }
+        // Eight flags per mask byte, written once (no zeroing first), then the padding flags
+        // (checked zero above) cut off.
+        let mut starts = mask.iter().map(|&bits| BITS[bits as usize]).collect::<Vec<[bool; 8]>>().into_flattened();
         starts.truncate(code_len);
         Ok(Blob { jump_table, jump_table_len: entries as u32, entry_size, code, starts })
     }
