@@ -122,12 +122,19 @@ impl Code {
         self.len
     }
 
-    /// The code as seen through the executable view.
+    /// The code, as seen through the executable view.
+    pub fn bytes(&self) -> &[u8] {
+        // SAFETY: the range was placed by the arena and its chunk stays mapped while `self`
+        // lives; the executable view is readable, and nothing writes this range while a
+        // module holds it (the arena hands a chunk's space out again only once no module is
+        // in it).
+        unsafe { std::slice::from_raw_parts(self.start() as *const u8, self.len) }
+    }
+
+    /// [`Code::bytes`], copied.
     #[cfg(test)]
     pub fn executable_bytes(&self) -> Vec<u8> {
-        // SAFETY: the range was placed by the arena and its chunk stays mapped while `self`
-        // lives; the executable view is readable.
-        unsafe { std::slice::from_raw_parts(self.start() as *const u8, self.len).to_vec() }
+        self.bytes().to_vec()
     }
 
     /// Address of the first byte in the writable view.

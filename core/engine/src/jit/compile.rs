@@ -93,8 +93,6 @@ pub(crate) struct Module {
     pub enter: usize,
     /// Per instruction, in pc order: where its code is, its pc, whether it ends a block.
     pub insts: Vec<Compiled>,
-    /// The out-of-gas calls of the charging entries with a 32-bit charge, in code order.
-    gas_stubs: Vec<GasStub>,
     /// The registered guest accesses, in code order (their descriptors for the slow path).
     pub accesses: Vec<GuestAccess>,
     pub slow_entry: usize,
@@ -122,7 +120,6 @@ pub(crate) struct GuestAccess {
 pub(crate) struct Spare {
     insts: Vec<Compiled>,
     accesses: Vec<GuestAccess>,
-    gas_stubs: Vec<GasStub>,
     cold: Vec<Cold>,
     forward_targets: Vec<(usize, u32, u32)>,
 }
@@ -130,15 +127,12 @@ pub(crate) struct Spare {
 impl Spare {
     /// Keeps the larger vectors of `module` and of what is kept already.
     pub fn keep(&mut self, module: Option<Module>) {
-        if let Some(Module { insts, accesses, gas_stubs, .. }) = module {
+        if let Some(Module { insts, accesses, .. }) = module {
             if insts.capacity() > self.insts.capacity() {
                 self.insts = insts;
             }
             if accesses.capacity() > self.accesses.capacity() {
                 self.accesses = accesses;
-            }
-            if gas_stubs.capacity() > self.gas_stubs.capacity() {
-                self.gas_stubs = gas_stubs;
             }
         }
     }
@@ -196,8 +190,13 @@ impl Module {
     pub fn gas_stub(&self, address: u64) -> Option<GasStub> {
         let offset = usize::try_from(address).ok()?.checked_sub(self.code_start())?;
         let offset = u32::try_from(offset).ok()?;
-        let k = self.gas_stubs.binary_search_by_key(&offset, |s| s.returns_to).ok()?;
-        Some(self.gas_stubs[k])
+        // Bodies are in code order; an instruction that emits nothing shares its body with
+        // the next, and only the first of them can have a charging entry.
+        let inst = self.insts.partition_point(|c| c.body < offset);
+        let compiled = self.insts.get(inst).filter(|c| c.body == offset)?;
+        let entry = compiled.entry() as usize;
+        let charge = self.code.bytes().get(entry..entry + x64::CHARGE_LEN).and_then(x64::charged)?;
+        Some(GasStub { inst: inst as u32, charge })
     }
 }
 
@@ -250,13 +249,11 @@ enum Goto {
 /// ([`x64::charge`]): a call of the runtime's `gas_stub` routine, whose return address (the
 /// charged instruction's body) tells Rust which charge it was ([`Module::gas_stub`]); Rust
 /// gives the charge back and names the instruction.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct GasStub {
-    /// Code offset the call returns to.
-    returns_to: u32,
     /// The block's first instruction.
     pub inst: u32,
-    /// The charge to give back (under unit block costs, set when the block ends).
+    /// The charge to give back, read from the charge's own immediate.
     pub charge: i32,
 }
 
@@ -332,12 +329,9 @@ struct Compiler<'p> {
     /// The pc of the target [`Compiler::static_target`] last found to come later.
     forward_pc: u32,
     /// Under unit block costs: the first instruction of the block being compiled, and where
-    /// its charge's immediate and out-of-gas stub are.
+    /// its charge's immediate is.
     block_first: u32,
-    block_charge: Option<(usize, usize)>,
-    /// The out-of-gas stubs of the charges made so far with an immediate, in code order,
-    /// and where the first is emitted.
-    gas_stubs: Vec<GasStub>,
+    block_charge: Option<usize>,
     /// Code offset of the runtime's out-of-gas routine (the runtime comes first).
     gas_routine: usize,
     /// Whether the instruction compiled last ends a block (true before the first).
@@ -593,7 +587,6 @@ impl<'p> Compiler<'p> {
             forward_pc: 0,
             block_first: 0,
             block_charge: None,
-            gas_stubs: Spare::take(&mut spare.gas_stubs, estimate / 4),
             gas_routine: 0,
             after_block_end: true,
             // Sized for typical code, so that large programs do not grow these a dozen times.
@@ -851,11 +844,8 @@ impl<'p> Compiler<'p> {
     fn end_block(&mut self) {
         let len = self.insts.len() as u32 - self.block_first;
         self.block_first = self.insts.len() as u32;
-        if let Some((at, stub)) = self.block_charge.take() {
+        if let Some(at) = self.block_charge.take() {
             self.ops.patch_u32(at, len);
-            if let Some(stub) = self.gas_stubs.get_mut(stub) {
-                stub.charge = len as i32;
-            }
         }
     }
 
@@ -904,9 +894,8 @@ impl<'p> Compiler<'p> {
         self.ops.put(x64::charge(charge, self.gas_routine as i32 - returns_to as i32));
         if unit {
             // The immediate of the subtraction.
-            self.block_charge = Some((start + 4, self.gas_stubs.len()));
+            self.block_charge = Some(start + 4);
         }
-        self.gas_stubs.push(GasStub { returns_to: returns_to as u32, inst: i, charge });
     }
 
     /// [`Compiler::emit_charge`] per instruction, or of a cost wider than 32 bits.
@@ -994,7 +983,6 @@ impl<'p> Compiler<'p> {
             code,
             enter: 0,
             insts: self.insts,
-            gas_stubs: self.gas_stubs,
             accesses: self.accesses,
             slow_entry,
             exit_common,
@@ -1929,25 +1917,26 @@ mod tests {
         let program = Program::new(blob, crate::program::Config::new(Profile::A, GasModel::BlockUnit));
         let (mut ops, mut spare, mut arena) = (Emitter::default(), Spare::default(), CodeArena::default());
         let module = compile(&program, Features::detect(), false, &mut ops, &mut spare, &mut arena).expect("compiles");
-        // Under unit costs every block has a stub, in code order from the first instruction,
-        // each charging its block's length.
-        let stubs = &module.gas_stubs;
-        assert!(stubs.len() >= 3, "{stubs:?}");
-        assert_eq!(stubs[0].inst, 0);
-        for (k, stub) in stubs.iter().enumerate() {
-            let next = stubs.get(k + 1).map_or(module.insts.len() as u32, |s| s.inst);
-            assert_eq!(stub.charge as u32, next - stub.inst, "stub {k}: {stubs:?}");
-        }
-        // Each call returns to the body of its block's first instruction, right behind it.
-        for (k, stub) in stubs.iter().enumerate() {
-            let inst = module.insts[stub.inst as usize];
-            assert_eq!(inst.entry_len as usize, x64::CHARGE_LEN, "stub {k}");
+        // Under unit costs every block's first instruction has a charge, of the block's length.
+        let firsts: Vec<u32> =
+            (0..module.insts.len() as u32).filter(|&i| module.insts[i as usize].entry_len > 0).collect();
+        assert!(firsts.len() >= 3 && firsts[0] == 0, "{firsts:?}");
+        for (k, &first) in firsts.iter().enumerate() {
+            let next = firsts.get(k + 1).copied().unwrap_or(module.insts.len() as u32);
+            let inst = module.insts[first as usize];
+            assert_eq!(inst.entry_len as usize, x64::CHARGE_LEN, "block {k}");
+            // Its out-of-gas call returns to the body right behind it, and names it.
             let returns_to = (module.code_start() + inst.body as usize) as u64;
-            let found = module.gas_stub(returns_to).map(|s| (s.inst, s.charge));
-            assert_eq!(found, Some((stub.inst, stub.charge)), "stub {k}");
+            let expected = GasStub { inst: first, charge: (next - first) as i32 };
+            assert_eq!(module.gas_stub(returns_to), Some(expected), "block {k}");
             assert!(module.gas_stub(returns_to - 1).is_none() && module.gas_stub(returns_to + 1).is_none());
             let entry = (module.code_start() + inst.entry() as usize) as u64;
             assert!(module.gas_stub(entry).is_none(), "no call returns to where a charge begins");
+        }
+        // Nor to any other instruction's body.
+        for (i, inst) in module.insts.iter().enumerate().filter(|(_, c)| c.entry_len == 0) {
+            let body = (module.code_start() + inst.body as usize) as u64;
+            assert!(module.gas_stub(body).is_none(), "instruction {i}");
         }
         assert!(module.gas_stub(module.code_start() as u64).is_none(), "nor to the start");
         let end = (module.code_start() + module.code_len()) as u64;

@@ -293,6 +293,19 @@ pub(crate) fn charge(imm: i32, call: i32) -> Enc {
     sub_rsp_mem(imm).u8(0x7D).u8(CALL_LEN as u8).u8(0xE8).i32(call)
 }
 
+/// The charge of a [`charge`] encoding (its `CHARGE_LEN` bytes), `None` for other bytes.
+pub(crate) fn charged(bytes: &[u8]) -> Option<i32> {
+    let imm = |at: usize| bytes.get(at..at + 4).and_then(|b| b.try_into().ok()).map(i32::from_le_bytes);
+    let (charge, call) = (imm(4)?, imm(CHARGE_LEN - 4)?);
+    (bytes == charge_bytes(charge, call)).then_some(charge)
+}
+
+/// The bytes of [`charge`].
+fn charge_bytes(imm: i32, call: i32) -> [u8; CHARGE_LEN] {
+    let bits = charge(imm, call).bits.to_le_bytes();
+    std::array::from_fn(|k| bits[k])
+}
+
 /// The length of `call rel32`, the out-of-gas exit in [`charge`].
 const CALL_LEN: usize = 5;
 
@@ -491,13 +504,22 @@ mod tests {
         for v in IMM32 {
             assert_eq!(mov_ecx_imm(v).as_slice(), asm(|a| dynasm!(a ; .arch x64 ; mov ecx, v)));
             assert_eq!(sub_rsp_mem(v).as_slice(), asm(|a| dynasm!(a ; .arch x64 ; sub QWORD [rsp], v)));
-            let charged = asm(|a| {
+            let theirs = asm(|a| {
                 let routine = a.new_dynamic_label();
                 dynasm!(a ; .arch x64 ; sub QWORD [rsp], v ; jge BYTE >paid ; call =>routine ; paid: ; =>routine);
             });
-            assert_eq!(charge(v, 0).as_slice(), charged);
-            assert_eq!(charged.len(), CHARGE_LEN);
+            assert_eq!(charge(v, 0).as_slice(), theirs);
+            assert_eq!(theirs.len(), CHARGE_LEN);
             assert_eq!(charge(v, v).as_slice()[CHARGE_LEN - 4..], v.to_le_bytes());
+            // Read back from its bytes, and from no others.
+            let bytes = charge(v, -v).as_slice().to_vec();
+            assert_eq!(charged(&bytes), Some(v));
+            assert_eq!(charged(&bytes[..CHARGE_LEN - 1]), None);
+            for k in (0..4).chain(8..11) {
+                let mut other = bytes.clone();
+                other[k] ^= 1;
+                assert_eq!(charged(&other), None, "byte {k} changed");
+            }
         }
     }
 }
