@@ -95,6 +95,16 @@ impl<'a> Code<'a> {
         self.le_near_end(i, len)
     }
 
+    /// `sext(l, le(i, l))`: `l` bytes from `i`, little-endian, sign-extended. The bytes past
+    /// the `l` read with them need no masking: the sign extension shifts them out.
+    #[inline]
+    pub fn le_sext(&self, i: usize, len: u32) -> u64 {
+        if let Some(word) = self.bytes.get(i..i + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()) {
+            return sext(len, u64::from_le_bytes(word));
+        }
+        sext(len, self.le_near_end(i, len))
+    }
+
     /// [`Code::le`] within eight bytes of the end of code (rare: kept out of the decoders
     /// that inline `le`).
     #[cold]
@@ -157,12 +167,12 @@ impl<'a> Code<'a> {
         let p = pc as usize;
         let mut d = Decoded { op, defined, ra: 0, rb: 0, rd: 0, x: 0, y: 0, target: 0, skip };
         let b1 = self.byte(p + 1);
-        let offset = |at: usize, len: u32| pc.wrapping_add(sext(len, self.le(at, len)) as u32);
+        let offset = |at: usize, len: u32| pc.wrapping_add(self.le_sext(at, len) as u32);
         match format {
             Format::NoArgs => {}
             Format::OneImm => {
                 let lx = skip.min(4);
-                d.x = sext(lx, self.le(p + 1, lx));
+                d.x = self.le_sext(p + 1, lx);
             }
             Format::RegExtImm => {
                 d.ra = nibble(b1 & 15);
@@ -171,8 +181,8 @@ impl<'a> Code<'a> {
             Format::TwoImm => {
                 let lx = (b1 as u32 & 7).min(4);
                 let ly = skip.saturating_sub(lx + 1).min(4);
-                d.x = sext(lx, self.le(p + 2, lx));
-                d.y = sext(ly, self.le(p + 2 + lx as usize, ly));
+                d.x = self.le_sext(p + 2, lx);
+                d.y = self.le_sext(p + 2 + lx as usize, ly);
             }
             Format::OneOffset => {
                 let lx = skip.min(4);
@@ -181,15 +191,15 @@ impl<'a> Code<'a> {
             Format::RegImm => {
                 d.ra = nibble(b1 & 15);
                 let lx = skip.saturating_sub(1).min(4);
-                d.x = sext(lx, self.le(p + 2, lx));
+                d.x = self.le_sext(p + 2, lx);
             }
             Format::RegTwoImm | Format::RegImmOffset => {
                 d.ra = nibble(b1 & 15);
                 let lx = (b1 as u32 >> 4 & 7).min(4);
                 let ly = skip.saturating_sub(lx + 1).min(4);
-                d.x = sext(lx, self.le(p + 2, lx));
+                d.x = self.le_sext(p + 2, lx);
                 if format == Format::RegTwoImm {
-                    d.y = sext(ly, self.le(p + 2 + lx as usize, ly));
+                    d.y = self.le_sext(p + 2 + lx as usize, ly);
                 } else {
                     d.target = offset(p + 2 + lx as usize, ly);
                 }
@@ -203,7 +213,7 @@ impl<'a> Code<'a> {
                 d.rb = nibble(b1 >> 4);
                 let lx = skip.saturating_sub(1).min(4);
                 if format == Format::TwoRegImm {
-                    d.x = sext(lx, self.le(p + 2, lx));
+                    d.x = self.le_sext(p + 2, lx);
                 } else {
                     d.target = offset(p + 2, lx);
                 }
@@ -213,8 +223,8 @@ impl<'a> Code<'a> {
                 d.rb = nibble(b1 >> 4);
                 let lx = (self.byte(p + 2) as u32 & 7).min(4);
                 let ly = skip.saturating_sub(lx + 2).min(4);
-                d.x = sext(lx, self.le(p + 3, lx));
-                d.y = sext(ly, self.le(p + 3 + lx as usize, ly));
+                d.x = self.le_sext(p + 3, lx);
+                d.y = self.le_sext(p + 3 + lx as usize, ly);
             }
             Format::ThreeReg => {
                 d.ra = nibble(b1 & 15);
@@ -244,6 +254,20 @@ mod tests {
         assert_eq!(sext(3, 0x7F_FFFF), 0x7F_FFFF);
         assert_eq!(sext(4, 0xDEAD_BEEF), 0xFFFF_FFFF_DEAD_BEEF);
         assert_eq!(sext(8, 0x1234), 0x1234);
+    }
+
+    #[test]
+    fn a_sign_extended_read_is_the_read_then_the_extension() {
+        // Bytes with the top bit set and clear, read at every offset (the last eight near
+        // the end of code) with every immediate length.
+        let bytes: Vec<u8> = (0..40u32).map(|k| (k * 0x9D + 0x41) as u8).collect();
+        let starts = vec![false; bytes.len()];
+        let code = Code::new(&bytes, &starts);
+        for i in 0..=bytes.len() {
+            for len in 0..=4 {
+                assert_eq!(code.le_sext(i, len), sext(len, code.le(i, len)), "at {i}, {len} bytes");
+            }
+        }
     }
 
     #[test]
