@@ -1264,7 +1264,11 @@ impl<'p> Compiler<'p> {
                 self.emit_dynamic_jump(i);
             }
             Kind::Load { .. } | Kind::Store { .. } => {
-                self.emit_memory_of::<N>(i, inst.ra, inst.rb, inst.x, inst.y);
+                if self.features.fsgsbase {
+                    self.emit_memory_of::<N, true>(i, inst.ra, inst.rb, inst.x, inst.y);
+                } else {
+                    self.emit_memory_of::<N, false>(i, inst.ra, inst.rb, inst.x, inst.y);
+                }
                 self.emit_next(i, inst, unit);
             }
             Kind::Unary(_) | Kind::Binary { .. } => {
@@ -1332,20 +1336,33 @@ impl<'p> Compiler<'p> {
     }
 
     /// [`Compiler::emit_memory`] for the load or store `Op` number `N`, whose width,
-    /// addressing and access are constants here.
+    /// addressing and access are constants here, as is `GS`: whether guest memory is
+    /// addressed through the GS base (a CPU feature, the same for every access).
     #[inline(never)]
-    fn emit_memory_of<const N: u8>(&mut self, i: u32, ra: u8, rb: u8, x: u64, y: u64) {
+    fn emit_memory_of<const N: u8, const GS: bool>(&mut self, i: u32, ra: u8, rb: u8, x: u64, y: u64) {
         let operands = (ra, rb, x, y);
         match TABLE[N as usize].kind {
-            Kind::Load { width, signed, addr } => self.emit_access(i, operands, width, addr, Access::Load { signed }),
-            Kind::Store { width, value, addr } => self.emit_access(i, operands, width, addr, Access::Store { value }),
+            Kind::Load { width, signed, addr } => {
+                self.emit_access(i, operands, width, addr, Access::Load { signed }, GS)
+            }
+            Kind::Store { width, value, addr } => {
+                self.emit_access(i, operands, width, addr, Access::Store { value }, GS)
+            }
             _ => unreachable!("only loads and stores access memory"),
         }
     }
 
     /// A load or store with the operands `(rA, rB, X, Y)`.
     #[inline(always)]
-    fn emit_access(&mut self, i: u32, operands: (u8, u8, u64, u64), width: Width, addr: Addr, access: Access) {
+    fn emit_access(
+        &mut self,
+        i: u32,
+        operands: (u8, u8, u64, u64),
+        width: Width,
+        addr: Addr,
+        access: Access,
+        gs: bool,
+    ) {
         let (ra, rb, x_full, y) = operands;
         let (a, b) = (r(ra), r(rb));
         let x = x_full as u32 as i32;
@@ -1355,12 +1372,12 @@ impl<'p> Compiler<'p> {
         // GS-relative with 32-bit address arithmetic (wraps mod 2^32 by itself).
         let mem = if absolute {
             self.ops.put(x64::mov_ecx_imm(x));
-            if self.features.fsgsbase {
+            if gs {
                 Mem::Gs8(RCX, 0)
             } else {
                 Mem::Base
             }
-        } else if self.features.fsgsbase {
+        } else if gs {
             match i8::try_from(x) {
                 Ok(x8) => Mem::Gs8(base, x8),
                 Err(_) => Mem::Gs32(base, x),
