@@ -188,14 +188,15 @@ impl Module {
     /// The out-of-gas stub whose call returns to `address` (a [`kind::GAS_STUB`] exit's
     /// argument), if it is one of this module's.
     pub fn gas_stub(&self, address: u64) -> Option<GasStub> {
-        let offset = usize::try_from(address).ok()?.checked_sub(self.code_start())?;
-        let offset = u32::try_from(offset).ok()?;
+        // The call returns to the charging entry right after it.
+        let entry = usize::try_from(address).ok()?.checked_sub(self.code_start())?;
+        let body = u32::try_from(entry.checked_add(x64::CHARGE_LEN)?).ok()?;
         // Bodies are in code order; an instruction that emits nothing shares its body with
         // the next, and only the first of them can have a charging entry.
-        let inst = self.insts.partition_point(|c| c.body < offset);
-        let compiled = self.insts.get(inst).filter(|c| c.body == offset)?;
-        let entry = compiled.entry() as usize;
-        let charge = self.code.bytes().get(entry..entry + x64::CHARGE_LEN).and_then(x64::charged)?;
+        let inst = self.insts.partition_point(|c| c.body < body);
+        self.insts.get(inst).filter(|c| c.body == body && c.entry_len as usize == x64::CHARGE_LEN)?;
+        let call = entry.checked_sub(x64::CALL_LEN)?;
+        let charge = self.code.bytes().get(call..entry + x64::CHARGE_LEN).and_then(x64::charged)?;
         Some(GasStub { inst: inst as u32, charge })
     }
 }
@@ -245,10 +246,10 @@ enum Goto {
     Forward(u32),
 }
 
-/// The out-of-gas exit of a charge made with a 32-bit immediate, right behind the charge
-/// ([`x64::charge`]): a call of the runtime's `gas_stub` routine, whose return address (the
-/// charged instruction's body) tells Rust which charge it was ([`Module::gas_stub`]); Rust
-/// gives the charge back and names the instruction.
+/// The out-of-gas exit of a charge made with a 32-bit immediate, right before the charge
+/// ([`x64::charge_prefix`]): a call of the runtime's `gas_stub` routine, whose return address
+/// (the charging entry) tells Rust which charge it was ([`Module::gas_stub`]); Rust gives the
+/// charge back and names the instruction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct GasStub {
     /// The block's first instruction.
@@ -794,9 +795,9 @@ impl<'p> Compiler<'p> {
         };
         debug_assert_eq!(charged, self.has_entry(i));
         self.after_block_end = terminator;
-        let at = self.ops.offset().0 as u32;
+        let mut at = self.ops.offset().0 as u32;
         if charged {
-            self.emit_charge(i, cost, unit);
+            at = self.emit_charge(i, cost, unit);
         }
         let body = self.ops.offset().0 as u32;
         // A charge is a few instructions (at most 20 bytes: a wide cost's move, subtraction
@@ -872,10 +873,10 @@ impl<'p> Compiler<'p> {
         entry_after(self.step, self.per_instruction, i == 0 || self.insts[i as usize - 1].ends_block)
     }
 
-    /// The charging prologue of instruction `i`, entering whose block costs `cost`.
-    /// `unit`: unit block costs (the pass's constant).
+    /// The charging prologue of instruction `i`, entering whose block costs `cost`; returns
+    /// the offset of its entry. `unit`: unit block costs (the pass's constant).
     #[inline(always)]
-    fn emit_charge(&mut self, i: u32, cost: u64, unit: bool) {
+    fn emit_charge(&mut self, i: u32, cost: u64, unit: bool) -> u32 {
         // Under unit block costs the block's length is known once it ends
         // ([`Compiler::end_block`]).
         let charge = if unit {
@@ -886,16 +887,20 @@ impl<'p> Compiler<'p> {
             i32::try_from(cost).ok()
         };
         let Some(charge) = charge else {
+            let entry = self.ops.offset().0 as u32;
             self.emit_other_charge(i, cost);
-            return;
+            return entry;
         };
-        let start = self.ops.offset().0;
-        let returns_to = start + x64::CHARGE_LEN;
-        self.ops.put(x64::charge(charge, self.gas_routine as i32 - returns_to as i32));
+        // The out-of-gas call comes first (jumped over by code falling into the block); the
+        // entry is the charge right after it, which jumps back to it when gas runs out.
+        let entry = self.ops.offset().0 + x64::CHARGE_PREFIX_LEN;
+        self.ops.put(x64::charge_prefix(self.gas_routine as i32 - entry as i32));
+        self.ops.put(x64::charge(charge));
         if unit {
             // The immediate of the subtraction.
-            self.block_charge = Some(start + 4);
+            self.block_charge = Some(entry + 4);
         }
+        entry as u32
     }
 
     /// [`Compiler::emit_charge`] per instruction, or of a cost wider than 32 bits.
@@ -1942,15 +1947,15 @@ mod tests {
             let next = firsts.get(k + 1).copied().unwrap_or(module.insts.len() as u32);
             let inst = module.insts[first as usize];
             assert_eq!(inst.entry_len as usize, x64::CHARGE_LEN, "block {k}");
-            // Its out-of-gas call returns to the body right behind it, and names it.
-            let returns_to = (module.code_start() + inst.body as usize) as u64;
+            // Its out-of-gas call, right before it, returns to its entry, and names it.
+            let returns_to = (module.code_start() + inst.entry() as usize) as u64;
             let expected = GasStub { inst: first, charge: (next - first) as i32 };
             assert_eq!(module.gas_stub(returns_to), Some(expected), "block {k}");
             assert!(module.gas_stub(returns_to - 1).is_none() && module.gas_stub(returns_to + 1).is_none());
-            let entry = (module.code_start() + inst.entry() as usize) as u64;
-            assert!(module.gas_stub(entry).is_none(), "no call returns to where a charge begins");
+            let body = (module.code_start() + inst.body as usize) as u64;
+            assert!(module.gas_stub(body).is_none(), "no call returns to a block's body");
         }
-        // Nor to any other instruction's body.
+        // Nor to any other instruction's code.
         for (i, inst) in module.insts.iter().enumerate().filter(|(_, c)| c.entry_len == 0) {
             let body = (module.code_start() + inst.body as usize) as u64;
             assert!(module.gas_stub(body).is_none(), "instruction {i}");

@@ -283,31 +283,44 @@ pub(crate) fn sub_rsp_mem(imm: i32) -> Enc {
 }
 
 /// The length of [`charge`].
-pub(crate) const CHARGE_LEN: usize = 15;
+pub(crate) const CHARGE_LEN: usize = 10;
 
-/// `sub QWORD [rsp], imm32; jge +5; call rel32`: a block's gas charge, and its out-of-gas
-/// exit right behind it, a call of the runtime's routine (displacement `call`, from the end
-/// of the charge); the charged code follows, so the call's return address names the block.
+/// What comes before a block's [`charge`]: `jmp +5` (for code that falls into the block),
+/// then the charge's out-of-gas exit, a call of the runtime's routine (displacement `call`,
+/// from the end of the call, which is where the charge begins). The call's return address is
+/// the charge, so it names the block.
 #[inline(always)]
-pub(crate) fn charge(imm: i32, call: i32) -> Enc {
-    sub_rsp_mem(imm).u8(0x7D).u8(CALL_LEN as u8).u8(0xE8).i32(call)
+pub(crate) fn charge_prefix(call: i32) -> Enc {
+    Enc::new().u8(0xEB).u8(CALL_LEN as u8).u8(0xE8).i32(call)
 }
 
-/// The charge of a [`charge`] encoding (its `CHARGE_LEN` bytes), `None` for other bytes.
+/// The length of [`charge_prefix`].
+pub(crate) const CHARGE_PREFIX_LEN: usize = 7;
+
+/// `sub QWORD [rsp], imm32; jl` back to the call right before (see [`charge_prefix`]): a
+/// block's gas charge, entered by every jump to the block. Gas left, nothing is taken.
+#[inline(always)]
+pub(crate) fn charge(imm: i32) -> Enc {
+    sub_rsp_mem(imm).u8(0x7C).u8((-((CHARGE_LEN + CALL_LEN) as i8)) as u8)
+}
+
+/// The charge of a [`charge`] with the call before it (`CALL_LEN + CHARGE_LEN` bytes, from
+/// the call), `None` for other bytes.
 pub(crate) fn charged(bytes: &[u8]) -> Option<i32> {
     let imm = |at: usize| bytes.get(at..at + 4).and_then(|b| b.try_into().ok()).map(i32::from_le_bytes);
-    let (charge, call) = (imm(4)?, imm(CHARGE_LEN - 4)?);
-    (bytes == charge_bytes(charge, call)).then_some(charge)
+    let (call, charge) = (imm(1)?, imm(CALL_LEN + 4)?);
+    (bytes == charge_bytes(call, charge)).then_some(charge)
 }
 
-/// The bytes of [`charge`].
-fn charge_bytes(imm: i32, call: i32) -> [u8; CHARGE_LEN] {
-    let bits = charge(imm, call).bits.to_le_bytes();
-    std::array::from_fn(|k| bits[k])
+/// The bytes of a [`charge`] with the call before it.
+fn charge_bytes(call: i32, imm: i32) -> [u8; CALL_LEN + CHARGE_LEN] {
+    let prefix = charge_prefix(call).bits.to_le_bytes();
+    let charge = charge(imm).bits.to_le_bytes();
+    std::array::from_fn(|k| if k < CALL_LEN { prefix[2 + k] } else { charge[k - CALL_LEN] })
 }
 
-/// The length of `call rel32`, the out-of-gas exit in [`charge`].
-const CALL_LEN: usize = 5;
+/// The length of `call rel32`, the out-of-gas exit before a [`charge`].
+pub(crate) const CALL_LEN: usize = 5;
 
 #[cfg(test)]
 mod tests {
@@ -506,16 +519,29 @@ mod tests {
             assert_eq!(sub_rsp_mem(v).as_slice(), asm(|a| dynasm!(a ; .arch x64 ; sub QWORD [rsp], v)));
             let theirs = asm(|a| {
                 let routine = a.new_dynamic_label();
-                dynasm!(a ; .arch x64 ; sub QWORD [rsp], v ; jge BYTE >paid ; call =>routine ; paid: ; =>routine);
+                dynasm!(a
+                    ; .arch x64
+                    ; jmp BYTE >entry
+                    ; exit:
+                    ; call =>routine
+                    ; entry:
+                    ; sub QWORD [rsp], v
+                    ; jl BYTE <exit
+                    ; =>routine
+                );
             });
-            assert_eq!(charge(v, 0).as_slice(), theirs);
-            assert_eq!(theirs.len(), CHARGE_LEN);
-            assert_eq!(charge(v, v).as_slice()[CHARGE_LEN - 4..], v.to_le_bytes());
-            // Read back from its bytes, and from no others.
-            let bytes = charge(v, -v).as_slice().to_vec();
+            // dynasm's call goes to the end of the charge.
+            let mut ours = charge_prefix(CHARGE_LEN as i32).as_slice().to_vec();
+            ours.extend_from_slice(&charge(v).as_slice());
+            assert_eq!(ours, theirs);
+            assert_eq!((charge_prefix(0).len, charge(v).len), (CHARGE_PREFIX_LEN, CHARGE_LEN));
+            assert_eq!(charge_prefix(v).as_slice()[3..], v.to_le_bytes());
+            // Read back from its bytes (from the call on), and from no others.
+            let mut bytes = charge_prefix(-v).as_slice()[2..].to_vec();
+            bytes.extend_from_slice(&charge(v).as_slice());
             assert_eq!(charged(&bytes), Some(v));
-            assert_eq!(charged(&bytes[..CHARGE_LEN - 1]), None);
-            for k in (0..4).chain(8..11) {
+            assert_eq!(charged(&bytes[..bytes.len() - 1]), None);
+            for k in [0, 5, 6, 7, 8, 13, 14] {
                 let mut other = bytes.clone();
                 other[k] ^= 1;
                 assert_eq!(charged(&other), None, "byte {k} changed");
