@@ -11,7 +11,9 @@
 //! that can start a block (the successors of terminators, valid static and dynamic targets;
 //! every instruction in the per-instruction gas model) get a charging prologue in front of
 //! the body. Rust charges gas itself when it enters compiled code, so any instruction can be a
-//! resumption point. Cold paths (exits, out-of-gas) are emitted after all instructions.
+//! resumption point. A block charge's out-of-gas exit is a call right before it (see
+//! [`x64::charge_prefix`]); other cold paths (exits, the out-of-gas paths of per-instruction
+//! and wide charges) are emitted after all instructions.
 //!
 //! Guest memory accesses are a single host instruction: `gs:[reg32 + disp]` when GS holds the
 //! guest base ([`Features::fsgsbase`]), else `[r15 + rcx]` after computing the 32-bit address
