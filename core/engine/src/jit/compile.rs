@@ -187,9 +187,9 @@ impl Module {
         self.code.len()
     }
 
-    /// The out-of-gas stub whose call returns to `address` (a [`kind::GAS_STUB`] exit's
-    /// argument), if it is one of this module's.
-    pub fn gas_stub(&self, address: u64) -> Option<GasStub> {
+    /// The block charge whose out-of-gas call returns to `address` (a
+    /// [`kind::OUT_OF_GAS_CALL`] exit's argument), if it is one of this module's.
+    pub fn failed_charge(&self, address: u64) -> Option<FailedCharge> {
         // The call returns to the charging entry right after it.
         let entry = usize::try_from(address).ok()?.checked_sub(self.code_start())?;
         let body = u32::try_from(entry.checked_add(x64::CHARGE_LEN)?).ok()?;
@@ -199,7 +199,7 @@ impl Module {
         self.insts.get(inst).filter(|c| c.body == body && c.entry_len as usize == x64::CHARGE_LEN)?;
         let call = entry.checked_sub(x64::CALL_LEN)?;
         let charge = self.code.bytes().get(call..entry + x64::CHARGE_LEN).and_then(x64::charged)?;
-        Some(GasStub { inst: inst as u32, charge })
+        Some(FailedCharge { inst: inst as u32, charge })
     }
 }
 
@@ -248,12 +248,12 @@ enum Goto {
     Forward(u32),
 }
 
-/// The out-of-gas exit of a charge made with a 32-bit immediate, right before the charge
-/// ([`x64::charge_prefix`]): a call of the runtime's `gas_stub` routine, whose return address
-/// (the charging entry) tells Rust which charge it was ([`Module::gas_stub`]); Rust gives the
-/// charge back and names the instruction.
+/// A block charge made with a 32-bit immediate that ran out of gas. Its out-of-gas exit sits
+/// right before it ([`x64::charge_prefix`]): a call of the runtime's out-of-gas routine, whose
+/// return address (the charging entry) tells Rust which charge it was
+/// ([`Module::failed_charge`]); Rust gives the charge back and names the instruction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct GasStub {
+pub(crate) struct FailedCharge {
     /// The block's first instruction.
     pub inst: u32,
     /// The charge to give back, read from the charge's own immediate.
@@ -266,7 +266,7 @@ enum Cold {
     Exit { label: DynamicLabel, inst: u32, exit: DynamicLabel },
     /// Out of gas per instruction (nothing to give back) or at a block whose cost is wider
     /// than 32 bits (given back from `rcx`), then exit; the charges with a 32-bit immediate
-    /// have [`GasStub`]s. `from` is where the jump to it ends.
+    /// have their call before them ([`FailedCharge`]). `from` is where the jump to it ends.
     OutOfGas { from: usize, inst: u32, refund: Option<u64> },
     /// Single-step mode: the instruction `from` continues at `to` ([`FORWARD`]: at the
     /// instruction at `to_pc`).
@@ -280,7 +280,7 @@ struct Exits {
     panic: DynamicLabel,
     halt: DynamicLabel,
     out_of_gas: DynamicLabel,
-    gas_stub: DynamicLabel,
+    out_of_gas_call: DynamicLabel,
     host_call: DynamicLabel,
     ecall: DynamicLabel,
     step: DynamicLabel,
@@ -299,7 +299,7 @@ impl Exits {
             self.panic,
             self.halt,
             self.out_of_gas,
-            self.gas_stub,
+            self.out_of_gas_call,
             self.host_call,
             self.ecall,
             self.step,
@@ -395,26 +395,9 @@ pub(crate) fn compile(
             ops.reserve(expected);
         }
     }
-    let module = compile_into(program, features, step, ops, spare, arena);
-    if module.is_err() {
-        // Let go of the lease: nothing is written into it any more.
-        ops.clear();
-    }
-    module
-}
-
-/// [`compile`] once the emitter is ready.
-fn compile_into(
-    program: &Program,
-    features: Features,
-    step: bool,
-    ops: &mut Emitter,
-    spare: &mut Spare,
-    arena: &mut CodeArena,
-) -> io::Result<Module> {
     let mut c = Compiler::new(program, ops, spare, features, step);
     c.emit_runtime();
-    match c.ops.offset_of(c.exits.gas_stub) {
+    match c.ops.offset_of(c.exits.out_of_gas_call) {
         Some(routine) => c.gas_routine = routine,
         None => c.ops.fail("the runtime has no out-of-gas routine"),
     }
@@ -423,7 +406,12 @@ fn compile_into(
     c.emit_cold();
     spare.cold = std::mem::take(&mut c.cold);
     spare.forward_targets = std::mem::take(&mut c.forward_targets);
-    c.finish(arena)
+    let module = c.finish(arena);
+    if module.is_err() {
+        // Let go of the lease: nothing is written into it any more.
+        ops.clear();
+    }
+    module
 }
 
 /// The compiler's side of [`walk`]: each instruction is compiled as the pass reaches it.
@@ -561,7 +549,7 @@ impl<'p> Compiler<'p> {
             panic: label(),
             halt: label(),
             out_of_gas: label(),
-            gas_stub: label(),
+            out_of_gas_call: label(),
             host_call: label(),
             ecall: label(),
             step: label(),
@@ -682,13 +670,14 @@ impl<'p> Compiler<'p> {
                 ; jmp =>with_inst
             );
         }
-        // An out-of-gas stub's call: its return address names the stub.
-        let gas_stub = self.exits.gas_stub;
+        // A block charge's out-of-gas call: its return address, the charging entry, names the
+        // block.
+        let out_of_gas_call = self.exits.out_of_gas_call;
         asm!(self.ops
-            ; =>gas_stub
+            ; =>out_of_gas_call
             ; pop rcx
             ; mov QWORD [r15 + ctx::EXIT_ARG], rcx
-            ; mov DWORD [r15 + ctx::EXIT_KIND], kind::GAS_STUB as i32
+            ; mov DWORD [r15 + ctx::EXIT_KIND], kind::OUT_OF_GAS_CALL as i32
             ; jmp =>common
             ; =>with_inst
             ; mov DWORD [r15 + ctx::EXIT_INST], ecx
@@ -1934,7 +1923,7 @@ mod tests {
     use crate::isa::Profile;
 
     #[test]
-    fn an_out_of_gas_stub_is_found_by_its_return_address_alone() {
+    fn a_failed_charge_is_found_by_its_call_s_return_address_alone() {
         let source = "top: add_imm_64 r1, r1, 1\nadd_imm_64 r2, r2, 2\nbranch_ne_imm r1, 10, top\n\
                       move_reg r3, r1\nfallthrough\ntrap\n";
         let blob = crate::asm::assemble(source, Profile::A).expect("assembles");
@@ -1951,21 +1940,21 @@ mod tests {
             assert_eq!(inst.entry_len as usize, x64::CHARGE_LEN, "block {k}");
             // Its out-of-gas call, right before it, returns to its entry, and names it.
             let returns_to = (module.code_start() + inst.entry() as usize) as u64;
-            let expected = GasStub { inst: first, charge: (next - first) as i32 };
-            assert_eq!(module.gas_stub(returns_to), Some(expected), "block {k}");
-            assert!(module.gas_stub(returns_to - 1).is_none() && module.gas_stub(returns_to + 1).is_none());
+            let expected = FailedCharge { inst: first, charge: (next - first) as i32 };
+            assert_eq!(module.failed_charge(returns_to), Some(expected), "block {k}");
+            assert!(module.failed_charge(returns_to - 1).is_none() && module.failed_charge(returns_to + 1).is_none());
             let body = (module.code_start() + inst.body as usize) as u64;
-            assert!(module.gas_stub(body).is_none(), "no call returns to a block's body");
+            assert!(module.failed_charge(body).is_none(), "no call returns to a block's body");
         }
         // Nor to any other instruction's code.
         for (i, inst) in module.insts.iter().enumerate().filter(|(_, c)| c.entry_len == 0) {
             let body = (module.code_start() + inst.body as usize) as u64;
-            assert!(module.gas_stub(body).is_none(), "instruction {i}");
+            assert!(module.failed_charge(body).is_none(), "instruction {i}");
         }
-        assert!(module.gas_stub(module.code_start() as u64).is_none(), "nor to the start");
+        assert!(module.failed_charge(module.code_start() as u64).is_none(), "nor to the start");
         let end = (module.code_start() + module.code_len()) as u64;
-        assert!(module.gas_stub(end).is_none(), "nor past the end");
-        assert!(module.gas_stub(0).is_none() && module.gas_stub(u64::MAX).is_none());
+        assert!(module.failed_charge(end).is_none(), "nor past the end");
+        assert!(module.failed_charge(0).is_none() && module.failed_charge(u64::MAX).is_none());
     }
 
     #[test]

@@ -24,9 +24,10 @@ pub(crate) mod kind {
     pub const STEP: u32 = 7;
     /// Single-step mode: a dynamic jump to address `exit_arg`, resolved by Rust.
     pub const STEP_DYNAMIC: u32 = 8;
-    /// Out of gas on entering a block through an out-of-gas stub: `exit_arg` is the return
-    /// address of the stub's call, which names the stub (no charge given back yet).
-    pub const GAS_STUB: u32 = 9;
+    /// Out of gas on entering a block, from the call before its charge: `exit_arg` is the
+    /// call's return address, the charging entry, which names the block (no charge given
+    /// back yet).
+    pub const OUT_OF_GAS_CALL: u32 = 9;
 }
 
 /// Per-run information the slow paths need about the running module.

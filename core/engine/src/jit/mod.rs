@@ -230,13 +230,13 @@ impl Jit {
         };
 
         let (mut exit_kind, mut exit_inst, exit_arg) = enter(memory, state, module, &program, start);
-        if exit_kind == kind::GAS_STUB {
+        if exit_kind == kind::OUT_OF_GAS_CALL {
             // The block's charge is given back: out of gas on entering it. (The charge may
             // have wrapped the counter, below its most negative value; giving it back wraps
             // it back.)
-            let stub = module.gas_stub(exit_arg).expect("compiled code names one of its own out-of-gas stubs");
-            state.gas = state.gas.wrapping_add(i64::from(stub.charge));
-            (exit_kind, exit_inst) = (kind::OUT_OF_GAS, stub.inst);
+            let failed = module.failed_charge(exit_arg).expect("compiled code names one of its own block charges");
+            state.gas = state.gas.wrapping_add(i64::from(failed.charge));
+            (exit_kind, exit_inst) = (kind::OUT_OF_GAS, failed.inst);
         }
 
         let at = exit_inst as usize;
