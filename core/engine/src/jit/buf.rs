@@ -7,6 +7,15 @@ use std::ptr;
 
 use super::code::{Code, CodeArena, Lease};
 
+/// The most bytes of code one unit is assembled into: a guest instruction's charge and body,
+/// or one cold stub. The longest is far shorter (`jit::compile::tests::every_unit_fits_its_room`
+/// compiles every opcode with its widest operands and measures).
+pub(crate) const MAX_UNIT: usize = 256;
+
+/// The room [`CodeBuf::reserve_room`] makes: a unit's longest code, and the 16 bytes its
+/// last store writes in whole.
+const ROOM: usize = MAX_UNIT + 16;
+
 /// A growable byte buffer over either backing; see the module documentation.
 pub(crate) struct CodeBuf {
     /// Start of the bytes: `heap`'s allocation, or the lease's region.
@@ -18,6 +27,16 @@ pub(crate) struct CodeBuf {
     heap: Vec<u8>,
     /// The region the bytes are in, in lease mode.
     lease: Option<Lease>,
+    /// Where the room made by the last [`CodeBuf::reserve_room`] begins, and where the unit
+    /// of code it is for must end.
+    #[cfg(debug_assertions)]
+    room_start: usize,
+    #[cfg(debug_assertions)]
+    room_end: usize,
+    /// The most bytes a unit of code has written with [`CodeBuf::put16`] from the start of
+    /// its room.
+    #[cfg(debug_assertions)]
+    pub longest_unit: usize,
 }
 
 // SAFETY: the raw pointer is either into `heap` (owned) or into a chunk the lease keeps
@@ -27,7 +46,19 @@ unsafe impl Send for CodeBuf {}
 impl Default for CodeBuf {
     fn default() -> Self {
         let mut heap = Vec::new();
-        CodeBuf { ptr: heap.as_mut_ptr(), len: 0, cap: heap.capacity(), heap, lease: None }
+        CodeBuf {
+            ptr: heap.as_mut_ptr(),
+            len: 0,
+            cap: heap.capacity(),
+            heap,
+            lease: None,
+            #[cfg(debug_assertions)]
+            room_end: 0,
+            #[cfg(debug_assertions)]
+            room_start: 0,
+            #[cfg(debug_assertions)]
+            longest_unit: 0,
+        }
     }
 }
 
@@ -39,6 +70,11 @@ impl CodeBuf {
         self.ptr = self.heap.as_mut_ptr();
         self.cap = self.heap.capacity();
         self.len = 0;
+        #[cfg(debug_assertions)]
+        {
+            self.room_end = 0;
+            self.room_start = 0;
+        }
     }
 
     /// Empties the buffer and makes `lease` its storage.
@@ -94,12 +130,38 @@ impl CodeBuf {
         self.cap = self.heap.capacity();
     }
 
-    /// Appends the first `len` of the 16 bytes of `bytes` with one unaligned store.
+    /// Makes room for [`ROOM`] more bytes: what the [`CodeBuf::put16`]s of one unit of code
+    /// (one guest instruction's code, one cold stub) write.
+    #[inline(always)]
+    pub fn reserve_room(&mut self) {
+        self.reserve(ROOM);
+        #[cfg(debug_assertions)]
+        {
+            self.room_start = self.len;
+            self.room_end = self.len + MAX_UNIT;
+        }
+    }
+
+    /// Appends the first `len` of the 16 bytes of `bytes` with one unaligned store, within
+    /// the room the last [`CodeBuf::reserve_room`] made: the capacity is not tested again
+    /// for each of the few encodings a unit of code is made of (debug builds test that every
+    /// store stays within the room).
     #[inline(always)]
     pub fn put16(&mut self, bytes: u128, len: usize) {
         debug_assert!(len <= 16);
-        self.reserve(16);
-        // SAFETY: `reserve` left at least 16 writable bytes at `ptr + len`.
+        #[cfg(debug_assertions)]
+        {
+            assert!(self.len + len <= self.room_end, "code written past the room reserved for it");
+            self.longest_unit = self.longest_unit.max(self.len + len - self.room_start);
+        }
+        debug_assert!(self.cap - self.len >= 16);
+        // SAFETY: the unit of code being written began with `reserve_room`, which left ROOM
+        // (MAX_UNIT + 16) writable bytes from the end of the code then. No unit is longer
+        // than MAX_UNIT: the compiler's code for one instruction or stub is a fixed sequence
+        // of bounded encodings whatever the guest's operands, the longest is measured over
+        // every opcode by `every_unit_fits_its_room` (111 bytes), and debug builds check each
+        // store. So `len` is at most MAX_UNIT past the room's start, and the 16 bytes from
+        // `ptr + len` are inside the room.
         unsafe { self.ptr.add(self.len).cast::<[u8; 16]>().write_unaligned(bytes.to_le_bytes()) };
         self.len += len.min(16);
     }
@@ -155,6 +217,7 @@ mod tests {
                 }
                 1 => {
                     let bits = u128::from_le_bytes(std::array::from_fn(|i| (k + i) as u8));
+                    b.reserve_room();
                     b.put16(bits, k % 17);
                     expected.extend_from_slice(&bits.to_le_bytes()[..k % 17]);
                 }
@@ -170,6 +233,27 @@ mod tests {
         assert_eq!(b.as_slice(), &expected[..]);
         b.clear();
         assert!(b.as_slice().is_empty());
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "past the room")]
+    fn a_store_without_room_made_for_it_is_caught() {
+        let mut b = CodeBuf::default();
+        b.reserve(1000);
+        b.put16(0x90, 1);
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "past the room")]
+    fn a_unit_longer_than_its_room_is_caught() {
+        let mut b = CodeBuf::default();
+        b.reserve_room();
+        for _ in 0..MAX_UNIT / 16 {
+            b.put16(u128::MAX, 16);
+        }
+        b.put16(u128::MAX, 1);
     }
 
     #[test]
@@ -205,8 +289,9 @@ mod tests {
         let all = pattern(room + 5000);
         b.extend_from_slice(&all[..room - 3]);
         assert!(b.is_leased());
+        b.reserve_room();
+        assert!(!b.is_leased(), "a unit's room did not fit in what was left");
         b.put16(u128::from_le_bytes(all[room - 3..room + 13].try_into().unwrap()), 16);
-        assert!(!b.is_leased(), "16 bytes did not fit in what was left");
         b.extend_from_slice(&all[room + 13..]);
         assert_eq!(b.as_slice(), &all[..]);
         let code = b.place(&mut arena).unwrap();

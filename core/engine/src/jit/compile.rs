@@ -786,6 +786,7 @@ impl<'p> Compiler<'p> {
         };
         debug_assert_eq!(charged, self.has_entry(i));
         self.after_block_end = terminator;
+        self.ops.reserve_room();
         let mut at = self.ops.offset().0 as u32;
         if charged {
             at = self.emit_charge(i, cost, unit);
@@ -921,6 +922,7 @@ impl<'p> Compiler<'p> {
     fn emit_cold(&mut self) {
         let mut cold = std::mem::take(&mut self.cold);
         for stub in cold.drain(..) {
+            self.ops.reserve_room();
             match stub {
                 Cold::Exit { label, inst, exit } => {
                     asm!(self.ops ; =>label);
@@ -1920,7 +1922,9 @@ enum Access {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::blob::Blob;
     use crate::isa::Profile;
+    use std::sync::Arc;
 
     #[test]
     fn a_failed_charge_is_found_by_its_call_s_return_address_alone() {
@@ -1955,6 +1959,47 @@ mod tests {
         let end = (module.code_start() + module.code_len()) as u64;
         assert!(module.failed_charge(end).is_none(), "nor past the end");
         assert!(module.failed_charge(0).is_none() && module.failed_charge(u64::MAX).is_none());
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    fn every_unit_fits_its_room() {
+        // Every opcode with operand bytes of several patterns and every length up to the
+        // largest skip (the widest immediates and offsets, the high registers), compiled under
+        // every gas model, with single steps, with no optional CPU feature and with all of
+        // them: the longest unit of code any of them writes.
+        let patterns = [0x00u8, 0xFF, 0x7F, 0x80, 0xCC, 0x5A];
+        let mut longest = 0;
+        for profile in Profile::ALL {
+            let (mut code, mut starts) = (Vec::new(), Vec::new());
+            for op in 0..=255u8 {
+                for &pattern in &patterns {
+                    for skip in 0..=crate::decode::MAX_SKIP as usize {
+                        code.push(op);
+                        starts.push(true);
+                        code.extend(std::iter::repeat_n(pattern, skip));
+                        starts.extend(std::iter::repeat_n(false, skip));
+                    }
+                }
+            }
+            let table = vec![0, 1, 7, 0x7FFF_FFFF];
+            let wide: Arc<[(u32, u64)]> = vec![(0, 3), (1000, u64::MAX / 3), (5000, 1 << 31)].into();
+            let models = [GasModel::BlockUnit, GasModel::Instruction, GasModel::BlockTable(wide)];
+            let all = Features { popcnt: true, lzcnt: true, bmi1: true, bmi2: true, fsgsbase: true };
+            let none = Features { popcnt: false, lzcnt: false, bmi1: false, bmi2: false, fsgsbase: false };
+            for gas in models {
+                let blob = Blob::new(table.clone(), code.clone(), starts.clone());
+                let program = Program::new(blob, crate::program::Config::new(profile, gas.clone()));
+                for (features, step) in [(all, false), (none, false), (all, true)] {
+                    let (mut ops, mut spare, mut arena) = (Emitter::default(), Spare::default(), CodeArena::default());
+                    compile(&program, features, step, &mut ops, &mut spare, &mut arena).expect("compiles");
+                    longest = longest.max(ops.longest_unit());
+                }
+            }
+        }
+        assert!(longest > 16, "the units were measured");
+        assert!(longest <= crate::jit::buf::MAX_UNIT, "a unit of {longest} bytes");
+        eprintln!("longest unit of code: {longest} bytes");
     }
 
     #[test]

@@ -120,7 +120,23 @@ impl Emitter {
         }
     }
 
-    /// Appends one fixed encoding ([`super::x64`]) with a single copy.
+    /// Makes room for one unit of code (a guest instruction's charge and body, or a cold
+    /// stub: at most [`super::buf::MAX_UNIT`] bytes), which [`Emitter::put`] and the jumps
+    /// write into. Every unit begins with it.
+    #[inline(always)]
+    pub fn reserve_room(&mut self) {
+        self.ops.reserve_room();
+    }
+
+    /// The most bytes one unit of code has written by [`Emitter::put`], from the start of its
+    /// room (debug builds).
+    #[cfg(all(test, debug_assertions))]
+    pub fn longest_unit(&self) -> usize {
+        self.ops.longest_unit
+    }
+
+    /// Appends one fixed encoding ([`super::x64`]) with a single copy, within the room made
+    /// for the unit of code it is part of ([`Emitter::reserve_room`]).
     #[inline(always)]
     pub fn put(&mut self, enc: Enc) {
         self.ops.put16(enc.bits, enc.len);
@@ -362,6 +378,7 @@ mod tests {
         for k in 0..300usize {
             let len = k % 16;
             let bits = u128::from_le_bytes(std::array::from_fn(|b| (k * 31 + b * 7 + 1) as u8));
+            e.reserve_room();
             e.put(Enc { bits, len });
             expected.extend_from_slice(&bits.to_le_bytes()[..len]);
             assert_eq!(e.bytes(), &expected[..], "after {} encodings", k + 1);
@@ -409,6 +426,7 @@ mod tests {
         let mut ours = Emitter::default();
         let (b, a, end) = (ours.new_dynamic_label(), ours.new_dynamic_label(), ours.new_dynamic_label());
         dynasm!(ours ; .arch x64 ; =>b);
+        ours.reserve_room();
         ours.jmp(a);
         ours.jmp(b);
         ours.jump_label(Some(Cond::E), a);
@@ -430,6 +448,7 @@ mod tests {
         dynasm!(theirs ; .arch x64 ; =>back ; nop ; jmp =>back ; jle =>ahead ; jmp =>ahead ; nop ; =>ahead ; ret);
         let mut ours = Emitter::default();
         dynasm!(ours ; .arch x64 ; nop);
+        ours.reserve_room();
         ours.jump(None, Some(0));
         let first = ours.jump(Some(Cond::Le), None);
         let second = ours.jump(None, None);
@@ -445,6 +464,7 @@ mod tests {
     fn a_direct_jump_to_a_label_never_defined_is_an_error() {
         let mut e = Emitter::default();
         let never = e.new_dynamic_label();
+        e.reserve_room();
         e.jump_label(Some(Cond::E), never);
         assert!(e.code().is_err());
     }
