@@ -172,7 +172,7 @@ pub fn large_code(programs: &[BenchProgram], min_len: usize) -> Result<Vec<u8>, 
             break;
         }
         code.extend_from_slice(&blob.code);
-        starts.extend_from_slice(&blob.starts);
+        starts.extend(blob.starts.iter());
     }
     Ok(javm_engine::Blob::new(Vec::new(), code, starts).encode())
 }

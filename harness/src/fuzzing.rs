@@ -92,7 +92,7 @@ pub fn differential_raw(data: &[u8]) {
     let Some((&selector, rest)) = data.split_first() else { return };
     let (state, blob) = rest.split_at(rest.len().min(RAW_STATE_BYTES));
     let Ok(blob) = Blob::parse(blob) else { return };
-    let code = GenCode::Raw { code: blob.code, starts: blob.starts, jump_table: blob.jump_table };
+    let code = GenCode::Raw { code: blob.code, starts: blob.starts.to_vec(), jump_table: blob.jump_table };
     if let Ok(program) = GenProgram::with_code(&mut Unstructured::new(state), config_of(selector, true), code) {
         check(&program);
     }

@@ -841,7 +841,7 @@ fn encode_blob(blob: &Blob, z: u8, long_length: bool) -> Vec<u8> {
     }
     out.extend(&blob.code);
     let mut mask = vec![0u8; blob.code.len().div_ceil(8)];
-    for (i, _) in blob.starts.iter().enumerate().filter(|(_, &s)| s) {
+    for i in blob.starts.positions() {
         mask[i / 8] |= 1 << (i % 8);
     }
     out.extend(mask);
@@ -980,7 +980,7 @@ mod tests {
             let blob = p.blob();
             let parsed = Blob::parse(&blob.encode()).unwrap();
             assert_eq!(parsed, blob);
-            let starts = blob.starts.iter().filter(|&&s| s).count();
+            let starts = blob.starts.positions().count();
             assert_eq!(starts, count.max(1));
         }
     }

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use crate::starts::Starts;
+
 /// Why a blob could not be parsed. Every variant names the byte offset where the problem
 /// was found, so a report can point at it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,8 +59,8 @@ pub struct Blob {
     pub entry_size: u8,
     /// Code bytes.
     pub code: Vec<u8>,
-    /// One flag per code byte: `true` where an instruction starts.
-    pub starts: Vec<bool>,
+    /// One flag per code byte: set where an instruction starts.
+    pub starts: Starts,
 }
 
 /// Encodes `x` as a GP variable-length natural number (shortest form).
@@ -102,21 +104,6 @@ fn take<'a>(bytes: &'a [u8], pos: &mut usize, len: usize, what: &'static str) ->
     Ok(slice)
 }
 
-/// Each bitmask byte as the eight start flags it stands for (bit k is the flag of byte k).
-static BITS: [[bool; 8]; 256] = {
-    let mut table = [[false; 8]; 256];
-    let mut byte = 0;
-    while byte < 256 {
-        let mut k = 0;
-        while k < 8 {
-            table[byte][k] = byte >> k & 1 == 1;
-            k += 1;
-        }
-        byte += 1;
-    }
-    table
-};
-
 impl Blob {
     /// Parses a blob. Never panics and never allocates more than the input's size.
     pub fn parse(bytes: &[u8]) -> Result<Blob, BlobError> {
@@ -136,17 +123,13 @@ impl Blob {
         let table_bytes = (entries as usize).checked_mul(entry_size as usize);
         let table_bytes = table_bytes.ok_or(BlobError::Truncated { what: "jump table", offset: pos })?;
         let table = take(bytes, &mut pos, table_bytes, "jump table")?;
-        let jump_table = if entry_size == 0 {
-            Vec::new()
-        } else {
-            table
-                .chunks_exact(entry_size as usize)
-                .map(|chunk| {
-                    let mut le = [0u8; 4];
-                    le[..chunk.len()].copy_from_slice(chunk);
-                    u32::from_le_bytes(le)
-                })
-                .collect()
+        // One loop per entry size, each reading its entries' bytes at fixed places.
+        let jump_table = match entry_size {
+            0 => Vec::new(),
+            1 => table.iter().map(|&b| u32::from(b)).collect(),
+            2 => table.chunks_exact(2).map(|c| u32::from(u16::from_le_bytes([c[0], c[1]]))).collect(),
+            3 => table.chunks_exact(3).map(|c| u32::from_le_bytes([c[0], c[1], c[2], 0])).collect(),
+            _ => table.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
         };
         let code_len = code_len as usize;
         let code = take(bytes, &mut pos, code_len, "code")?.to_vec();
@@ -163,10 +146,7 @@ impl Blob {
                 return Err(BlobError::BitmaskPadding { byte: last });
             }
         }
-        // Eight flags per mask byte, written once (no zeroing first), then the padding flags
-        // (checked zero above) cut off.
-        let mut starts = mask.iter().map(|&bits| BITS[bits as usize]).collect::<Vec<[bool; 8]>>().into_flattened();
-        starts.truncate(code_len);
+        let starts = Starts::from_mask(mask, code_len);
         Ok(Blob { jump_table, jump_table_len: entries as u32, entry_size, code, starts })
     }
 
@@ -182,9 +162,9 @@ impl Blob {
     }
 
     /// Builds a blob from its parts with the smallest entry size that fits the table.
-    pub fn new(jump_table: Vec<u32>, code: Vec<u8>, starts: Vec<bool>) -> Blob {
+    pub fn new(jump_table: Vec<u32>, code: Vec<u8>, starts: impl Into<Starts>) -> Blob {
         let entry_size = Self::minimal_entry_size(&jump_table);
-        Blob { jump_table_len: jump_table.len() as u32, jump_table, entry_size, code, starts }
+        Blob { jump_table_len: jump_table.len() as u32, jump_table, entry_size, code, starts: starts.into() }
     }
 
     /// The smallest jump-table entry size able to hold every entry (0 for an empty table).
@@ -216,13 +196,14 @@ impl Blob {
             out.extend_from_slice(&entry.to_le_bytes()[..entry_size as usize]);
         }
         out.extend_from_slice(&self.code);
-        let mut mask = vec![0u8; self.code.len().div_ceil(8)];
-        for (i, &start) in self.starts.iter().enumerate().take(self.code.len()) {
-            if start {
-                mask[i / 8] |= 1 << (i % 8);
-            }
+        // One flag per code byte: flags past the code dropped, missing ones clear.
+        if self.starts.len() == self.code.len() {
+            out.extend_from_slice(self.starts.mask());
+        } else {
+            let mut starts = self.starts.clone();
+            starts.resize(self.code.len());
+            out.extend_from_slice(starts.mask());
         }
-        out.extend_from_slice(&mask);
         out
     }
 }

@@ -1,6 +1,7 @@
 //! Instruction boundaries, skip and operand decoding (PVMSPEC-1 §2 and §4).
 
 use crate::isa::{Format, Op, OpcodeRow, Profile};
+use crate::starts::Starts;
 
 /// Largest skip: an instruction has at most 24 argument bytes.
 pub const MAX_SKIP: u32 = 24;
@@ -10,7 +11,7 @@ pub const MAX_SKIP: u32 = 24;
 #[derive(Clone, Copy)]
 pub struct Code<'a> {
     pub bytes: &'a [u8],
-    pub starts: &'a [bool],
+    pub starts: &'a Starts,
 }
 
 /// One decoded instruction, before any program-level resolution.
@@ -60,7 +61,7 @@ fn reg(nibble: u8) -> u8 {
 }
 
 impl<'a> Code<'a> {
-    pub fn new(bytes: &'a [u8], starts: &'a [bool]) -> Self {
+    pub fn new(bytes: &'a [u8], starts: &'a Starts) -> Self {
         Code { bytes, starts }
     }
 
@@ -81,7 +82,7 @@ impl<'a> Code<'a> {
     /// Whether an instruction starts at `i`; positions past the end count as starts.
     #[inline]
     pub fn is_start(&self, i: usize) -> bool {
-        self.starts.get(i).copied().unwrap_or(true)
+        self.starts.get(i).unwrap_or(true)
     }
 
     /// `le(i, l)`: `l` bytes from `i` as a little-endian number.
@@ -120,10 +121,10 @@ impl<'a> Code<'a> {
     /// `skip(i)`: bytes until the next instruction start, capped at 24.
     #[inline]
     pub fn skip(&self, i: usize) -> u32 {
-        if let Some(window) = self.starts.get(i + 1..i + 1 + MAX_SKIP as usize) {
-            return window.iter().position(|&s| s).map_or(MAX_SKIP, |j| j as u32);
-        }
-        (0..MAX_SKIP).find(|&j| self.is_start(i + 1 + j as usize)).unwrap_or(MAX_SKIP)
+        // The next set flag (the first position past the flags when none is: those count as
+        // starts).
+        let next = self.starts.next_from(i + 1).max(i + 1);
+        ((next - i - 1) as u32).min(MAX_SKIP)
     }
 
     /// The opcode defined at `pc` in `profile`, if `pc` is an instruction start holding one.
@@ -240,7 +241,7 @@ impl<'a> Code<'a> {
 mod tests {
     use super::*;
 
-    fn starts_at(len: usize, at: &[usize]) -> Vec<bool> {
+    fn starts_at(len: usize, at: &[usize]) -> Starts {
         (0..len).map(|i| at.contains(&i)).collect()
     }
 
@@ -261,7 +262,7 @@ mod tests {
         // Bytes with the top bit set and clear, read at every offset (the last eight near
         // the end of code) with every immediate length.
         let bytes: Vec<u8> = (0..40u32).map(|k| (k * 0x9D + 0x41) as u8).collect();
-        let starts = vec![false; bytes.len()];
+        let starts = Starts::from(vec![false; bytes.len()]);
         let code = Code::new(&bytes, &starts);
         for i in 0..=bytes.len() {
             for len in 0..=4 {
@@ -284,7 +285,7 @@ mod tests {
     #[test]
     fn undefined_opcodes_and_non_starts_decode_as_trap() {
         let bytes = [111u8, 3, 2, 100];
-        let starts = [true, true, true, false];
+        let starts = Starts::from(vec![true, true, true, false]);
         let code = Code::new(&bytes, &starts);
         assert!(code.decode(0, Profile::A).defined); // reverse_bytes in A
         assert!(!code.decode(0, Profile::B).defined); // 111 undefined in B
@@ -322,10 +323,10 @@ mod tests {
     #[test]
     fn register_nibbles_above_12_mean_r12() {
         let bytes = [0x64u8, 0xFD];
-        let d = Code::new(&bytes, &[true, false]).decode(0, Profile::A);
+        let d = Code::new(&bytes, &Starts::from(vec![true, false])).decode(0, Profile::A);
         assert_eq!((d.op, d.rd, d.ra), (Op::MoveReg, 12, 12));
         let bytes = [200u8, 0xEF, 0x17];
-        let d = Code::new(&bytes, &[true, false, false]).decode(0, Profile::A);
+        let d = Code::new(&bytes, &Starts::from(vec![true, false, false])).decode(0, Profile::A);
         assert_eq!((d.ra, d.rb, d.rd), (12, 12, 12));
     }
 
@@ -334,13 +335,13 @@ mod tests {
         // store_imm_u32 with lX = 4 but only 2 argument bytes: lX comes from the nibble, so X
         // reads through ζ (0x80, then zeros past the end of code) and Y gets length 0.
         let bytes = [32u8, 0x04, 0x80];
-        let d = Code::new(&bytes, &[true, false, false]).decode(0, Profile::A);
+        let d = Code::new(&bytes, &Starts::from(vec![true, false, false])).decode(0, Profile::A);
         assert_eq!(d.skip, 2);
         assert_eq!(d.x, 0x80);
         assert_eq!(d.y, 0);
         // add_imm_64 with no immediate byte: X = 0.
         let bytes = [149u8, 0x21];
-        let d = Code::new(&bytes, &[true, false]).decode(0, Profile::A);
+        let d = Code::new(&bytes, &Starts::from(vec![true, false])).decode(0, Profile::A);
         assert_eq!(d.x, 0);
     }
 }

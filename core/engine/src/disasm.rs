@@ -176,7 +176,7 @@ mod tests {
     use crate::isa::Op;
 
     fn blob(code: &[u8], starts: &[usize], jump_table: Vec<u32>) -> Blob {
-        let flags = (0..code.len()).map(|i| starts.contains(&i)).collect();
+        let flags: Vec<bool> = (0..code.len()).map(|i| starts.contains(&i)).collect();
         Blob::new(jump_table, code.to_vec(), flags)
     }
 

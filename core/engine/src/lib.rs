@@ -1,9 +1,9 @@
 //! javm-engine: the JAM PVM execution engine (PVMSPEC-1).
 //!
-//! Layers, bottom up: [`isa`] (the instruction table), [`blob`] (program blobs), [`decode`]
-//! (skip and operands), [`program`] (blocks, jump targets, gas costs), [`memory`], [`gas`],
-//! [`semantics`] (instruction value semantics), and the backends behind [`backend::Backend`]:
-//! [`interp::Interpreter`]. [`asm`] and [`disasm`] read and write the instruction text form.
+//! Layers, bottom up: [`isa`] (the instruction table), [`starts`] (instruction-start flags),
+//! [`blob`] (program blobs), [`decode`] (skip and operands), [`program`] (blocks, jump
+//! targets, gas costs), [`memory`], [`gas`], [`semantics`] (instruction value semantics), and
+//! the backends behind [`backend::Backend`]: [`interp::Interpreter`]. [`asm`] and [`disasm`] read and write the instruction text form.
 //!
 //! `unsafe` lives only in the JIT (executable code, guest memory mapping, signal handling):
 //! every other module is denied it, and each unsafe block there carries a `SAFETY:` comment
@@ -27,6 +27,7 @@ pub mod memory;
 pub mod program;
 pub mod run_state;
 pub mod semantics;
+pub mod starts;
 
 pub use backend::{Backend, Exit, MemoryError, NUM_REGS};
 pub use blob::{Blob, BlobError};
@@ -34,3 +35,4 @@ pub use gas::GasModel;
 pub use interp::Interpreter;
 pub use isa::{Format, Op, Profile};
 pub use program::{Config, Program};
+pub use starts::Starts;

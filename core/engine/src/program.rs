@@ -112,7 +112,9 @@ impl Program {
     /// missing (and flags past the code are dropped), so every pass over it sees one flag
     /// per byte.
     pub fn new(mut blob: Blob, config: Config) -> Program {
-        blob.starts.resize(blob.code.len(), false);
+        if blob.starts.len() != blob.code.len() {
+            blob.starts.resize(blob.code.len());
+        }
         Program { blob, config, list: OnceLock::new() }
     }
 
@@ -282,15 +284,17 @@ pub(crate) struct Start {
 /// fall-throughs that are not starts, and the block ends.
 #[inline(always)]
 pub(crate) fn walk<const UNIT: bool, V: Visit>(code: &Code, profile: Profile, gas: &GasModel, v: &mut V) {
-    let (n, starts) = (code.len(), code.starts);
-    let mut pc = next_start(starts, 0);
+    let n = code.len();
+    // The starts in pc order, one bit scan each.
+    let mut starts = code.starts.cursor();
+    let mut pc = starts.next_start();
     // Whether the start the pass is at is where a terminator falls through to (or pc 0):
     // with a defined opcode there, a valid jump target.
     let mut follows_terminator = pc == 0;
     while pc < n {
         // The next start bounds this instruction's skip (§2) and is where the pass goes
         // next.
-        let following = next_start(starts, pc + 1);
+        let following = starts.next_start();
         let skip = (following - pc - 1).min(crate::decode::MAX_SKIP as usize) as u32;
         let row = profile.row(code.bytes[pc]);
         let next_pc = pc as u32 + 1 + skip;
@@ -388,15 +392,13 @@ pub(crate) fn target_allowed(strict: bool, op: Op, target_valid: bool, fall_thro
 pub(crate) fn is_jump_target_at(code: &Code, profile: Profile, pc: u32) -> bool {
     let p = pc as usize;
     // A flag missing from the list (a blob built with fewer flags than bytes) is no start.
-    let start = |q: usize| code.starts.get(q).copied().unwrap_or(false);
-    if p >= code.len() || !start(p) || !profile.row(code.bytes[p]).defined {
+    if p >= code.len() || !code.starts.is_set(p) || !profile.row(code.bytes[p]).defined {
         return false;
     }
     if p == 0 {
         return true;
     }
-    let nearest = p.saturating_sub(crate::decode::MAX_SKIP as usize + 1);
-    match (nearest..p).rev().find(|&q| start(q)) {
+    match code.starts.last_before(p, crate::decode::MAX_SKIP as usize + 1) {
         Some(previous) => profile.row(code.bytes[previous]).ends_block,
         None => false,
     }
@@ -409,7 +411,7 @@ pub(crate) fn is_jump_target_at(code: &Code, profile: Profile, pc: u32) -> bool 
 #[inline]
 pub(crate) fn is_jump_target_after_block(code: &Code, profile: Profile, pc: u32) -> bool {
     let p = pc as usize;
-    let valid = p < code.len() && code.starts.get(p).copied().unwrap_or(false) && profile.row(code.bytes[p]).defined;
+    let valid = p < code.len() && code.starts.is_set(p) && profile.row(code.bytes[p]).defined;
     debug_assert_eq!(valid, is_jump_target_at(code, profile, pc));
     valid
 }
@@ -436,44 +438,6 @@ fn charge_block(block: &mut [Inst]) {
     }
 }
 
-/// The first instruction start at or after `from`, or the code length when there is none.
-/// Starts are a few bytes apart, so the next one is nearly always among the eight flags from
-/// `from`, read as one word; longer gaps take [`next_start_far`].
-#[inline(always)]
-fn next_start(starts: &[bool], from: usize) -> usize {
-    match first_start_in_word(starts, from) {
-        Some(Some(k)) => from + k,
-        _ => next_start_far(starts, from),
-    }
-}
-
-/// Among the eight flags from `at`: the offset of the first start (`Some(None)` when none
-/// is set), or `None` when fewer than eight flags are left.
-#[inline(always)]
-fn first_start_in_word(starts: &[bool], at: usize) -> Option<Option<usize>> {
-    // One bounds test (`at` is at most the code length, far from overflowing).
-    let chunk: &[bool; 8] = starts.get(at..at + 8)?.try_into().ok()?;
-    let word = u64::from_le_bytes(chunk.map(u8::from));
-    Some((word != 0).then(|| (word.trailing_zeros() / 8) as usize))
-}
-
-/// [`next_start`] past eight flags without a start: a word at a time, then byte by byte
-/// near the end.
-#[inline(never)]
-fn next_start_far(starts: &[bool], from: usize) -> usize {
-    let mut at = from;
-    while let Some(word) = first_start_in_word(starts, at) {
-        if let Some(k) = word {
-            return at + k;
-        }
-        at += 8;
-    }
-    match starts.get(at..).and_then(|rest| rest.iter().position(|&b| b)) {
-        Some(k) => at + k,
-        None => starts.len(),
-    }
-}
-
 /// The dynamic-jump address that halts the machine.
 pub const HALT_ADDRESS: u32 = 0xFFFF_0000;
 
@@ -489,9 +453,10 @@ pub enum DynamicJump {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::starts::Starts;
 
     fn program(code: &[u8], starts: &[usize], table: Vec<u32>, profile: Profile) -> Program {
-        let starts = (0..code.len()).map(|i| starts.contains(&i)).collect();
+        let starts: Vec<bool> = (0..code.len()).map(|i| starts.contains(&i)).collect();
         Program::new(Blob::new(table, code.to_vec(), starts), Config::new(profile, GasModel::BlockUnit))
     }
 
@@ -589,11 +554,15 @@ mod tests {
                 let starts: Vec<bool> = (0..len).map(|i| i == gap_end).collect();
                 for from in 0..=len {
                     let expected = if from <= gap_end { gap_end } else { len };
-                    assert_eq!(next_start(&starts, from), expected, "len {len}, start {gap_end}, from {from}");
+                    assert_eq!(
+                        Starts::from(&starts[..]).next_from(from),
+                        expected,
+                        "len {len}, start {gap_end}, from {from}"
+                    );
                 }
             }
         }
-        assert_eq!(next_start(&[], 0), 0);
+        assert_eq!(Starts::default().next_from(0), 0);
     }
 
     #[test]
@@ -633,7 +602,8 @@ mod tests {
                     let starts: Vec<bool> = (0..len).map(|i| i >= offset && (i - offset) % stride == 0).collect();
                     for from in 0..=len + 1 {
                         let naive = (from..len).find(|&i| starts[i]).unwrap_or(len);
-                        assert_eq!(next_start(&starts, from), naive, "len {len}, stride {stride}, from {from}");
+                        let packed = Starts::from(&starts[..]);
+                        assert_eq!(packed.next_from(from), naive, "len {len}, stride {stride}, from {from}");
                     }
                 }
             }

@@ -77,7 +77,7 @@ fn random_bytes_as_blobs_never_panic() {
 fn random_program(rng: &mut Rng) -> Blob {
     let len = 1 + rng.below(80) as usize;
     let code = rng.bytes(len);
-    let starts = (0..len).map(|i| i == 0 || rng.below(3) == 0).collect();
+    let starts: Vec<bool> = (0..len).map(|i| i == 0 || rng.below(3) == 0).collect();
     let table = (0..rng.below(6)).map(|_| rng.below(len as u64 + 4) as u32).collect();
     Blob::new(table, code, starts)
 }

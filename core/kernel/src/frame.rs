@@ -118,14 +118,13 @@ impl InstanceEntry {
     }
 }
 
-/// Decodes an Image's program: the bitmask is unpacked to one flag per code byte (missing bits
-/// count as 0, extra bits are ignored); empty code does not decode (KSPEC-1 §6.2, §15.4).
+/// Decodes an Image's program: the bitmask gives one flag per code byte (missing bits count
+/// as 0, extra bits are ignored); empty code does not decode (KSPEC-1 §6.2, §15.4).
 pub fn decode_image(image: &ImageCap, config: &Config) -> Result<Program, KernelError> {
     if image.code.is_empty() || image.code.len() > u32::MAX as usize / 2 {
         return Err(KernelError::DecodeFailed);
     }
-    let starts =
-        (0..image.code.len()).map(|i| image.bitmask.get(i / 8).is_some_and(|byte| byte >> (i % 8) & 1 == 1)).collect();
+    let starts = javm_engine::Starts::from_mask(&image.bitmask, image.code.len());
     let blob = Blob::new(image.jump_table.clone(), image.code.clone(), starts);
     Ok(Program::new(blob, config.clone()))
 }

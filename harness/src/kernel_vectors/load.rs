@@ -116,7 +116,7 @@ pub fn image_from_asm(text: &str) -> Result<ImageCap, String> {
     let blob = asm::assemble(text, Profile::J).map_err(|e| e.to_string())?;
     let mut bitmask = vec![0u8; blob.code.len().div_ceil(8)];
     for (i, s) in blob.starts.iter().enumerate() {
-        if *s {
+        if s {
             bitmask[i / 8] |= 1 << (i % 8);
         }
     }

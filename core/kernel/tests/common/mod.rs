@@ -119,7 +119,7 @@ pub fn image_asm(text: &str) -> ImageCap {
     let blob = assemble(text, Profile::J).unwrap_or_else(|e| panic!("{e}\n{text}"));
     let mut bitmask = vec![0u8; blob.code.len().div_ceil(8)];
     for (i, s) in blob.starts.iter().enumerate() {
-        if *s {
+        if s {
             bitmask[i / 8] |= 1 << (i % 8);
         }
     }

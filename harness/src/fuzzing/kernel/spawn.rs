@@ -103,7 +103,7 @@ impl SpawnCase {
         let program = GenProgram::generate(u, GenConfig { profile: Profile::J, gas: GasChoice::Auto, raw })?;
         let blob = program.blob();
         let mut bitmask = vec![0u8; blob.code.len().div_ceil(8)];
-        for (i, _) in blob.starts.iter().enumerate().filter(|(_, s)| **s) {
+        for i in blob.starts.positions() {
             bitmask[i / 8] |= 1 << (i % 8);
         }
         image.code = blob.code.clone();
