@@ -257,7 +257,8 @@ pub(crate) trait Visit {
     /// The trap recorded at a fall-through pc that is not an instruction start, right after
     /// the instruction that falls there: inside a gap longer than the largest skip
     /// (`in_gap`), or at the end of code. Its own fall-through is not resolved.
-    fn gap_trap(&mut self, inst: Inst, in_gap: bool);
+    /// `following`: the start the pass visits next (the code length when there is none).
+    fn gap_trap(&mut self, inst: Inst, in_gap: bool, following: u32);
     /// Under unit block costs: the block that began after the previous block end (or at the
     /// first instruction) ends with the last instruction visited.
     fn block_end(&mut self);
@@ -310,7 +311,7 @@ pub(crate) fn walk<const UNIT: bool, V: Visit>(code: &Code, profile: Profile, ga
         let falls_to_next = fall == following;
         follows_terminator = row.ends_block && falls_to_next;
         if !falls_to_next || fall == n {
-            v.gap_trap(gap_trap(code, profile, gas, next_pc), fall != n);
+            v.gap_trap(gap_trap(code, profile, gas, next_pc), fall != n, following as u32);
             if UNIT {
                 v.block_end();
             }
@@ -350,7 +351,7 @@ impl Visit for ListBuilder {
     }
 
     #[inline(always)]
-    fn gap_trap(&mut self, inst: Inst, in_gap: bool) {
+    fn gap_trap(&mut self, inst: Inst, in_gap: bool, _following: u32) {
         if in_gap {
             self.gap_traps.push(self.insts.len() as u32);
         }
@@ -420,7 +421,7 @@ pub(crate) fn is_jump_target_after_block(code: &Code, profile: Profile, pc: u32)
 /// does not depend on its length: its table cost, else one unit. Under unit block costs a
 /// longer block's costs are set when it ends, by [`charge_block`].
 #[inline]
-fn entry_cost(gas: &GasModel, pc: u32) -> u64 {
+pub(crate) fn entry_cost(gas: &GasModel, pc: u32) -> u64 {
     match gas {
         GasModel::BlockTable(table) => GasModel::table_cost(table, pc),
         GasModel::BlockUnit => 1,

@@ -332,13 +332,21 @@ struct Compiler<'p> {
     /// The pc of the target [`Compiler::static_target`] last found to come later.
     forward_pc: u32,
     /// Under unit block costs: the first instruction of the block being compiled, and where
-    /// its charge's immediate is.
+    /// its charge's immediate is; and where the immediate of the next block's charge is,
+    /// once its charge is emitted (right after the terminator ending this block).
     block_first: u32,
     block_charge: Option<usize>,
+    next_block_charge: Option<usize>,
     /// Code offset of the runtime's out-of-gas routine (the runtime comes first).
     gas_routine: usize,
-    /// Whether the instruction compiled last ends a block (true before the first).
-    after_block_end: bool,
+    /// Charges are per block: the charging entry of an instruction after a terminator is
+    /// emitted right after the terminator, by the terminator's own arm of the pass, where
+    /// ending a block is a constant ([`Compiler::charge_next`]), so the pass takes no branch
+    /// on it. Not when gas is charged per instruction (each instruction's entry comes with
+    /// it) or in single steps (no entries).
+    block_entries: bool,
+    /// The length of the charging entry emitted for the next instruction (0: none).
+    pending_entry_len: u8,
     /// Each instruction compiled so far: its body's offset, its entry's length, pc and block
     /// end.
     insts: Vec<Compiled>,
@@ -448,11 +456,15 @@ impl Visit for Compiler<'_> {
 
     #[inline(never)]
     #[cold]
-    fn gap_trap(&mut self, inst: Inst, _in_gap: bool) {
+    fn gap_trap(&mut self, inst: Inst, _in_gap: bool, following: u32) {
         // A trap: it exits, so its fall-through is never needed.
         debug_assert_eq!(inst.op, Op::Trap);
         let i = self.insts.len() as u32;
         self.emit_next_inst::<{ Op::Trap as u8 }>(i, &inst, self.unit_blocks);
+        // It ends a block: the pass's next start, if any, follows it.
+        if (following as usize) < self.code.len() {
+            self.charge_next(i + 1, following, self.unit_blocks);
+        }
     }
 
     #[inline(always)]
@@ -578,8 +590,10 @@ impl<'p> Compiler<'p> {
             forward_pc: 0,
             block_first: 0,
             block_charge: None,
+            next_block_charge: None,
             gas_routine: 0,
-            after_block_end: true,
+            block_entries: !step && *gas != GasModel::Instruction,
+            pending_entry_len: 0,
             // Sized for typical code, so that large programs do not grow these a dozen times.
             cold: Spare::take(&mut spare.cold, estimate / 4),
             exits,
@@ -738,6 +752,13 @@ impl<'p> Compiler<'p> {
     /// decoding and preparation against the interpreter's.
     fn emit_instructions(&mut self) {
         let (code, profile, gas) = (self.code, self.program.profile(), &self.program.config.gas);
+        // The first instruction's charging entry (it counts as following a terminator).
+        let first = code.starts.next_from(0);
+        if first < code.len() {
+            self.ops.reserve_room();
+            self.charge_next(0, first as u32, self.unit_blocks);
+            self.block_charge = self.next_block_charge.take();
+        }
         if self.unit_blocks {
             walk::<true, _>(&code, profile, gas, self);
         } else {
@@ -763,6 +784,33 @@ impl<'p> Compiler<'p> {
             inst.target = self.static_target(i, &inst);
         }
         self.emit_inst::<N>(i, &inst, unit);
+        // Whether it ends a block is a constant of the opcode, but for the three javm adds
+        // to the terminators in profile J.
+        let terminator = if const { TABLE[N as usize].ends_block || N == Op::Trap as u8 } {
+            true
+        } else if const { matches!(TABLE[N as usize].op, Op::Unlikely | Op::Ecalli | Op::Ecall) } {
+            start.row.terminator
+        } else {
+            false
+        };
+        debug_assert_eq!(terminator, start.row.terminator);
+        if terminator {
+            // The pass visits the pc it falls through to next: the next start, or the trap
+            // there when it is not one.
+            self.charge_next(i + 1, start.pc + 1 + start.skip, unit);
+        }
+    }
+
+    /// Emits the charging entry of instruction `next`, at `pc`, which follows a terminator
+    /// (see [`Compiler::block_entries`]); its record takes it when it begins.
+    #[inline(always)]
+    fn charge_next(&mut self, next: u32, pc: u32, unit: bool) {
+        if !unit && !self.block_entries {
+            return;
+        }
+        let cost = if unit { 0 } else { crate::program::entry_cost(&self.program.config.gas, pc) };
+        let entry = self.emit_charge(next, cost, unit);
+        self.pending_entry_len = (self.ops.offset().0 as u32 - entry) as u8;
     }
 
     /// Emits instruction `i` (the next one), `Op` number `N`: its charging entry when it has
@@ -778,23 +826,19 @@ impl<'p> Compiler<'p> {
     #[inline(always)]
     fn begin_inst(&mut self, i: u32, pc: u32, terminator: bool, jump_target: bool, cost: u64, unit: bool) {
         debug_assert!(!unit || (self.unit_blocks && !self.step && !self.per_instruction));
-        // `has_entry(i)`, from the instruction before, which the pass has just compiled.
-        let charged = if unit {
-            self.after_block_end
-        } else {
-            entry_after(self.step, self.per_instruction, self.after_block_end)
-        };
-        debug_assert_eq!(charged, self.has_entry(i));
-        self.after_block_end = terminator;
         self.ops.reserve_room();
-        let mut at = self.ops.offset().0 as u32;
-        if charged {
-            at = self.emit_charge(i, cost, unit);
-        }
+        let at = if unit || self.block_entries {
+            // Its entry, when it has one, was emitted right before (`charge_next`).
+            self.ops.offset().0 as u32 - u32::from(std::mem::take(&mut self.pending_entry_len))
+        } else if self.per_instruction && !self.step {
+            self.emit_charge(i, cost, false)
+        } else {
+            self.ops.offset().0 as u32
+        };
         let body = self.ops.offset().0 as u32;
         // A charge is a few instructions (at most 20 bytes: a wide cost's move, subtraction
         // and jump); without one the length is 0.
-        debug_assert!(body - at < 256 && (body > at) == charged);
+        debug_assert!(body - at < 256 && (body > at) == self.has_entry(i), "instruction {i}");
         self.insts.push(Compiled { body, entry_len: (body - at) as u8, pc, ends_block: terminator, jump_target });
     }
 
@@ -840,6 +884,7 @@ impl<'p> Compiler<'p> {
         if let Some(at) = self.block_charge.take() {
             self.ops.patch_u32(at, len);
         }
+        self.block_charge = self.next_block_charge.take();
     }
 
     /// Points every jump to a later instruction at its charging entry, now that every
@@ -890,7 +935,7 @@ impl<'p> Compiler<'p> {
         self.ops.put(x64::charge(charge));
         if unit {
             // The immediate of the subtraction.
-            self.block_charge = Some(entry + 4);
+            self.next_block_charge = Some(entry + 4);
         }
         entry as u32
     }
