@@ -262,9 +262,11 @@ struct Spec<'a> {
 
 /// Measures every contender on one program. First each alone, fresh, for its peak memory
 /// (one untimed run, which also warms it up); then `runs` rounds in which every contender runs
-/// once, in an order that rotates each round, so that a machine that slows down or speeds up
-/// during the measurement affects all of them alike and their ratios stay comparable. Rows
-/// hold the medians; a contender that fails is reported with its error.
+/// once, so that a machine that slows down or speeds up during the measurement affects all
+/// of them alike and their ratios stay comparable. Each round takes them in a new order
+/// (drawn from a fixed seed): what ran just before a contender decides what is left in the
+/// caches, and with the order only rotated each one would nearly always follow the same
+/// other one. Rows hold the medians; a contender that fails is reported with its error.
 fn measure(specs: &[Spec<'_>], runs: usize) -> Vec<(String, Result<Row, String>)> {
     let mut peaks = Vec::with_capacity(specs.len());
     for spec in specs {
@@ -275,9 +277,17 @@ fn measure(specs: &[Spec<'_>], runs: usize) -> Vec<(String, Result<Row, String>)
     let mut live: Vec<Result<Box<dyn Contender + '_>, String>> =
         specs.iter().zip(&peaks).map(|(spec, p)| p.clone().and_then(|_| (spec.make)())).collect();
     let mut times: Vec<Vec<Times>> = specs.iter().map(|_| Vec::with_capacity(runs)).collect();
-    for round in 0..runs.max(1) {
-        for k in 0..specs.len() {
-            let i = (k + round) % specs.len();
+    let mut order: Vec<usize> = (0..specs.len()).collect();
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    for _ in 0..runs.max(1) {
+        // Fisher-Yates with xorshift: a new order every round, the same ones every run.
+        for k in (1..order.len()).rev() {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            order.swap(k, (state % (k as u64 + 1)) as usize);
+        }
+        for &i in &order {
             if let Ok(c) = &mut live[i] {
                 match c.once() {
                     Ok(t) => times[i].push(t),
