@@ -808,8 +808,18 @@ impl<'p> Compiler<'p> {
         if !unit && !self.block_entries {
             return;
         }
-        let cost = if unit { 0 } else { crate::program::entry_cost(&self.program.config.gas, pc) };
-        let entry = self.emit_charge(next, cost, unit);
+        if unit {
+            self.emit_next_charge::<true>(next, pc);
+        } else {
+            self.emit_next_charge::<false>(next, pc);
+        }
+    }
+
+    /// [`Compiler::charge_next`]'s charge, out of line: one copy for every terminator's arm.
+    #[inline(never)]
+    fn emit_next_charge<const UNIT: bool>(&mut self, next: u32, pc: u32) {
+        let cost = if UNIT { 0 } else { crate::program::entry_cost(&self.program.config.gas, pc) };
+        let entry = self.emit_charge(next, cost, UNIT);
         self.pending_entry_len = (self.ops.offset().0 as u32 - entry) as u8;
     }
 
