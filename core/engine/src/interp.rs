@@ -1,6 +1,6 @@
 //! The interpreter: runs a [`Program`] through pre-selected handlers.
 //!
-//! On first run a program is translated into [`Slot`]s, one per instruction plus one gas
+//! On first run a program is translated into slots (`Slot`), one per instruction plus one gas
 //! charge in front of every block entry (of every instruction under per-instruction gas);
 //! static jumps and branches take their target block's charge themselves and skip it.
 //! Each slot holds the handler its instruction's [`Kind`] selects, monomorphised per
