@@ -840,11 +840,7 @@ fn encode_blob(blob: &Blob, z: u8, long_length: bool) -> Vec<u8> {
         out.extend(&e.to_le_bytes()[..z as usize]);
     }
     out.extend(&blob.code);
-    let mut mask = vec![0u8; blob.code.len().div_ceil(8)];
-    for i in blob.starts.positions() {
-        mask[i / 8] |= 1 << (i % 8);
-    }
-    out.extend(mask);
+    out.extend(blob.starts.packed(blob.code.len()));
     out
 }
 

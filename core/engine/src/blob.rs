@@ -196,14 +196,7 @@ impl Blob {
             out.extend_from_slice(&entry.to_le_bytes()[..entry_size as usize]);
         }
         out.extend_from_slice(&self.code);
-        // One flag per code byte: flags past the code dropped, missing ones clear.
-        if self.starts.len() == self.code.len() {
-            out.extend_from_slice(self.starts.mask());
-        } else {
-            let mut starts = self.starts.clone();
-            starts.resize(self.code.len());
-            out.extend_from_slice(starts.mask());
-        }
+        out.extend_from_slice(&self.starts.packed(self.code.len()));
         out
     }
 }

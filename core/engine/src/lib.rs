@@ -3,7 +3,8 @@
 //! Layers, bottom up: [`isa`] (the instruction table), [`starts`] (instruction-start flags),
 //! [`blob`] (program blobs), [`decode`] (skip and operands), [`program`] (blocks, jump
 //! targets, gas costs), [`memory`], [`gas`], [`semantics`] (instruction value semantics), and
-//! the backends behind [`backend::Backend`]: [`interp::Interpreter`]. [`asm`] and [`disasm`] read and write the instruction text form.
+//! the backends behind [`backend::Backend`]: [`interp::Interpreter`]. [`asm`] and [`disasm`]
+//! read and write the instruction text form.
 //!
 //! `unsafe` lives only in the JIT (executable code, guest memory mapping, signal handling):
 //! every other module is denied it, and each unsafe block there carries a `SAFETY:` comment

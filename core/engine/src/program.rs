@@ -112,9 +112,7 @@ impl Program {
     /// missing (and flags past the code are dropped), so every pass over it sees one flag
     /// per byte.
     pub fn new(mut blob: Blob, config: Config) -> Program {
-        if blob.starts.len() != blob.code.len() {
-            blob.starts.resize(blob.code.len());
-        }
+        blob.starts.resize(blob.code.len());
         Program { blob, config, list: OnceLock::new() }
     }
 
@@ -454,7 +452,6 @@ pub enum DynamicJump {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::starts::Starts;
 
     fn program(code: &[u8], starts: &[usize], table: Vec<u32>, profile: Profile) -> Program {
         let starts: Vec<bool> = (0..code.len()).map(|i| starts.contains(&i)).collect();
@@ -549,24 +546,6 @@ mod tests {
     }
 
     #[test]
-    fn next_start_finds_starts_across_long_gaps() {
-        for len in [1usize, 8, 9, 40, 100] {
-            for gap_end in 0..len {
-                let starts: Vec<bool> = (0..len).map(|i| i == gap_end).collect();
-                for from in 0..=len {
-                    let expected = if from <= gap_end { gap_end } else { len };
-                    assert_eq!(
-                        Starts::from(&starts[..]).next_from(from),
-                        expected,
-                        "len {len}, start {gap_end}, from {from}"
-                    );
-                }
-            }
-        }
-        assert_eq!(Starts::default().next_from(0), 0);
-    }
-
-    #[test]
     fn a_gap_longer_than_the_largest_skip_holds_a_trap_at_the_fall_through() {
         // add_imm_64 r7, r7, -100 followed by 30 bytes without a start, then a trap: the
         // skip is capped at 24, so the fall-through pc 0 + 1 + 24 = 25 is recorded as a trap.
@@ -591,23 +570,5 @@ mod tests {
         let b = program(&code, &[0], vec![], Profile::B);
         assert_eq!(a.insts()[0].target, 0);
         assert_eq!(b.insts()[0].target, NONE);
-    }
-
-    #[test]
-    fn next_start_finds_the_first_start_at_or_after_every_position() {
-        // Flag vectors of every length up to 40 with starts at assorted strides, so that the
-        // next start is inside the word read, past it, within the last eight flags, or absent.
-        for len in 0..40usize {
-            for stride in [1usize, 3, 7, 8, 9, 17, 41] {
-                for offset in 0..3 {
-                    let starts: Vec<bool> = (0..len).map(|i| i >= offset && (i - offset) % stride == 0).collect();
-                    for from in 0..=len + 1 {
-                        let naive = (from..len).find(|&i| starts[i]).unwrap_or(len);
-                        let packed = Starts::from(&starts[..]);
-                        assert_eq!(packed.next_from(from), naive, "len {len}, stride {stride}, from {from}");
-                    }
-                }
-            }
-        }
     }
 }

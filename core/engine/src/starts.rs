@@ -40,6 +40,17 @@ impl Starts {
         &self.mask[..self.len.div_ceil(8)]
     }
 
+    /// The flags of `len` code bytes packed as a blob stores them: flags past `len` dropped,
+    /// missing ones clear.
+    pub fn packed(&self, len: usize) -> Vec<u8> {
+        if len == self.len {
+            return self.mask().to_vec();
+        }
+        let mut starts = self.clone();
+        starts.resize(len);
+        starts.mask().to_vec()
+    }
+
     pub fn len(&self) -> usize {
         self.len
     }
@@ -354,12 +365,52 @@ mod tests {
     }
 
     #[test]
+    fn the_next_start_is_found_across_long_gaps() {
+        for len in [1usize, 8, 9, 40, 100] {
+            for gap_end in 0..len {
+                let starts: Vec<bool> = (0..len).map(|i| i == gap_end).collect();
+                for from in 0..=len {
+                    let expected = if from <= gap_end { gap_end } else { len };
+                    assert_eq!(
+                        Starts::from(&starts[..]).next_from(from),
+                        expected,
+                        "len {len}, start {gap_end}, from {from}"
+                    );
+                }
+            }
+        }
+        assert_eq!(Starts::default().next_from(0), 0);
+    }
+
+    #[test]
+    fn the_next_start_is_found_from_every_position_of_short_lists() {
+        // Flag vectors of every length up to 40 with starts at assorted strides, so that the
+        // next start is inside the word read, past it, within the last eight flags, or absent.
+        for len in 0..40usize {
+            for stride in [1usize, 3, 7, 8, 9, 17, 41] {
+                for offset in 0..3 {
+                    let starts: Vec<bool> = (0..len).map(|i| i >= offset && (i - offset) % stride == 0).collect();
+                    for from in 0..=len + 1 {
+                        let naive = (from..len).find(|&i| starts[i]).unwrap_or(len);
+                        let packed = Starts::from(&starts[..]);
+                        assert_eq!(packed.next_from(from), naive, "len {len}, stride {stride}, from {from}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn bits_past_the_length_are_not_flags() {
         // A mask whose padding bits and extra bytes are set: none of them is a start.
         let starts = Starts::from_mask(&[0b1111_0001, 0xFF, 0xFF], 3);
         assert_eq!(starts, [true, false, false]);
         assert_eq!(starts.next_from(1), 3);
         assert_eq!(starts.mask(), &[0b0000_0001]);
+        // Packed for fewer code bytes, and for more.
+        assert_eq!(starts.packed(3), [0b0000_0001]);
+        assert_eq!(Starts::from(vec![true, false, true, true]).packed(3), [0b0000_0101]);
+        assert_eq!(starts.packed(17), [0b0000_0001, 0, 0]);
         let mut grown = starts.clone();
         grown.resize(20);
         assert_eq!(grown.positions().collect::<Vec<_>>(), vec![0]);

@@ -114,12 +114,7 @@ pub(super) fn code_text(c: &CodeDef) -> String {
 /// and otherwise empty.
 pub fn image_from_asm(text: &str) -> Result<ImageCap, String> {
     let blob = asm::assemble(text, Profile::J).map_err(|e| e.to_string())?;
-    let mut bitmask = vec![0u8; blob.code.len().div_ceil(8)];
-    for (i, s) in blob.starts.iter().enumerate() {
-        if s {
-            bitmask[i / 8] |= 1 << (i % 8);
-        }
-    }
+    let bitmask = blob.starts.packed(blob.code.len());
     Ok(ImageCap { jump_table: blob.jump_table, ..ImageCap::with_code(blob.code, bitmask) })
 }
 

@@ -159,8 +159,8 @@ impl CodeBuf {
         // (MAX_UNIT + 16) writable bytes from the end of the code then. No unit is longer
         // than MAX_UNIT: the compiler's code for one instruction or stub is a fixed sequence
         // of bounded encodings whatever the guest's operands, the longest is measured over
-        // every opcode by `every_unit_fits_its_room` (111 bytes), and debug builds check each
-        // store. So `len` is at most MAX_UNIT past the room's start, and the 16 bytes from
+        // every opcode by `every_unit_fits_its_room` (well under half of MAX_UNIT), and debug
+        // builds check each store. So `len` is at most MAX_UNIT past the room's start, and the 16 bytes from
         // `ptr + len` are inside the room.
         unsafe { self.ptr.add(self.len).cast::<[u8; 16]>().write_unaligned(bytes.to_le_bytes()) };
         self.len += len.min(16);

@@ -339,12 +339,6 @@ struct Compiler<'p> {
     next_block_charge: Option<usize>,
     /// Code offset of the runtime's out-of-gas routine (the runtime comes first).
     gas_routine: usize,
-    /// Charges are per block: the charging entry of an instruction after a terminator is
-    /// emitted right after the terminator, by the terminator's own arm of the pass, where
-    /// ending a block is a constant ([`Compiler::charge_next`]), so the pass takes no branch
-    /// on it. Not when gas is charged per instruction (each instruction's entry comes with
-    /// it) or in single steps (no entries).
-    block_entries: bool,
     /// The length of the charging entry emitted for the next instruction (0: none).
     pending_entry_len: u8,
     /// Each instruction compiled so far: its body's offset, its entry's length, pc and block
@@ -592,7 +586,6 @@ impl<'p> Compiler<'p> {
             block_charge: None,
             next_block_charge: None,
             gas_routine: 0,
-            block_entries: !step && *gas != GasModel::Instruction,
             pending_entry_len: 0,
             // Sized for typical code, so that large programs do not grow these a dozen times.
             cold: Spare::take(&mut spare.cold, estimate / 4),
@@ -801,11 +794,21 @@ impl<'p> Compiler<'p> {
         }
     }
 
+    /// Charges are per block: the charging entry of an instruction after a terminator is
+    /// emitted right after the terminator, by the terminator's own arm of the pass, where
+    /// ending a block is a constant ([`Compiler::charge_next`]), so the pass takes no branch
+    /// on it. Not when gas is charged per instruction (each instruction's entry comes with
+    /// it) or in single steps (no entries).
+    #[inline(always)]
+    fn block_entries(&self) -> bool {
+        !self.step && !self.per_instruction
+    }
+
     /// Emits the charging entry of instruction `next`, at `pc`, which follows a terminator
     /// (see [`Compiler::block_entries`]); its record takes it when it begins.
     #[inline(always)]
     fn charge_next(&mut self, next: u32, pc: u32, unit: bool) {
-        if !unit && !self.block_entries {
+        if !unit && !self.block_entries() {
             return;
         }
         if unit {
@@ -837,7 +840,7 @@ impl<'p> Compiler<'p> {
     fn begin_inst(&mut self, i: u32, pc: u32, terminator: bool, jump_target: bool, cost: u64, unit: bool) {
         debug_assert!(!unit || (self.unit_blocks && !self.step && !self.per_instruction));
         self.ops.reserve_room();
-        let at = if unit || self.block_entries {
+        let at = if unit || self.block_entries() {
             // Its entry, when it has one, was emitted right before (`charge_next`).
             self.ops.offset().0 as u32 - u32::from(std::mem::take(&mut self.pending_entry_len))
         } else if self.per_instruction && !self.step {

@@ -117,12 +117,7 @@ pub fn img_halt() -> ImageCap {
 /// An image whose code is `text` assembled for profile J.
 pub fn image_asm(text: &str) -> ImageCap {
     let blob = assemble(text, Profile::J).unwrap_or_else(|e| panic!("{e}\n{text}"));
-    let mut bitmask = vec![0u8; blob.code.len().div_ceil(8)];
-    for (i, s) in blob.starts.iter().enumerate() {
-        if s {
-            bitmask[i / 8] |= 1 << (i % 8);
-        }
-    }
+    let bitmask = blob.starts.packed(blob.code.len());
     ImageCap { jump_table: blob.jump_table.clone(), ..ImageCap::with_code(blob.code.clone(), bitmask) }
 }
 

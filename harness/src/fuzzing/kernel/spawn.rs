@@ -102,12 +102,8 @@ impl SpawnCase {
         let raw = u.ratio(1, 8)?;
         let program = GenProgram::generate(u, GenConfig { profile: Profile::J, gas: GasChoice::Auto, raw })?;
         let blob = program.blob();
-        let mut bitmask = vec![0u8; blob.code.len().div_ceil(8)];
-        for i in blob.starts.positions() {
-            bitmask[i / 8] |= 1 << (i % 8);
-        }
         image.code = blob.code.clone();
-        image.bitmask = bitmask;
+        image.bitmask = blob.starts.packed(blob.code.len());
         image.jump_table = blob.jump_table.clone();
         if let Some(e) = image.endpoints.get_mut(usize::from(endpoint)) {
             *e = EndpointDef {
