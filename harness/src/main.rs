@@ -82,7 +82,8 @@ enum Command {
     /// Each divergence is minimised, localised by single-stepping both backends to the first
     /// instruction after which their states differ, shown with its disassembly, and written
     /// as a replayable vector under --reports. Ends with one line
-    /// `N programs, D divergences, X programs/s`; exit code 1 when D > 0.
+    /// `N programs, D divergences, X programs/s` (`N programs (M run, workers lost), …` when
+    /// a worker process died); exit code 1 when D > 0 or a worker was lost.
     Diff {
         /// Seed of the run (program i of seed S is always the same program).
         #[arg(long, default_value_t = 0)]

@@ -358,9 +358,10 @@ fn stop_all(children: &mut [Child]) {
     }
 }
 
-/// Splits the run over `jobs` worker processes and gathers their findings; `Err` holds the
-/// exit code of a run that cannot go on (a hang, or no worker could be started).
-fn run_workers(args: &DiffArgs, jobs: u64, bar: &Progress) -> Result<(Findings, bool), i32> {
+/// Splits the run over `jobs` worker processes and gathers their findings, whether every
+/// worker finished and how many programs they ran; `Err` holds the exit code of a run that
+/// cannot go on (a hang, or no worker could be started).
+fn run_workers(args: &DiffArgs, jobs: u64, bar: &Progress) -> Result<(Findings, bool, u64), i32> {
     let exe = match std::env::current_exe() {
         Ok(exe) => exe,
         Err(e) => {
@@ -449,7 +450,16 @@ fn run_workers(args: &DiffArgs, jobs: u64, bar: &Progress) -> Result<(Findings, 
             );
         }
     }
-    Ok((found, complete))
+    Ok((found, complete, done.iter().sum()))
+}
+
+/// The run's last line: `N programs, D divergences, X programs/s`. A run that lost workers
+/// says so there too (how many programs ran), as the last line may be all a CI log shows.
+fn summary(total: u64, (complete, ran): (bool, u64), divergences: usize, known: u64, rate: f64) -> String {
+    let programs =
+        if complete { format!("{total} programs") } else { format!("{total} programs ({ran} run, workers lost)") };
+    let known = if known > 0 { format!(", {known} with listed known differences only") } else { String::new() };
+    format!("{programs}, {divergences} divergences{known}, {rate:.0} programs/s")
 }
 
 /// Runs the command and returns the exit code: 1 when any program diverged.
@@ -483,7 +493,8 @@ pub fn run(args: DiffArgs) -> i32 {
     );
     let bar = Progress::new(total, "programs");
     let started = Instant::now();
-    let (mut found, complete) = if jobs > 1 {
+    // Whether every worker finished, and how many programs ran.
+    let (mut found, complete, ran) = if jobs > 1 {
         match run_workers(&args, jobs, &bar) {
             Ok(result) => result,
             Err(code) => return code,
@@ -499,7 +510,7 @@ pub fn run(args: DiffArgs) -> i32 {
                 std::process::exit(EXIT_FAILED);
             },
         );
-        (found, true)
+        (found, true, total)
     };
     bar.finish();
     let elapsed = started.elapsed().as_secs_f64();
@@ -553,9 +564,8 @@ pub fn run(args: DiffArgs) -> i32 {
     if args.coverage {
         let _ = write!(stdout, "{}", crate::coverage::render(&coverage, &config, total));
     }
-    let rate = total as f64 / elapsed.max(1e-9);
-    let known = if known > 0 { format!(", {known} with listed known differences only") } else { String::new() };
-    let _ = writeln!(stdout, "{} programs, {} divergences{known}, {:.0} programs/s", total, divergent.len(), rate);
+    let rate = ran as f64 / elapsed.max(1e-9);
+    let _ = writeln!(stdout, "{}", summary(total, (complete, ran), divergent.len(), known, rate));
     if divergent.is_empty() && complete {
         EXIT_OK
     } else {
@@ -567,6 +577,19 @@ pub fn run(args: DiffArgs) -> i32 {
 mod tests {
     use super::*;
     use crate::backends::Backends;
+
+    #[test]
+    fn the_last_line_says_when_workers_were_lost() {
+        assert_eq!(summary(300, (true, 300), 0, 0, 1234.4), "300 programs, 0 divergences, 1234 programs/s");
+        assert_eq!(
+            summary(300, (true, 300), 2, 5, 10.0),
+            "300 programs, 2 divergences, 5 with listed known differences only, 10 programs/s"
+        );
+        assert_eq!(
+            summary(300, (false, 120), 0, 0, 60.0),
+            "300 programs (120 run, workers lost), 0 divergences, 60 programs/s"
+        );
+    }
 
     fn args(shard: (u64, u64), first: u64, count: u64) -> DiffArgs {
         DiffArgs {
