@@ -538,27 +538,24 @@ impl Interpreter {
 
     /// Runs from the current state; with `single` set, stops after one instruction.
     fn exec(&mut self, single: bool) -> Option<Exit> {
-        let (program, index) = match self.state.start() {
-            Ok(start) => start,
+        let index = match self.state.start() {
+            Ok(index) => index,
             Err(exit) => return Some(exit),
         };
-        self.code.prepare(&program);
+        // The program is borrowed from the run state for the whole run (a host call's
+        // round trip takes no reference count).
+        let Interpreter { state, memory, code } = self;
+        let program = state.program.as_ref().expect("a run that starts has a program");
+        code.prepare(program);
         let per_instruction = program.config.gas == GasModel::Instruction;
         let insts = program.insts();
         let mut regs = [0u64; 16];
-        regs[..NUM_REGS].copy_from_slice(&self.state.regs);
-        let mut machine = Machine {
-            regs,
-            gas: self.state.gas,
-            memory: &mut self.memory,
-            program: &program,
-            entry: &self.code.entry,
-            exit: None,
-        };
-        let slots = &self.code.slots[..];
-        let inst_of = &self.code.inst_of[..];
-        let mut at = self.code.body[index as usize];
-        let mut pending = self.state.charge_pending;
+        regs[..NUM_REGS].copy_from_slice(&state.regs);
+        let mut machine = Machine { regs, gas: state.gas, memory, program, entry: &code.entry, exit: None };
+        let slots = &code.slots[..];
+        let inst_of = &code.inst_of[..];
+        let mut at = code.body[index as usize];
+        let mut pending = state.charge_pending;
         if pending && !charge(&mut machine.gas, &mut pending, per_instruction, insts[index as usize].cost) {
             machine.exit = Some(Stopped { exit: Exit::OutOfGas, slot: at, resume_next: false, at_charge: true });
         } else if single {
@@ -568,12 +565,12 @@ impl Interpreter {
             // target's charge gives it back (or its failed charge is not reported yet).
             if let Some(Stopped { at_charge: true, slot, .. }) = machine.exit {
                 machine.exit = None;
-                at = self.code.entry[inst_of[slot as usize] as usize];
+                at = code.entry[inst_of[slot as usize] as usize];
             } else if at != STOP && !per_instruction {
                 let inst = inst_of[at as usize] as usize;
-                if self.code.entry[inst] != at {
+                if code.entry[inst] != at {
                     machine.gas += insts[inst].cost as i64;
-                    at = self.code.entry[inst];
+                    at = code.entry[inst];
                 }
             }
         } else {
@@ -590,24 +587,24 @@ impl Interpreter {
                 at = (slot.handler)(&mut machine, slot, at);
             }
         }
-        self.state.regs.copy_from_slice(&machine.regs[..NUM_REGS]);
-        self.state.gas = machine.gas;
+        state.regs.copy_from_slice(&machine.regs[..NUM_REGS]);
+        state.gas = machine.gas;
         match machine.exit {
             Some(stopped) => {
                 let inst = &insts[inst_of[stopped.slot as usize] as usize];
-                let pending = stopped.at_charge || inst.terminator || per_instruction;
-                Some(self.state.finish(stopped.exit, inst.pc, pending, stopped.resume_next))
+                let (pc, pending) = (inst.pc, stopped.at_charge || inst.terminator || per_instruction);
+                Some(state.finish(stopped.exit, pc, pending, stopped.resume_next))
             }
             None if (at as usize) < slots.len() => {
                 // One step done: the next instruction, behind its charge if it has one.
                 let inst = inst_of[at as usize];
-                self.state.pc = insts[inst as usize].pc;
-                self.state.charge_pending = at != self.code.body[inst as usize];
+                state.pc = insts[inst as usize].pc;
+                state.charge_pending = at != code.body[inst as usize];
                 None
             }
             // Fell off the translated code (the program always ends in a trap, so only a
             // broken translation gets here).
-            None => Some(self.state.finish(Exit::Panic, self.state.pc, true, false)),
+            None => Some(state.finish(Exit::Panic, state.pc, true, false)),
         }
     }
 }

@@ -65,35 +65,40 @@ impl RunState {
         }
     }
 
-    /// Where a run starts: the program and the instruction index, or the exit the run ends
-    /// with at once (a finished program's exit again, a panic without a program, the trap of
-    /// a pc that holds no instruction, or running out of gas before it).
-    pub fn start(&mut self) -> Result<(Arc<Program>, u32), Exit> {
-        let program = self.begin()?;
+    /// Where a run starts: the instruction index in the loaded program (borrowed from
+    /// [`RunState::program`] by the caller, so that starting a run touches no reference
+    /// count), or the exit the run ends with at once (a finished program's exit again, a
+    /// panic without a program, the trap of a pc that holds no instruction, or running out
+    /// of gas before it).
+    pub fn start(&mut self) -> Result<u32, Exit> {
+        self.begin()?;
+        let program = self.program.as_ref().expect("begin found a program");
         let index = match program.index_of(self.pc) {
             Some(i) if self.resume_next => program.insts()[i as usize].next,
             Some(i) => i,
-            None => return Err(self.stray(&program)),
+            None => {
+                let program = Arc::clone(program);
+                return Err(self.stray(&program));
+            }
         };
         self.resume_next = false;
-        Ok((program, index))
+        Ok(index)
     }
 
     /// The first half of [`RunState::start`], for a backend that finds the instruction at
-    /// `pc` itself: the program, or the exit of a finished program or of none. The backend
-    /// then starts at the instruction at `pc` (after it when `resume_next` is set, which
-    /// it clears), or reports [`RunState::stray`] when there is none.
-    pub fn begin(&mut self) -> Result<Arc<Program>, Exit> {
+    /// `pc` itself: `Err` with the exit of a finished program (again) or of none, else the
+    /// run can start in [`RunState::program`]. The backend then starts at the instruction at
+    /// `pc` (after it when `resume_next` is set, which it clears), or reports
+    /// [`RunState::stray`] when there is none.
+    pub fn begin(&mut self) -> Result<(), Exit> {
         if let Some(exit) = self.finished {
             return Err(exit);
         }
-        match self.program.clone() {
-            Some(program) => Ok(program),
-            None => {
-                self.finished = Some(Exit::Panic);
-                Err(Exit::Panic)
-            }
+        if self.program.is_none() {
+            self.finished = Some(Exit::Panic);
+            return Err(Exit::Panic);
         }
+        Ok(())
     }
 
     /// Execution at a pc with no recorded instruction: a trap there, after the charge.

@@ -193,18 +193,21 @@ impl Jit {
     /// compiled module is consulted, not the program's instruction list: the module numbers
     /// instructions as the list does and records each one's pc and whether it ends a block.
     fn exec(&mut self, single: bool) -> Option<Exit> {
-        let program = match self.state.begin() {
-            Ok(program) => program,
-            Err(exit) => return Some(exit),
-        };
+        if let Err(exit) = self.state.begin() {
+            return Some(exit);
+        }
         let features = self.features;
         let Jit { memory, cache, current, state, arena, emitter, spare, .. } = self;
-        let entry = &mut cache[*current];
-        let slot = if single { &mut entry.step } else { &mut entry.normal };
-        let module = compiled(slot, &program, features, single, emitter, spare, arena);
+        // The loaded program, borrowed from its cache entry for the whole run (a host call's
+        // round trip takes no reference count).
+        let CacheEntry { program, normal, step, .. } = &mut cache[*current];
+        let program = &*program;
+        debug_assert!(state.program.as_ref().is_some_and(|p| Arc::ptr_eq(p, program)));
+        let slot = if single { step } else { normal };
+        let module = compiled(slot, program, features, single, emitter, spare, arena);
         let per_instruction = program.config.gas == GasModel::Instruction;
         let Some(mut index) = module.index_of(state.pc) else {
-            return Some(state.stray(&program));
+            return Some(state.stray(program));
         };
         if state.resume_next {
             // After a host call: its fall-through, which is always the next instruction.
@@ -229,7 +232,7 @@ impl Jit {
             }
         };
 
-        let (mut exit_kind, mut exit_inst, exit_arg) = enter(memory, state, module, &program, start);
+        let (mut exit_kind, mut exit_inst, exit_arg) = enter(memory, state, module, program, start);
         if exit_kind == kind::OUT_OF_GAS_CALL {
             // The block's charge is given back: out of gas on entering it. (The charge may
             // have wrapped the counter, below its most negative value; giving it back wraps
