@@ -250,7 +250,8 @@ impl List {
 pub(crate) trait Visit {
     /// The next instruction start in pc order, before it is decoded. Instructions are
     /// numbered in the order visited, and every start falls through to the next one visited.
-    /// `unit`: the pass charges unit block costs (the walk's `UNIT`).
+    /// `unit`: the pass charges unit block costs (the walk's `UNIT`); then the visit of a
+    /// terminator ends its block ([`Visit::block_end`]) once it is recorded.
     fn start(&mut self, code: &Code, start: Start, unit: bool);
     /// The trap recorded at a fall-through pc that is not an instruction start, right after
     /// the instruction that falls there: inside a gap longer than the largest skip
@@ -290,6 +291,9 @@ pub(crate) fn walk<const UNIT: bool, V: Visit>(code: &Code, profile: Profile, ga
     // Whether the start the pass is at is where a terminator falls through to (or pc 0):
     // with a defined opcode there, a valid jump target.
     let mut follows_terminator = pc == 0;
+    // Whether the start visited last falls through to the next start (after the last one:
+    // to the end of code, where the walk then visits the trap).
+    let mut last_falls_through = false;
     while pc < n {
         // The next start bounds this instruction's skip (§2) and is where the pass goes
         // next.
@@ -299,22 +303,31 @@ pub(crate) fn walk<const UNIT: bool, V: Visit>(code: &Code, profile: Profile, ga
         let next_pc = pc as u32 + 1 + skip;
         let jump_target = row.defined && follows_terminator;
         let cost = if UNIT { 1 } else { entry_cost(gas, pc as u32) };
+        // Under unit block costs a terminator's visit ends its block itself (where the
+        // compiler knows the opcode, ending a block is a constant).
         v.start(code, Start { pc: pc as u32, skip, row, jump_target, cost }, UNIT);
-        if row.terminator && UNIT {
-            v.block_end();
-        }
         // The fall-through is the next start unless the gap before it is longer than the
-        // largest skip (or there is none).
+        // largest skip. (It is never past the next start, which is the code length when
+        // there is none: so the end of code is only ever fallen to by the last start.)
         let fall = next_pc as usize;
         let falls_to_next = fall == following;
         follows_terminator = row.ends_block && falls_to_next;
-        if !falls_to_next || fall == n {
-            v.gap_trap(gap_trap(code, profile, gas, next_pc), fall != n, following as u32);
+        if !falls_to_next {
+            debug_assert!(fall < n, "a gap before the next start lies inside the code");
+            v.gap_trap(gap_trap(code, profile, gas, next_pc), true, following as u32);
             if UNIT {
                 v.block_end();
             }
         }
+        last_falls_through = falls_to_next;
         pc = following;
+    }
+    if last_falls_through {
+        // The last start falls through to the end of code: the trap there.
+        v.gap_trap(gap_trap(code, profile, gas, n as u32), false, n as u32);
+        if UNIT {
+            v.block_end();
+        }
     }
 }
 
@@ -334,7 +347,7 @@ impl Visit for ListBuilder {
     /// Records the instruction decoded; its `next` is the next one visited, its `target` is
     /// resolved once every instruction is recorded.
     #[inline(always)]
-    fn start(&mut self, code: &Code, start: Start, _: bool) {
+    fn start(&mut self, code: &Code, start: Start, unit: bool) {
         let Start { pc, skip, row, jump_target, cost } = start;
         let d = code.decode_start(pc, skip, row);
         let mut inst = Inst::from_decoded(pc, &d, row.terminator, jump_target);
@@ -346,6 +359,9 @@ impl Visit for ListBuilder {
             self.with_target.push(i as u32);
         }
         self.insts.push(inst);
+        if unit && row.terminator {
+            self.block_end();
+        }
     }
 
     #[inline(always)]

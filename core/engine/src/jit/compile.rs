@@ -791,6 +791,9 @@ impl<'p> Compiler<'p> {
             // The pass visits the pc it falls through to next: the next start, or the trap
             // there when it is not one.
             self.charge_next(i + 1, start.pc + 1 + start.skip, unit);
+            if unit {
+                self.end_block();
+            }
         }
     }
 
