@@ -314,7 +314,10 @@ struct Compiler<'p> {
     program: &'p Program,
     /// The program's code, decoded as it is compiled.
     code: DecodeCode<'p>,
-    ops: &'p mut Emitter,
+    /// The instance's assembly buffer, held by value while the program is compiled (its
+    /// fields then sit in the compiler itself, one load nearer than behind a reference) and
+    /// handed back by [`Compiler::finish`].
+    ops: Emitter,
     features: Features,
     step: bool,
     per_instruction: bool,
@@ -397,7 +400,7 @@ pub(crate) fn compile(
             ops.reserve(expected);
         }
     }
-    let mut c = Compiler::new(program, ops, spare, features, step);
+    let mut c = Compiler::new(program, std::mem::take(ops), spare, features, step);
     c.emit_runtime();
     match c.ops.offset_of(c.exits.out_of_gas_call) {
         Some(routine) => c.gas_routine = routine,
@@ -408,7 +411,8 @@ pub(crate) fn compile(
     c.emit_cold();
     spare.cold = std::mem::take(&mut c.cold);
     spare.forward_targets = std::mem::take(&mut c.forward_targets);
-    let module = c.finish(arena);
+    let module;
+    (module, *ops) = c.finish(arena);
     if module.is_err() {
         // Let go of the lease: nothing is written into it any more.
         ops.clear();
@@ -541,7 +545,7 @@ fn imm32(x: u64) -> Option<i32> {
 }
 
 impl<'p> Compiler<'p> {
-    fn new(program: &'p Program, ops: &'p mut Emitter, spare: &mut Spare, features: Features, step: bool) -> Self {
+    fn new(program: &'p Program, mut ops: Emitter, spare: &mut Spare, features: Features, step: bool) -> Self {
         let blob = &program.blob;
         let code = DecodeCode::new(&blob.code, &blob.starts);
         let profile = program.profile();
@@ -1011,11 +1015,17 @@ impl<'p> Compiler<'p> {
         self.cold = cold;
     }
 
-    fn finish(mut self, arena: &mut CodeArena) -> io::Result<Module> {
+    /// Places the code and makes the module; gives back the assembly buffer either way.
+    fn finish(mut self, arena: &mut CodeArena) -> (io::Result<Module>, Emitter) {
+        let module = self.place(arena);
+        (module, self.ops)
+    }
+
+    fn place(&mut self, arena: &mut CodeArena) -> io::Result<Module> {
         for &(to, label) in &self.forward_bodies {
             self.ops.define_at(label, self.insts[to as usize].body as usize);
         }
-        let ops = &*self.ops;
+        let ops = &self.ops;
         let offset = |l: DynamicLabel| ops.offset_of(l).ok_or_else(|| io::Error::other("label never defined"));
         let slow_entry = offset(self.exits.slow_mem)?;
         let exit_common = offset(self.exits.common)?;
@@ -1041,11 +1051,11 @@ impl<'p> Compiler<'p> {
         Ok(Module {
             code,
             enter: 0,
-            insts: self.insts,
-            accesses: self.accesses,
+            insts: std::mem::take(&mut self.insts),
+            accesses: std::mem::take(&mut self.accesses),
             slow_entry,
             exit_common,
-            _jump_table: self.jump_table,
+            _jump_table: std::mem::take(&mut self.jump_table),
         })
     }
 
