@@ -55,6 +55,16 @@ pub fn sext(len: u32, x: u64) -> u64 {
     }
 }
 
+/// [`sext`] for `len` in 0..=4 (every immediate and offset the decoder reads), without a
+/// branch on the length: shifted up until its sign bit is bit 63 and back down
+/// arithmetically, each in two steps so that length 0 (a shift by 64) gives 0.
+#[inline(always)]
+fn sext_short(len: u32, x: u64) -> u64 {
+    debug_assert!(len <= 4);
+    let s = 63 - 8 * (len & 7);
+    ((((x << s) << 1) as i64 >> s) >> 1) as u64
+}
+
 #[inline]
 fn reg(nibble: u8) -> u8 {
     nibble.min(12)
@@ -96,14 +106,14 @@ impl<'a> Code<'a> {
         self.le_near_end(i, len)
     }
 
-    /// `sext(l, le(i, l))`: `l` bytes from `i`, little-endian, sign-extended. The bytes past
-    /// the `l` read with them need no masking: the sign extension shifts them out.
+    /// `sext(l, le(i, l))`: `l` (at most 4) bytes from `i`, little-endian, sign-extended. The
+    /// bytes past the `l` read with them need no masking: the sign extension shifts them out.
     #[inline]
     pub fn le_sext(&self, i: usize, len: u32) -> u64 {
         if let Some(word) = self.bytes.get(i..i + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()) {
-            return sext(len, u64::from_le_bytes(word));
+            return sext_short(len, u64::from_le_bytes(word));
         }
-        sext(len, self.le_near_end(i, len))
+        sext_short(len, self.le_near_end(i, len))
     }
 
     /// [`Code::le`] within eight bytes of the end of code (rare: kept out of the decoders
@@ -243,6 +253,15 @@ mod tests {
 
     fn starts_at(len: usize, at: &[usize]) -> Starts {
         (0..len).map(|i| at.contains(&i)).collect()
+    }
+
+    #[test]
+    fn the_short_sign_extension_agrees_with_sext() {
+        for x in [0, 1, 0x7F, 0x80, 0xFF, 0x7FFF, 0x8000, 0x80_0000, 0x7FFF_FFFF, 0x8000_0000, 0xDEAD_BEEF, u64::MAX] {
+            for len in 0..=4 {
+                assert_eq!(sext_short(len, x), sext(len, x), "length {len}, {x:#x}");
+            }
+        }
     }
 
     #[test]
