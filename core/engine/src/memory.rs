@@ -75,11 +75,11 @@ pub struct PageMemory {
     table: Box<[u32; PAGE_COUNT]>,
     /// Page storage, one slot after another; slot 0 is the zero page and is never written.
     data: Vec<[u8; PAGE_SIZE as usize]>,
-    /// The pages the last two loads went through. A load from them skips the table, so on
-    /// the host the access's address does not wait for a table lookup; that latency
-    /// dominated load-heavy programs.
+    /// Pages recent loads went through. A load from them skips the table, so on the host the
+    /// access's address does not wait for a table lookup; that latency dominated load-heavy
+    /// programs.
     reads: Recent,
-    /// The same for the last two stores (writable pages with storage of their own).
+    /// The same for recent stores (writable pages with storage of their own).
     writes: Recent,
     /// Slots in use (slot 0 included).
     used: usize,
@@ -87,55 +87,49 @@ pub struct PageMemory {
     mapped: Vec<u32>,
 }
 
-/// Two recently used pages, the most recent first: page numbers (`NO_PAGE` when empty) and
-/// their slots. Cells, so a load (`&self`) can remember its page.
+/// How many pages a [`Recent`] holds.
+const RECENT: usize = 16;
+
+/// Recently used pages, each in the entry its page number's low bits pick (`NO_PAGE` when
+/// empty), with its slot. One entry per page number, so a lookup is one comparison whichever
+/// of the pages the access goes to (programs alternate between their stack and their data,
+/// and a branch on which one it was is mispredicted). Cells, so a load (`&self`) can remember
+/// its page.
 struct Recent {
-    page: Cell<u32>,
-    slot: Cell<usize>,
-    older_page: Cell<u32>,
-    older_slot: Cell<usize>,
+    entries: [Cell<(u32, u32)>; RECENT],
 }
 
 impl Recent {
     fn new() -> Self {
-        Recent {
-            page: Cell::new(NO_PAGE),
-            slot: Cell::new(0),
-            older_page: Cell::new(NO_PAGE),
-            older_slot: Cell::new(0),
-        }
+        Recent { entries: std::array::from_fn(|_| Cell::new((NO_PAGE, 0))) }
     }
 
-    /// The slot of `page` if it is one of the two.
+    #[inline(always)]
+    fn entry(&self, page: u32) -> &Cell<(u32, u32)> {
+        &self.entries[page as usize % RECENT]
+    }
+
+    /// The slot of `page` if it is remembered.
     #[inline(always)]
     fn slot(&self, page: u32) -> Option<usize> {
-        if page == self.page.get() {
-            Some(self.slot.get())
-        } else if page == self.older_page.get() {
-            Some(self.older_slot.get())
-        } else {
-            None
-        }
+        let (held, slot) = self.entry(page).get();
+        (held == page).then_some(slot as usize)
     }
 
-    /// Makes `page` (in `slot`) the most recent; the older of the two is dropped.
+    /// Remembers `page` (in `slot`), in place of the page that shares its entry.
     fn remember(&self, page: u32, slot: usize) {
-        self.older_page.set(self.page.get());
-        self.older_slot.set(self.slot.get());
-        self.page.set(page);
-        self.slot.set(slot);
+        self.entry(page).set((page, slot as u32));
     }
 
     fn forget(&self) {
-        self.page.set(NO_PAGE);
-        self.older_page.set(NO_PAGE);
+        for entry in &self.entries {
+            entry.set((NO_PAGE, 0));
+        }
     }
 
     fn forget_page(&self, page: u32) {
-        for p in [&self.page, &self.older_page] {
-            if p.get() == page {
-                p.set(NO_PAGE);
-            }
+        if self.entry(page).get().0 == page {
+            self.entry(page).set((NO_PAGE, 0));
         }
     }
 }
@@ -277,9 +271,9 @@ impl PageMemory {
         &mut self.data[slot as usize]
     }
 
-    /// Guest load of `N` (1, 2, 4 or 8) bytes, zero-extended, if it lies inside one of the
-    /// two pages the last loads went through (the caller's fast path); else `None` and the
-    /// caller takes [`PageMemory::load_le`].
+    /// Guest load of `N` (1, 2, 4 or 8) bytes, zero-extended, if it lies inside a page recent
+    /// loads went through (the caller's fast path); else `None` and the caller takes
+    /// [`PageMemory::load_le`].
     #[inline(always)]
     pub fn load_recent<const N: usize>(&self, address: u32) -> Option<u64> {
         let page = address >> PAGE_SHIFT;
@@ -295,8 +289,8 @@ impl PageMemory {
     }
 
     /// Guest load of `N` (1, 2, 4 or 8) bytes as a little-endian value, zero-extended, by
-    /// [`PageMemory::load`]'s rules. An access inside one mapped page makes that page the
-    /// most recent for [`PageMemory::load_recent`].
+    /// [`PageMemory::load`]'s rules. An access inside one mapped page makes that page a
+    /// recent one for [`PageMemory::load_recent`].
     pub fn load_le<const N: usize>(&self, address: u32) -> Result<u64, Fault> {
         if let Some(value) = self.load_recent::<N>(address) {
             return Ok(value);
@@ -313,9 +307,9 @@ impl PageMemory {
         Ok(u64::from_le_bytes(wide))
     }
 
-    /// Guest store of the low `N` (1, 2, 4 or 8) bytes of `value` if it lies inside one of
-    /// the two pages the last stores went through (the caller's fast path); else `false`,
-    /// nothing is written and the caller takes [`PageMemory::store_le`].
+    /// Guest store of the low `N` (1, 2, 4 or 8) bytes of `value` if it lies inside a page
+    /// recent stores went through (the caller's fast path); else `false`, nothing is written
+    /// and the caller takes [`PageMemory::store_le`].
     #[inline(always)]
     pub fn store_recent<const N: usize>(&mut self, address: u32, value: u64) -> bool {
         let page = address >> PAGE_SHIFT;
@@ -334,7 +328,7 @@ impl PageMemory {
     }
 
     /// Guest store of the low `N` (1, 2, 4 or 8) bytes of `value` by [`PageMemory::store`]'s
-    /// rules. A store inside one writable page makes that page the most recent for
+    /// rules. A store inside one writable page makes that page a recent one for
     /// [`PageMemory::store_recent`].
     pub fn store_le<const N: usize>(&mut self, address: u32, value: u64) -> Result<(), Fault> {
         if self.store_recent::<N>(address, value) {
@@ -515,16 +509,31 @@ mod tests {
         m.store_le::<8>(0x20008, 0x1122_3344_5566_7788).unwrap();
         assert_eq!(m.load_le::<8>(0x20008), Ok(0x1122_3344_5566_7788));
         assert_eq!(m.load_le::<2>(0x2000E), Ok(0x1122));
-        // Two recent pages for loads and for stores; a third one evicts the oldest.
+        // Each page number has its entry, for loads and for stores: pages whose numbers
+        // differ by a multiple of RECENT share one, and the later evicts the earlier.
         m.store_le::<4>(0x21000, 7).unwrap();
         m.store_le::<4>(0x22000, 8).unwrap();
         assert!(m.store_recent::<4>(0x22004, 9));
         assert!(m.store_recent::<4>(0x21004, 9));
-        assert!(!m.store_recent::<4>(0x20000, 9), "evicted");
+        assert!(m.store_recent::<4>(0x20000, 9), "three pages in three entries");
         assert_eq!(m.load_le::<4>(0x21000), Ok(7));
         assert_eq!(m.load_le::<4>(0x22000), Ok(8));
         assert_eq!(m.load_recent::<4>(0x21000), Some(7));
-        assert_eq!(m.load_recent::<4>(0x20008), None, "evicted");
+        assert_eq!(m.load_recent::<8>(0x20008), Some(0x1122_3344_5566_7788));
+        // (Mapping forgets every recent page; the accesses after it make them recent again.)
+        let sharing = 0x20000 + (RECENT as u32) * PAGE_SIZE;
+        m.map(sharing, 0x1000, true).unwrap();
+        assert_eq!(m.load_recent::<4>(0x21000), None);
+        for page in [0x20000, 0x21000] {
+            m.store_le::<4>(page + 12, 3).unwrap();
+            assert_eq!(m.load_le::<4>(page + 12), Ok(3));
+        }
+        m.store_le::<4>(sharing, 1).unwrap();
+        assert_eq!(m.load_le::<4>(sharing), Ok(1));
+        assert!(!m.store_recent::<4>(0x20000, 9), "evicted by the page sharing its entry");
+        assert_eq!(m.load_recent::<4>(0x20008), None, "evicted by the page sharing its entry");
+        assert!(m.store_recent::<4>(0x21004, 9));
+        assert_eq!(m.load_recent::<4>(0x21000), Some(7));
         // An access crossing the page end never takes the recent path.
         assert_eq!(m.load_recent::<8>(0x21FFC), None);
         assert!(!m.store_recent::<8>(0x21FFC, 0));
