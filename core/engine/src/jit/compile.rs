@@ -1187,7 +1187,9 @@ impl<'p> Compiler<'p> {
         }
     }
 
-    fn emit_branch(&mut self, i: u32, inst: &Inst, cond: BranchCond, rhs: Source) {
+    /// A conditional branch; `IMM`: it compares with an immediate rather than a register
+    /// (a constant of the opcode, so the pass does not branch on it).
+    fn emit_branch<const IMM: bool>(&mut self, i: u32, inst: &Inst, cond: BranchCond) {
         let a = r(inst.ra);
         let cond = branch_cond(cond);
         if inst.target == NONE && self.strict {
@@ -1195,7 +1197,7 @@ impl<'p> Compiler<'p> {
             self.emit_exit(i, exit);
             return;
         }
-        if rhs == Source::Imm {
+        if IMM {
             match imm32(inst.x) {
                 Some(0) => self.ops.put(x64::alu_rr(Alu::Test, true, a, a)),
                 Some(x) => self.emit_cmp_imm(a, x),
@@ -1322,7 +1324,8 @@ impl<'p> Compiler<'p> {
                 self.emit_load_imm(r(inst.ra), inst.x);
                 self.emit_goto(i, inst.terminator, inst.target, true);
             }
-            Kind::Branch { cond, rhs } => self.emit_branch(i, inst, cond, rhs),
+            Kind::Branch { cond, rhs: Source::Imm } => self.emit_branch::<true>(i, inst, cond),
+            Kind::Branch { cond, rhs: Source::Reg } => self.emit_branch::<false>(i, inst, cond),
             Kind::JumpInd => {
                 self.emit_address(r(inst.ra), inst.x);
                 self.emit_dynamic_jump(i);
@@ -1442,15 +1445,12 @@ impl<'p> Compiler<'p> {
         let mem = if absolute {
             self.ops.put(x64::mov_ecx_imm(x));
             if gs {
-                Mem::Gs8(RCX, 0)
+                Mem::Gs(RCX, 0)
             } else {
                 Mem::Base
             }
         } else if gs {
-            match i8::try_from(x) {
-                Ok(x8) => Mem::Gs8(base, x8),
-                Err(_) => Mem::Gs32(base, x),
-            }
+            Mem::Gs(base, x)
         } else {
             self.emit_address(base, x_full);
             Mem::Base

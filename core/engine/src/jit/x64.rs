@@ -74,10 +74,10 @@ impl Enc {
 pub(crate) enum Mem {
     /// `[r15 + rcx]`: the guest base plus the 32-bit address in `ecx`.
     Base,
-    /// `gs:[reg32 + disp8]`.
-    Gs8(u8, i8),
-    /// `gs:[reg32 + disp32]`.
-    Gs32(u8, i32),
+    /// `gs:[reg32 + disp]`, with an 8-bit displacement when it fits, else a 32-bit one: the
+    /// size is worked out by arithmetic instead of a branch (whether a guest access's offset
+    /// fits in a byte changes from access to access, and a branch on it was mispredicted).
+    Gs(u8, i32),
 }
 
 /// Legacy prefixes, REX (`reg` in its R field), `opcode`, then ModRM, SIB and displacement
@@ -96,8 +96,13 @@ fn mem_op(mem: Mem, size16: bool, w: bool, opcode: &[u8], reg: u8) -> Enc {
         // mod 00, SIB: scale 1, index rcx, base r15.
         Mem::Base => op(Enc::new(), 15).modrm(0, reg, 4).u8(0x0F),
         // GS and address-size prefixes; SIB without an index.
-        Mem::Gs8(base, d) => op(Enc::new().u8(0x65).u8(0x67), base).modrm(1, reg, 4).u8(0x20 | (base & 7)).u8(d as u8),
-        Mem::Gs32(base, d) => op(Enc::new().u8(0x65).u8(0x67), base).modrm(2, reg, 4).u8(0x20 | (base & 7)).i32(d),
+        Mem::Gs(base, d) => {
+            // ModRM mod 1 with one displacement byte, or mod 2 with four.
+            let wide = u8::from(i32::from(d as i8) != d);
+            let n = 1 + 3 * usize::from(wide);
+            let disp = u64::from(d as u32) & (u64::MAX >> (64 - 8 * n));
+            op(Enc::new().u8(0x65).u8(0x67), base).modrm(1 + wide, reg, 4).u8(0x20 | (base & 7)).bytes(disp, n)
+        }
     }
 }
 
@@ -338,7 +343,8 @@ mod tests {
     }
 
     const IMM32: [i32; 6] = [0, 1, -1, 127, -129, 0x1234_5678];
-    const DISP8: [i8; 4] = [0, 1, -1, 127];
+    /// Displacements of both sizes and at both ends of each.
+    const DISP: [i32; 11] = [0, 1, -1, 127, -128, 128, -129, 1000, -0x7000_0000, i32::MAX, i32::MIN];
 
     /// Every register except rsp, which the compiler never names dynamically.
     fn regs() -> impl Iterator<Item = u8> {
@@ -348,10 +354,14 @@ mod tests {
     fn mems() -> Vec<Mem> {
         let mut out = vec![Mem::Base];
         for r in regs() {
-            out.extend(DISP8.map(|d| Mem::Gs8(r, d)));
-            out.extend([Mem::Gs32(r, 1000), Mem::Gs32(r, -0x7000_0000)]);
+            out.extend(DISP.map(|d| Mem::Gs(r, d)));
         }
         out
+    }
+
+    /// Whether `d` is encoded in one byte.
+    fn narrow(d: i32) -> bool {
+        i8::try_from(d).is_ok()
     }
 
     #[test]
@@ -368,20 +378,34 @@ mod tests {
                         (Mem::Base, 4, false) => dynasm!(a ; .arch x64 ; mov Rd(r), DWORD [r15 + rcx]),
                         (Mem::Base, 4, true) => dynasm!(a ; .arch x64 ; movsxd Rq(r), DWORD [r15 + rcx]),
                         (Mem::Base, _, _) => dynasm!(a ; .arch x64 ; mov Rq(r), QWORD [r15 + rcx]),
-                        (Mem::Gs8(b, d), 1, false) => dynasm!(a ; .arch x64 ; gs movzx Rd(r), BYTE [BYTE Rd(b) + d]),
-                        (Mem::Gs8(b, d), 1, true) => dynasm!(a ; .arch x64 ; gs movsx Rq(r), BYTE [BYTE Rd(b) + d]),
-                        (Mem::Gs8(b, d), 2, false) => dynasm!(a ; .arch x64 ; gs movzx Rd(r), WORD [BYTE Rd(b) + d]),
-                        (Mem::Gs8(b, d), 2, true) => dynasm!(a ; .arch x64 ; gs movsx Rq(r), WORD [BYTE Rd(b) + d]),
-                        (Mem::Gs8(b, d), 4, false) => dynasm!(a ; .arch x64 ; gs mov Rd(r), DWORD [BYTE Rd(b) + d]),
-                        (Mem::Gs8(b, d), 4, true) => dynasm!(a ; .arch x64 ; gs movsxd Rq(r), DWORD [BYTE Rd(b) + d]),
-                        (Mem::Gs8(b, d), _, _) => dynasm!(a ; .arch x64 ; gs mov Rq(r), QWORD [BYTE Rd(b) + d]),
-                        (Mem::Gs32(b, d), 1, false) => dynasm!(a ; .arch x64 ; gs movzx Rd(r), BYTE [Rd(b) + d]),
-                        (Mem::Gs32(b, d), 1, true) => dynasm!(a ; .arch x64 ; gs movsx Rq(r), BYTE [Rd(b) + d]),
-                        (Mem::Gs32(b, d), 2, false) => dynasm!(a ; .arch x64 ; gs movzx Rd(r), WORD [Rd(b) + d]),
-                        (Mem::Gs32(b, d), 2, true) => dynasm!(a ; .arch x64 ; gs movsx Rq(r), WORD [Rd(b) + d]),
-                        (Mem::Gs32(b, d), 4, false) => dynasm!(a ; .arch x64 ; gs mov Rd(r), DWORD [Rd(b) + d]),
-                        (Mem::Gs32(b, d), 4, true) => dynasm!(a ; .arch x64 ; gs movsxd Rq(r), DWORD [Rd(b) + d]),
-                        (Mem::Gs32(b, d), _, _) => dynasm!(a ; .arch x64 ; gs mov Rq(r), QWORD [Rd(b) + d]),
+                        (Mem::Gs(b, d), 1, false) if narrow(d) => {
+                            dynasm!(a ; .arch x64 ; gs movzx Rd(r), BYTE [BYTE Rd(b) + d as i8])
+                        }
+                        (Mem::Gs(b, d), 1, true) if narrow(d) => {
+                            dynasm!(a ; .arch x64 ; gs movsx Rq(r), BYTE [BYTE Rd(b) + d as i8])
+                        }
+                        (Mem::Gs(b, d), 2, false) if narrow(d) => {
+                            dynasm!(a ; .arch x64 ; gs movzx Rd(r), WORD [BYTE Rd(b) + d as i8])
+                        }
+                        (Mem::Gs(b, d), 2, true) if narrow(d) => {
+                            dynasm!(a ; .arch x64 ; gs movsx Rq(r), WORD [BYTE Rd(b) + d as i8])
+                        }
+                        (Mem::Gs(b, d), 4, false) if narrow(d) => {
+                            dynasm!(a ; .arch x64 ; gs mov Rd(r), DWORD [BYTE Rd(b) + d as i8])
+                        }
+                        (Mem::Gs(b, d), 4, true) if narrow(d) => {
+                            dynasm!(a ; .arch x64 ; gs movsxd Rq(r), DWORD [BYTE Rd(b) + d as i8])
+                        }
+                        (Mem::Gs(b, d), _, _) if narrow(d) => {
+                            dynasm!(a ; .arch x64 ; gs mov Rq(r), QWORD [BYTE Rd(b) + d as i8])
+                        }
+                        (Mem::Gs(b, d), 1, false) => dynasm!(a ; .arch x64 ; gs movzx Rd(r), BYTE [Rd(b) + d]),
+                        (Mem::Gs(b, d), 1, true) => dynasm!(a ; .arch x64 ; gs movsx Rq(r), BYTE [Rd(b) + d]),
+                        (Mem::Gs(b, d), 2, false) => dynasm!(a ; .arch x64 ; gs movzx Rd(r), WORD [Rd(b) + d]),
+                        (Mem::Gs(b, d), 2, true) => dynasm!(a ; .arch x64 ; gs movsx Rq(r), WORD [Rd(b) + d]),
+                        (Mem::Gs(b, d), 4, false) => dynasm!(a ; .arch x64 ; gs mov Rd(r), DWORD [Rd(b) + d]),
+                        (Mem::Gs(b, d), 4, true) => dynasm!(a ; .arch x64 ; gs movsxd Rq(r), DWORD [Rd(b) + d]),
+                        (Mem::Gs(b, d), _, _) => dynasm!(a ; .arch x64 ; gs mov Rq(r), QWORD [Rd(b) + d]),
                     });
                     assert_eq!(load(r, mem, bytes, signed).as_slice(), expected, "load {bytes} {signed} r{r} {mem:?}");
                 }
@@ -399,14 +423,22 @@ mod tests {
                         (Mem::Base, 2) => dynasm!(a ; .arch x64 ; mov WORD [r15 + rcx], Rw(r)),
                         (Mem::Base, 4) => dynasm!(a ; .arch x64 ; mov DWORD [r15 + rcx], Rd(r)),
                         (Mem::Base, _) => dynasm!(a ; .arch x64 ; mov QWORD [r15 + rcx], Rq(r)),
-                        (Mem::Gs8(b, d), 1) => dynasm!(a ; .arch x64 ; gs mov BYTE [BYTE Rd(b) + d], Rb(r)),
-                        (Mem::Gs8(b, d), 2) => dynasm!(a ; .arch x64 ; gs mov WORD [BYTE Rd(b) + d], Rw(r)),
-                        (Mem::Gs8(b, d), 4) => dynasm!(a ; .arch x64 ; gs mov DWORD [BYTE Rd(b) + d], Rd(r)),
-                        (Mem::Gs8(b, d), _) => dynasm!(a ; .arch x64 ; gs mov QWORD [BYTE Rd(b) + d], Rq(r)),
-                        (Mem::Gs32(b, d), 1) => dynasm!(a ; .arch x64 ; gs mov BYTE [Rd(b) + d], Rb(r)),
-                        (Mem::Gs32(b, d), 2) => dynasm!(a ; .arch x64 ; gs mov WORD [Rd(b) + d], Rw(r)),
-                        (Mem::Gs32(b, d), 4) => dynasm!(a ; .arch x64 ; gs mov DWORD [Rd(b) + d], Rd(r)),
-                        (Mem::Gs32(b, d), _) => dynasm!(a ; .arch x64 ; gs mov QWORD [Rd(b) + d], Rq(r)),
+                        (Mem::Gs(b, d), 1) if narrow(d) => {
+                            dynasm!(a ; .arch x64 ; gs mov BYTE [BYTE Rd(b) + d as i8], Rb(r))
+                        }
+                        (Mem::Gs(b, d), 2) if narrow(d) => {
+                            dynasm!(a ; .arch x64 ; gs mov WORD [BYTE Rd(b) + d as i8], Rw(r))
+                        }
+                        (Mem::Gs(b, d), 4) if narrow(d) => {
+                            dynasm!(a ; .arch x64 ; gs mov DWORD [BYTE Rd(b) + d as i8], Rd(r))
+                        }
+                        (Mem::Gs(b, d), _) if narrow(d) => {
+                            dynasm!(a ; .arch x64 ; gs mov QWORD [BYTE Rd(b) + d as i8], Rq(r))
+                        }
+                        (Mem::Gs(b, d), 1) => dynasm!(a ; .arch x64 ; gs mov BYTE [Rd(b) + d], Rb(r)),
+                        (Mem::Gs(b, d), 2) => dynasm!(a ; .arch x64 ; gs mov WORD [Rd(b) + d], Rw(r)),
+                        (Mem::Gs(b, d), 4) => dynasm!(a ; .arch x64 ; gs mov DWORD [Rd(b) + d], Rd(r)),
+                        (Mem::Gs(b, d), _) => dynasm!(a ; .arch x64 ; gs mov QWORD [Rd(b) + d], Rq(r)),
                     });
                     assert_eq!(store(r, mem, bytes).as_slice(), expected, "store {bytes} r{r} {mem:?}");
                 }
@@ -418,14 +450,22 @@ mod tests {
                         (Mem::Base, 2) => dynasm!(a ; .arch x64 ; mov WORD [r15 + rcx], v as i16),
                         (Mem::Base, 4) => dynasm!(a ; .arch x64 ; mov DWORD [r15 + rcx], v),
                         (Mem::Base, _) => dynasm!(a ; .arch x64 ; mov QWORD [r15 + rcx], v),
-                        (Mem::Gs8(b, d), 1) => dynasm!(a ; .arch x64 ; gs mov BYTE [BYTE Rd(b) + d], v as i8),
-                        (Mem::Gs8(b, d), 2) => dynasm!(a ; .arch x64 ; gs mov WORD [BYTE Rd(b) + d], v as i16),
-                        (Mem::Gs8(b, d), 4) => dynasm!(a ; .arch x64 ; gs mov DWORD [BYTE Rd(b) + d], v),
-                        (Mem::Gs8(b, d), _) => dynasm!(a ; .arch x64 ; gs mov QWORD [BYTE Rd(b) + d], v),
-                        (Mem::Gs32(b, d), 1) => dynasm!(a ; .arch x64 ; gs mov BYTE [Rd(b) + d], v as i8),
-                        (Mem::Gs32(b, d), 2) => dynasm!(a ; .arch x64 ; gs mov WORD [Rd(b) + d], v as i16),
-                        (Mem::Gs32(b, d), 4) => dynasm!(a ; .arch x64 ; gs mov DWORD [Rd(b) + d], v),
-                        (Mem::Gs32(b, d), _) => dynasm!(a ; .arch x64 ; gs mov QWORD [Rd(b) + d], v),
+                        (Mem::Gs(b, d), 1) if narrow(d) => {
+                            dynasm!(a ; .arch x64 ; gs mov BYTE [BYTE Rd(b) + d as i8], v as i8)
+                        }
+                        (Mem::Gs(b, d), 2) if narrow(d) => {
+                            dynasm!(a ; .arch x64 ; gs mov WORD [BYTE Rd(b) + d as i8], v as i16)
+                        }
+                        (Mem::Gs(b, d), 4) if narrow(d) => {
+                            dynasm!(a ; .arch x64 ; gs mov DWORD [BYTE Rd(b) + d as i8], v)
+                        }
+                        (Mem::Gs(b, d), _) if narrow(d) => {
+                            dynasm!(a ; .arch x64 ; gs mov QWORD [BYTE Rd(b) + d as i8], v)
+                        }
+                        (Mem::Gs(b, d), 1) => dynasm!(a ; .arch x64 ; gs mov BYTE [Rd(b) + d], v as i8),
+                        (Mem::Gs(b, d), 2) => dynasm!(a ; .arch x64 ; gs mov WORD [Rd(b) + d], v as i16),
+                        (Mem::Gs(b, d), 4) => dynasm!(a ; .arch x64 ; gs mov DWORD [Rd(b) + d], v),
+                        (Mem::Gs(b, d), _) => dynasm!(a ; .arch x64 ; gs mov QWORD [Rd(b) + d], v),
                     });
                     assert_eq!(store_imm(mem, bytes, v).as_slice(), expected, "store_imm {bytes} {v} {mem:?}");
                 }
