@@ -1993,9 +1993,7 @@ enum Access {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::blob::Blob;
     use crate::isa::Profile;
-    use std::sync::Arc;
 
     #[test]
     fn a_failed_charge_is_found_by_its_call_s_return_address_alone() {
@@ -2035,6 +2033,8 @@ mod tests {
     #[test]
     #[cfg(debug_assertions)]
     fn every_unit_fits_its_room() {
+        use crate::blob::Blob;
+        use std::sync::Arc;
         // Every opcode with operand bytes of several patterns and every length up to the
         // largest skip (the widest immediates and offsets, the high registers), compiled under
         // every gas model, with single steps, with no optional CPU feature and with all of
