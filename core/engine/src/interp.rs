@@ -590,8 +590,8 @@ impl Interpreter {
         match machine.exit {
             Some(stopped) => {
                 let inst = &insts[inst_of[stopped.slot as usize] as usize];
-                let (pc, pending) = (inst.pc, stopped.at_charge || inst.terminator || per_instruction);
-                Some(state.finish(stopped.exit, pc, pending, stopped.resume_next))
+                let pending = stopped.at_charge || inst.terminator || per_instruction;
+                Some(state.finish(stopped.exit, inst.pc, pending, stopped.resume_next))
             }
             None if (at as usize) < slots.len() => {
                 // One step done: the next instruction, behind its charge if it has one.

@@ -314,20 +314,32 @@ pub(crate) fn walk<const UNIT: bool, V: Visit>(code: &Code, profile: Profile, ga
         follows_terminator = row.ends_block && falls_to_next;
         if !falls_to_next {
             debug_assert!(fall < n, "a gap before the next start lies inside the code");
-            v.gap_trap(gap_trap(code, profile, gas, next_pc), true, following as u32);
-            if UNIT {
-                v.block_end();
-            }
+            visit_trap::<UNIT, V>(v, code, profile, gas, next_pc, true, following as u32);
         }
         last_falls_through = falls_to_next;
         pc = following;
     }
     if last_falls_through {
         // The last start falls through to the end of code: the trap there.
-        v.gap_trap(gap_trap(code, profile, gas, n as u32), false, n as u32);
-        if UNIT {
-            v.block_end();
-        }
+        visit_trap::<UNIT, V>(v, code, profile, gas, n as u32, false, n as u32);
+    }
+}
+
+/// [`walk`]'s visit of the trap at `pc`, a fall-through that is not a start, and under unit
+/// block costs of the end of its block (a trap ends one).
+#[inline(always)]
+fn visit_trap<const UNIT: bool, V: Visit>(
+    v: &mut V,
+    code: &Code,
+    profile: Profile,
+    gas: &GasModel,
+    pc: u32,
+    in_gap: bool,
+    following: u32,
+) {
+    v.gap_trap(gap_trap(code, profile, gas, pc), in_gap, following);
+    if UNIT {
+        v.block_end();
     }
 }
 
